@@ -1,0 +1,63 @@
+"""``slipway``: the root command, global options and the one place errors become exit codes.
+
+Exit codes: 0 success; 1 the operation ran and failed (a sync, a rollback, a script), or — for
+``diff`` — changes are pending; 2 an error (bad input, unreachable server). A user mistake prints
+one line; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+
+from ..errors import SlipwayError, describe
+from .cluster import cluster
+from .output import err_console
+
+
+@click.group()
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, output: str, debug: bool) -> None:
+    """slipway: GitOps for Kubernetes you can script, read and trust."""
+    ctx.ensure_object(dict)
+    ctx.obj["output"] = output
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+cli.add_command(cluster)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except SlipwayError as e:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[red]error:[/red] {describe(e)}", markup=True)
+        sys.exit(2)
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[red]error:[/red] {describe(e)} (run with --debug for details)", markup=True)
+        sys.exit(2)

@@ -1,0 +1,31 @@
+"""Printing for the CLI: rich text for people, ``-o json`` for programs, one line for errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def json_mode() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.obj and "output" in ctx.obj:
+            return bool(ctx.obj["output"] == "json")
+        ctx = ctx.parent
+    return False
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def info(message: str) -> None:
+    """Progress for people: on stderr, so stdout stays clean for -o json."""
+    err_console.print(message)

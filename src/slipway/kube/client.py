@@ -1,0 +1,317 @@
+"""The one place slipway talks HTTP to a Kubernetes API server.
+
+lightkube reads the kubeconfig (contexts, certificates, tokens, exec plugins) and builds the
+HTTP client; on top of it we send plain REST requests on dict objects, because a GitOps engine
+must handle any kind and needs exact control of server-side apply (field manager, force,
+dry-run). Every HTTP failure becomes a typed :mod:`slipway.errors` error in
+:func:`error_from_response`, worded like kapp: ``<action> <object>: API server says: <message>
+(<reason>)``. A :class:`Kube` is thread-safe and shared per (kubeconfig, context), so many
+workflows aimed at one cluster share one connection pool.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import msgspec
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
+
+from .. import settings
+from ..errors import (
+    ConfigError,
+    KubeError,
+    KubeForbidden,
+    KubeInvalid,
+    KubeNotFound,
+    KubeTransientError,
+)
+from .discovery import Discovery, ResourceInfo
+from .objects import Obj
+
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+
+class KubeFieldConflict(KubeError):
+    """Server-side apply without force found fields owned by another manager."""
+
+    def __init__(self, message: str, *, conflicts: list[str], status: int = 409) -> None:
+        super().__init__(message, status=status, reason="Conflict")
+        self.conflicts = conflicts
+
+
+def error_from_response(action: str, what: str, status: int, body: bytes) -> KubeError:
+    """Map one HTTP error response to the error type a caller can act on."""
+    message, reason = "", ""
+    causes: list[dict[str, Any]] = []
+    try:
+        doc = _json_decode(body)
+        if isinstance(doc, dict):
+            message = str(doc.get("message") or "")
+            reason = str(doc.get("reason") or "")
+            causes = (doc.get("details") or {}).get("causes") or []
+    except msgspec.DecodeError:
+        message = body.decode("utf-8", "replace").strip()[:500]
+    text = f"{action} {what}: API server says: {message or 'HTTP ' + str(status)}"
+    if reason:
+        text += f" ({reason})"
+    if status == 409 and any(c.get("type") == "FieldManagerConflict" for c in causes):
+        fields = [str(c.get("field", "")) for c in causes]
+        return KubeFieldConflict(text, conflicts=fields)
+    if status == 404:
+        return KubeNotFound(text, status=status, reason=reason)
+    if status in (401, 403):
+        return KubeForbidden(text, status=status, reason=reason)
+    if status in (400, 415, 422) or (status == 409 and reason == "AlreadyExists"):
+        return KubeInvalid(text, status=status, reason=reason)
+    if status in (409, 429) or status >= 500:
+        return KubeTransientError(text, status=status, reason=reason)
+    return KubeError(text, status=status, reason=reason)
+
+
+def resolve_kubeconfig(path: str | os.PathLike[str] | None = None) -> Path:
+    """The kubeconfig to use: the given one, else $KUBECONFIG, ~/.kube/config, or the local cluster's."""
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return Path(env.split(os.pathsep)[0]).expanduser()
+    default = Path("~/.kube/config").expanduser()
+    if default.exists():
+        return default
+    local = settings.cache() / "clusters" / "default" / "admin.kubeconfig"
+    if local.exists():
+        return local
+    raise ConfigError(
+        "no kubeconfig: set KUBECONFIG, create ~/.kube/config, or start the local cluster with `slipway cluster up`"
+    )
+
+
+class Kube:
+    """A connection to one API server: REST verbs on dict objects plus cached discovery."""
+
+    def __init__(
+        self,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        *,
+        max_connections: int = 32,
+        timeout: float = 30.0,
+    ) -> None:
+        self.kubeconfig = resolve_kubeconfig(kubeconfig)
+        if not self.kubeconfig.exists():
+            raise ConfigError(f"kubeconfig {self.kubeconfig} does not exist")
+        try:
+            config = KubeConfig.from_file(self.kubeconfig).get(context_name=context)
+        except (LightkubeConfigError, KeyError, ValueError) as e:
+            what = f"context {context!r} in " if context else ""
+            raise ConfigError(f"cannot use {what}kubeconfig {self.kubeconfig}: {e}") from None
+        if config is None:
+            raise ConfigError(f"kubeconfig {self.kubeconfig} has no current context; name one")
+        self.context = context or config.context_name
+        self.server = config.cluster.server
+        params = client_adapter.ConnectionParams(timeout=httpx.Timeout(timeout), trust_env=False)
+        self._http = httpx.Client(
+            **params.httpx_params(config),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+        self.discovery = Discovery(self)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        what: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request; decoded JSON on success, a typed KubeError otherwise."""
+        headers = {"Accept": accept}
+        content = None
+        if body is not None:
+            content = body if isinstance(body, bytes) else _json_encode(body)
+            headers["Content-Type"] = content_type
+        try:
+            resp = self._http.request(
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                timeout=httpx.Timeout(timeout) if timeout else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as e:
+            raise KubeTransientError(f"{action} {what}: API server {self.server} timed out ({e})") from e
+        except httpx.TransportError as e:
+            raise KubeTransientError(f"{action} {what}: cannot reach API server {self.server} ({e})") from e
+        if resp.status_code >= 400:
+            raise error_from_response(action, what, resp.status_code, resp.content)
+        if not resp.content:
+            return None
+        if "json" not in resp.headers.get("content-type", "json"):
+            return resp.text
+        return _json_decode(resp.content)
+
+    def raw(self, path: str, *, timeout: float | None = None) -> str:
+        """GET a non-resource path (``/readyz``, ``/metrics``) as text."""
+        return str(self.request("GET", path, action="get", what=path, accept="*/*", timeout=timeout))
+
+    # -- verbs on objects --------------------------------------------------------------------------
+
+    def get(self, info: ResourceInfo, namespace: str, name: str) -> Obj | None:
+        try:
+            obj = self.request("GET", info.path(namespace, name), action="get", what=info.describe(namespace, name))
+        except KubeNotFound:
+            return None
+        return dict(obj)
+
+    def list(
+        self,
+        info: ResourceInfo,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        page_size: int = 500,
+    ) -> list[Obj]:
+        """Every object of one kind in one namespace (or cluster-wide), paginated."""
+        params: dict[str, str] = {"limit": str(page_size)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        items: list[Obj] = []
+        where = f"{info.kind} objects" + (f" in namespace {namespace}" if namespace else "")
+        while True:
+            doc = self.request("GET", info.path(namespace), action="list", what=where, params=params)
+            for item in doc.get("items") or []:
+                item.setdefault("apiVersion", info.api_version)
+                item.setdefault("kind", info.kind)
+                items.append(item)
+            cont = (doc.get("metadata") or {}).get("continue")
+            if not cont:
+                return items
+            params["continue"] = cont
+
+    def apply(
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        *,
+        dry_run: bool = False,
+        force: bool = True,
+        field_manager: str = settings.FIELD_MANAGER,
+    ) -> Obj:
+        """Server-side apply of ``obj``; returns the object as the server has (or would have) it."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or ""
+        name = meta["name"]
+        params = {"fieldManager": field_manager}
+        if force:
+            params["force"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
+        action = "dry-run apply" if dry_run else "apply"
+        return dict(
+            self.request(
+                "PATCH",
+                info.path(namespace, name),
+                action=action,
+                what=info.describe(namespace, name),
+                params=params,
+                body=obj,
+                content_type=APPLY_PATCH,
+            )
+        )
+
+    def patch_merge(self, info: ResourceInfo, namespace: str, name: str, patch: Obj) -> Obj:
+        return dict(
+            self.request(
+                "PATCH",
+                info.path(namespace, name),
+                action="patch",
+                what=info.describe(namespace, name),
+                body=patch,
+                content_type=MERGE_PATCH,
+            )
+        )
+
+    def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete one object; False when it was already gone. ``uid`` guards against a namesake."""
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self.request(
+                "DELETE",
+                info.path(namespace, name),
+                action="delete",
+                what=info.describe(namespace, name),
+                body=body,
+            )
+        except KubeNotFound:
+            return False
+        except KubeTransientError as e:
+            if e.status == 409 and uid:
+                return False  # the uid precondition failed: a different object now has that name
+            raise
+        return True
+
+
+_shared: dict[tuple[str, str | None], Kube] = {}
+_shared_lock = threading.Lock()
+
+
+def connect(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> Kube:
+    """A shared :class:`Kube` for one (kubeconfig, context)."""
+    path = resolve_kubeconfig(kubeconfig)
+    key = (str(path.resolve()), context)
+    with _shared_lock:
+        kube = _shared.get(key)
+        if kube is None:
+            kube = _shared[key] = Kube(path, context)
+        return kube
+
+
+def forget_connections() -> None:
+    """Drop shared connections (after a cluster restart, or at exit)."""
+    with _shared_lock:
+        for kube in _shared.values():
+            kube.close()
+        _shared.clear()
+
+
+__all__ = [
+    "Discovery",
+    "Kube",
+    "KubeFieldConflict",
+    "KubeInvalid",
+    "ResourceInfo",
+    "connect",
+    "error_from_response",
+    "forget_connections",
+    "resolve_kubeconfig",
+]

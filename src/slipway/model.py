@@ -1,0 +1,426 @@
+"""The nouns of slipway and their validation: Repository, Workflow, policies, Change, Plan, results.
+
+Configuration arrives as dicts (from Python keyword arguments, Lua tables, CLI flags or the state
+store); ``from_config`` turns each into a dataclass and rejects unknown keys and wrong types with
+an error naming the key (``sync_policy.retry.backoff: ...``). A :class:`Change` is the one record
+of what happens to one object; plan, apply, history, the CLI and Lua all print it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import settings
+from .durations import parse_duration
+from .errors import ConfigError
+
+ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+_SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def new_id(prefix: str) -> str:
+    """``<prefix>-<unix seconds>-<random>``: sortable, and unique however many are made per second."""
+    return f"{prefix}-{int(time.time())}-{secrets.token_hex(3)}"
+
+
+def check_id(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise ConfigError(
+            f"{key}: {value!r} is not a valid id; use up to 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+class _Reader:
+    """Reads one config table, naming each key in errors; ``done()`` rejects what was not read."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where or 'config'}: expected a table, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def get(self, name: str, types: type | tuple[type, ...], default: Any = None) -> Any:
+        self.seen.add(name)
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise ConfigError(f"{self.key(name)}: expected {_type_names(types)}, got a boolean")
+        if not isinstance(value, types):
+            raise ConfigError(f"{self.key(name)}: expected {_type_names(types)}, got {type(value).__name__}")
+        return value
+
+    def duration(self, name: str, default: str) -> str:
+        value = self.get(name, str, default)
+        parse_duration(value, key=self.key(name))
+        return str(value)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise ConfigError(f"{self.key(name)}: {value!r} is not one of {', '.join(choices)}")
+        return str(value)
+
+    def strings(self, name: str) -> list[str]:
+        value = self.get(name, (list, tuple, dict), [])
+        if isinstance(value, dict):  # a Lua array arrives as {1: ..., 2: ...}
+            value = [value[k] for k in sorted(value)]
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{self.key(name)}[{i + 1}]: expected a string, got {type(item).__name__}")
+        return list(value)
+
+    def done(self, ignore: tuple[str, ...] = ()) -> None:
+        unknown = sorted(str(k) for k in self.data if k not in self.seen and k not in ignore)
+        if unknown:
+            raise ConfigError(f"{self.key(unknown[0])}: unknown key" + _suggest(unknown[0], self.seen))
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number", dict: "a table",
+             list: "a list", tuple: "a list"}  # fmt: skip
+    ts = types if isinstance(types, tuple) else (types,)
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in ts))
+
+
+def _suggest(key: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+
+
+# -- repositories ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Credentials:
+    type: str
+    username: str | None = None
+    token: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    ssh_key: str | None = field(default=None, repr=False)
+    known_hosts: str | None = None
+
+    @classmethod
+    def from_config(cls, data: Any, where: str = "credentials") -> Credentials:
+        r = _Reader(data, where)
+        kind = r.choice("type", ("token", "userpass", "ssh"), "")
+        creds = cls(
+            type=kind,
+            username=r.get("username", str),
+            token=r.get("token", str),
+            password=r.get("password", str),
+            ssh_key=r.get("ssh_key", str),
+            known_hosts=r.get("known_hosts", str),
+        )
+        r.done()
+        needs = {"token": ("token",), "userpass": ("username", "password"), "ssh": ("ssh_key",)}[kind]
+        for name in needs:
+            if not getattr(creds, name):
+                raise ConfigError(f"{r.key(name)}: required for credentials of type {kind!r}")
+        if kind == "token" and not creds.username:
+            creds.username = "x-access-token"
+        return creds
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown: the type and the username, never a secret."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.username:
+            out["username"] = self.username
+        if self.known_hosts:
+            out["known_hosts"] = "given"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def expand_url(url: str) -> str:
+    """An ``owner/name`` shorthand becomes a repository on the default Git host."""
+    if _SHORTHAND.match(url) and not url.startswith("."):
+        return f"{settings.default_git_host()}/{url}"
+    return url
+
+
+@dataclass
+class Repository:
+    id: str
+    url: str
+    branch: str = "main"
+    poll_interval: str = "30s"
+    credentials: Credentials | None = None
+
+    @classmethod
+    def from_config(cls, data: Any) -> Repository:
+        r = _Reader(data, "")
+        rid = r.get("id", str)
+        url = r.get("url", str)
+        if not url:
+            raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
+        repo = cls(
+            id=check_id(rid, "id") if rid else new_id("repo"),
+            url=expand_url(url.strip()),
+            branch=r.get("branch", str, "main") or "main",
+            poll_interval=r.duration("poll_interval", "30s"),
+            credentials=Credentials.from_config(r.get("credentials", dict)) if r.data.get("credentials") else None,
+        )
+        r.done()
+        if parse_duration(repo.poll_interval) < 1:
+            raise ConfigError(f"poll_interval: {repo.poll_interval!r} is too short; use at least 1s")
+        if not re.match(r"^[^\s~^:?*\[\\]+$", repo.branch) or ".." in repo.branch:
+            raise ConfigError(f"branch: {repo.branch!r} is not a valid branch name")
+        return repo
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "branch": self.branch,
+            "poll_interval": self.poll_interval,
+            "credentials": self.credentials.public() if self.credentials else None,
+        }
+
+
+# -- workflows ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RetryPolicy:
+    limit: int = 3
+    backoff: str = "exponential"
+    max_duration: str = "2m"
+
+    @classmethod
+    def from_config(cls, data: Any, where: str) -> RetryPolicy:
+        r = _Reader(data, where)
+        limit = r.get("limit", int, 3)
+        if limit < 0:
+            raise ConfigError(f"{r.key('limit')}: must be 0 or more")
+        out = cls(limit, r.choice("backoff", ("exponential", "linear", "fixed"), "exponential"),
+                  r.duration("max_duration", "2m"))  # fmt: skip
+        r.done()
+        return out
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based), capped at 30s."""
+        base = {"exponential": 2.0 ** (attempt - 1), "linear": float(attempt), "fixed": 1.0}[self.backoff]
+        return float(min(30.0, base))
+
+
+@dataclass
+class HealthCheck:
+    enabled: bool = True
+    timeout: str = "5m"
+    failure_mode: str = "fail"
+
+    @classmethod
+    def from_config(cls, data: Any, where: str) -> HealthCheck:
+        r = _Reader(data, where)
+        out = cls(r.get("enabled", bool, True), r.duration("timeout", "5m"),
+                  r.choice("failure_mode", ("ignore", "fail", "rollback"), "fail"))  # fmt: skip
+        r.done()
+        return out
+
+
+@dataclass
+class SyncPolicy:
+    auto_prune: bool = False
+    allow_empty: bool = False
+    self_heal: bool = False
+    self_heal_interval: str = "1m"
+    recreate: bool = False
+    hook_timeout: str = "5m"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+    pre_sync_hooks: list[str] = field(default_factory=list)
+    post_sync_hooks: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, data: Any, where: str = "sync_policy") -> SyncPolicy:
+        r = _Reader(data, where)
+        out = cls(
+            auto_prune=r.get("auto_prune", bool, False),
+            allow_empty=r.get("allow_empty", bool, False),
+            self_heal=r.get("self_heal", bool, False),
+            self_heal_interval=r.duration("self_heal_interval", "1m"),
+            recreate=r.get("recreate", bool, False),
+            hook_timeout=r.duration("hook_timeout", "5m"),
+            retry=RetryPolicy.from_config(r.get("retry", dict), r.key("retry")),
+            health_check=HealthCheck.from_config(r.get("health_check", dict), r.key("health_check")),
+            pre_sync_hooks=r.strings("pre_sync_hooks"),
+            post_sync_hooks=r.strings("post_sync_hooks"),
+        )
+        r.done()
+        return out
+
+
+@dataclass
+class Destination:
+    namespace: str = "default"
+    context: str | None = None
+    kubeconfig: str | None = None
+
+    @classmethod
+    def from_config(cls, data: Any, where: str = "destination") -> Destination:
+        r = _Reader(data, where)
+        out = cls(r.get("namespace", str, "default"), r.get("context", str), r.get("kubeconfig", str))
+        r.done()
+        if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", out.namespace):
+            raise ConfigError(f"{r.key('namespace')}: {out.namespace!r} is not a valid namespace name")
+        return out
+
+
+@dataclass
+class Workflow:
+    id: str
+    name: str
+    repository: str
+    target_path: str = ""
+    auto_sync: bool = False
+    diff_preview: bool = True
+    rollback_on_failure: bool = False
+    sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
+    destination: Destination = field(default_factory=Destination)
+
+    @classmethod
+    def from_config(cls, data: Any) -> Workflow:
+        r = _Reader(data, "")
+        wid = r.get("id", str)
+        wid = check_id(wid, "id") if wid else new_id("workflow")
+        repository = r.get("repository", str)
+        if not repository:
+            raise ConfigError("repository: required (the id register_repository returned)")
+        target = (r.get("target_path", str, "") or "").strip().strip("/")
+        if target in (".", ""):
+            target = ""
+        out = cls(
+            id=wid,
+            name=r.get("name", str) or wid,
+            repository=repository,
+            target_path=target,
+            auto_sync=r.get("auto_sync", bool, False),
+            diff_preview=r.get("diff_preview", bool, True),
+            rollback_on_failure=r.get("rollback_on_failure", bool, False),
+            sync_policy=SyncPolicy.from_config(r.get("sync_policy", dict)),
+            destination=Destination.from_config(r.get("destination", dict)),
+        )
+        r.done()
+        return out
+
+    def to_config(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- plans and results ----------------------------------------------------------------------------
+
+IMPACT_LEVELS = ("low", "medium", "high", "critical")
+
+
+@dataclass
+class Change:
+    """What happens (or would happen) to one object: the unit plan, apply, history and fronts share."""
+
+    type: str  # create | update | delete
+    resource: str  # Kind/name
+    namespace: str | None
+    api_version: str
+    impact: str = "low"
+    diff: str = ""
+    current_state: dict[str, Any] | None = None  # masked, normalized
+    desired_state: dict[str, Any] | None = None  # masked, normalized
+    reasons: list[str] = field(default_factory=list)  # why this impact
+    drifted: bool = False  # live fields slipway applied were changed outside slipway
+    recreate: bool = False  # an immutable field changes: delete and create
+
+    def to_seed(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "api_version": self.api_version,
+            "impact": self.impact,
+            "diff": self.diff,
+        }
+        if self.current_state is not None:
+            out["current_state"] = self.current_state
+        if self.desired_state is not None:
+            out["desired_state"] = self.desired_state
+        return out
+
+
+@dataclass
+class Conflict:
+    resource: str
+    namespace: str | None
+    type: str  # resource_exists | out_of_sync | validation
+    description: str
+    suggestions: list[str]
+    current_state: dict[str, Any] | None = None
+    desired_state: dict[str, Any] | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.type in ("resource_exists", "validation")
+
+    def to_seed(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "type": self.type,
+            "description": self.description,
+            "current_state": self.current_state,
+            "desired_state": self.desired_state,
+            "suggestions": list(self.suggestions),
+        }
+
+
+@dataclass
+class SyncMetrics:
+    duration: str = "0.0s"
+    resources_processed: int = 0
+    resources_applied: int = 0
+    resources_skipped: int = 0
+    conflicts_resolved: int = 0
+
+
+@dataclass
+class SyncResult:
+    id: str
+    workflow_id: str
+    status: str  # running | succeeded | failed | interrupted
+    start_time: str
+    commit_hash: str | None
+    message: str
+    metrics: SyncMetrics = field(default_factory=SyncMetrics)
+    kind: str = "sync"  # sync | rollback
+    end_time: str | None = None
+    trigger: str = "manual"
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    health: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back: bool = False
+    reason: str | None = None
+    target_sync_id: str | None = None
+
+    def to_seed(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "start_time": self.start_time,
+            "commit_hash": self.commit_hash,
+            "message": self.message,
+            "metrics": asdict(self.metrics),
+        }

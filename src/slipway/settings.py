@@ -1,0 +1,34 @@
+"""Where slipway keeps things, from the environment, read at call time so tests can redirect them.
+
+``SLIPWAY_HOME`` (default ``~/.local/share/slipway``) holds the state store and the local
+encryption key; ``SLIPWAY_CACHE`` (default ``~/.cache/slipway``) holds Git mirrors, built
+binaries and the local cluster. ``SLIPWAY_GIT_HOST`` is the host an ``owner/name`` repository
+shorthand expands to.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FIELD_MANAGER = "slipway"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_WORKFLOW = "slipway.dev/workflow"
+ANNOTATION_PREFIX = "slipway.dev/"
+DEFAULT_GIT_HOST = "https://github.com"
+
+
+def home() -> Path:
+    return Path(os.environ.get("SLIPWAY_HOME") or "~/.local/share/slipway").expanduser()
+
+
+def cache() -> Path:
+    return Path(os.environ.get("SLIPWAY_CACHE") or "~/.cache/slipway").expanduser()
+
+
+def state_db() -> Path:
+    return home() / "state.db"
+
+
+def default_git_host() -> str:
+    return (os.environ.get("SLIPWAY_GIT_HOST") or DEFAULT_GIT_HOST).rstrip("/")
