@@ -15,7 +15,12 @@ import click
 
 from ..errors import SlipwayError, describe
 from .cluster import cluster
+from .controller import controller
 from .output import err_console
+from .repo import repo
+from .run import run
+from .sync import diff, history, rollback, sync
+from .workflow import workflow
 
 
 @click.group()
@@ -33,9 +38,12 @@ def cli(ctx: click.Context, output: str, debug: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-cli.add_command(cluster)
+for command in (repo, workflow, diff, sync, rollback, history, controller, run, cluster):
+    cli.add_command(command)
 
 
 def main() -> None:

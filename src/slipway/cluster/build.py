@@ -46,6 +46,8 @@ class Component:
     binaries: list[str]
     files: Callable[[str], dict[str, str]] = field(repr=False)
     commands: Callable[[str, Path], list[list[str]]] = field(repr=False)
+    # Runs after the binaries are built, with the staging dir and the build environment.
+    post: Callable[[str, Path, dict[str, str]], None] | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -104,12 +106,32 @@ def _install(pkg: str) -> Callable[[str, Path], list[list[str]]]:
     return commands
 
 
+KWOK_STAGES = [
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+]
+
+
+def _kwok_stages(version: str, out: Path, env: dict[str, str]) -> None:
+    """kwok simulates nothing without stages: keep its own fast node and pod stages beside the binary."""
+    modcache = subprocess.run(
+        ["go", "env", "GOMODCACHE"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    source = Path(modcache) / f"sigs.k8s.io/kwok@{version}" / "kustomize" / "stage"
+    (out / "stages").mkdir()
+    for rel in KWOK_STAGES:
+        shutil.copyfile(source / rel, out / "stages" / Path(rel).name)
+
+
 COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in [
         Component("kubernetes", KUBERNETES_VERSION, KUBE_BINARIES, _kube_files, _kube_commands),
         Component("etcd", ETCD_VERSION, ["etcd"], _etcd_files, _etcd_commands),
-        Component("kwok", KWOK_VERSION, ["kwok"], lambda v: {}, _install("sigs.k8s.io/kwok/cmd/kwok")),
+        Component("kwok", KWOK_VERSION, ["kwok"], lambda v: {}, _install("sigs.k8s.io/kwok/cmd/kwok"), _kwok_stages),
         Component(
             "kustomize",
             KUSTOMIZE_VERSION,
@@ -168,6 +190,11 @@ def build(component: Component, log: Callable[[str], None] = lambda _: None) -> 
     for name in component.binaries:
         if not (staging / name).is_file():
             raise BuildError(f"building {component.name} produced no {name}; see {logfile}")
+    if component.post is not None:
+        try:
+            component.post(component.version, staging, env)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise BuildError(f"building {component.name} {component.version} failed: {e}; see {logfile}") from None
     (staging / ".complete").write_text(component.version + "\n")
     target = bin_dir(component)
     shutil.rmtree(target, ignore_errors=True)
