@@ -350,7 +350,6 @@ class Change:
             "type": self.type,
             "resource": self.resource,
             "namespace": self.namespace,
-            "api_version": self.api_version,
             "impact": self.impact,
             "diff": self.diff,
         }
@@ -359,6 +358,10 @@ class Change:
         if self.desired_state is not None:
             out["desired_state"] = self.desired_state
         return out
+
+    def to_record(self) -> dict[str, Any]:
+        """What history keeps: the seed's fields plus identity and why."""
+        return {**self.to_seed(), "api_version": self.api_version, "reasons": self.reasons, "drifted": self.drifted}
 
 
 @dataclass
@@ -414,6 +417,7 @@ class SyncResult:
     rolled_back: bool = False
     reason: str | None = None
     target_sync_id: str | None = None
+    from_revision: str | None = None
 
     def to_seed(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ owner (host, pid, process start time). A claim whose owner is gone, and the sync
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import sqlite3
@@ -64,6 +65,7 @@ _MIGRATIONS = [
         start_time TEXT NOT NULL,
         end_time TEXT,
         commit_hash TEXT,
+        from_revision TEXT,
         message TEXT NOT NULL DEFAULT '',
         reason TEXT,
         target_sync_id TEXT,
@@ -82,8 +84,12 @@ _MIGRATIONS = [
         ref TEXT NOT NULL,
         api_version TEXT NOT NULL,
         action TEXT NOT NULL,
-        payload BLOB,
+        blob TEXT,
         PRIMARY KEY (sync_id, role, ref)
+    );
+    CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,
+        payload BLOB NOT NULL
     );
     CREATE TABLE inventory (
         workflow_id TEXT NOT NULL,
@@ -367,12 +373,13 @@ class Store:
         with self.tx() as c:
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs").fetchone()[0]
             c.execute(
-                """INSERT INTO syncs (id, workflow_id, kind, status, trigger, start_time, commit_hash, message,
-                     reason, target_sync_id, owner, seq)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                """INSERT INTO syncs (id, workflow_id, kind, status, trigger, start_time, commit_hash, from_revision,
+                     message, reason, target_sync_id, owner, seq)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     result.id, result.workflow_id, result.kind, result.status, result.trigger, result.start_time,
-                    result.commit_hash, result.message, result.reason, result.target_sync_id, owner_id(), seq,
+                    result.commit_hash, result.from_revision, result.message, result.reason, result.target_sync_id,
+                    owner_id(), seq,
                 ),
             )  # fmt: skip
             c.execute(
@@ -445,20 +452,40 @@ class Store:
         return {ObjectRef.from_key(r["ref"]): r["api_version"] for r in rows}
 
     def put_sync_objects(self, sync_id: str, role: str, objects: list[tuple[ObjectRef, str, str, Any]]) -> None:
-        """Store (ref, apiVersion, action, object) rows for a sync, encrypted: they may hold Secrets."""
+        """Store (ref, apiVersion, action, object) rows for a sync.
+
+        Objects are kept encrypted (they may be Secrets) and once per content, so a thousand
+        unchanged manifests cost a thousand small rows per sync, not a thousand copies.
+        """
+        rows, blobs = [], {}
+        for ref, api_version, action, obj in objects:
+            digest = None
+            if obj is not None:
+                text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                blobs[digest] = obj
+            rows.append((sync_id, role, ref.key(), api_version, action, digest))
         with self.tx() as c:
+            known: set[str] = set()
+            digests = list(blobs)
+            for i in range(0, len(digests), 500):
+                chunk = digests[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                known.update(r[0] for r in c.execute(f"SELECT hash FROM blobs WHERE hash IN ({marks})", chunk))
             c.executemany(
-                """INSERT OR REPLACE INTO sync_objects (sync_id, role, ref, api_version, action, payload)
+                "INSERT INTO blobs (hash, payload) VALUES (?, ?)",
+                [(h, self._seal(o)) for h, o in blobs.items() if h not in known],
+            )
+            c.executemany(
+                """INSERT OR REPLACE INTO sync_objects (sync_id, role, ref, api_version, action, blob)
                    VALUES (?, ?, ?, ?, ?, ?)""",
-                [
-                    (sync_id, role, ref.key(), v, action, self._seal(obj) if obj is not None else None)
-                    for ref, v, action, obj in objects
-                ],
+                rows,
             )
 
     def sync_objects(self, sync_id: str, role: str) -> list[tuple[ObjectRef, str, str, Any]]:
         rows = self._conn().execute(
-            "SELECT ref, api_version, action, payload FROM sync_objects WHERE sync_id = ? AND role = ?",
+            """SELECT o.ref, o.api_version, o.action, b.payload FROM sync_objects o
+               LEFT JOIN blobs b ON b.hash = o.blob WHERE o.sync_id = ? AND o.role = ?""",
             (sync_id, role),
         )
         return [
@@ -485,6 +512,7 @@ class Store:
             rolled_back=bool(row["rolled_back"]),
             reason=row["reason"],
             target_sync_id=row["target_sync_id"],
+            from_revision=row["from_revision"],
         )
 
     def get_sync(self, sync_id: str) -> SyncResult:
