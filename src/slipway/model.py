@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,9 +23,27 @@ ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
+_issued: set[str] = set()
+_issued_second = [0]
+_issued_lock = threading.Lock()
+
+
 def new_id(prefix: str) -> str:
-    """``<prefix>-<unix seconds>-<random>``: sortable, and unique however many are made per second."""
-    return f"{prefix}-{int(time.time())}-{secrets.token_hex(3)}"
+    """``<prefix>-<unix seconds>-<48 random bits>``: sortable, and unique however many are made per second.
+
+    Within a process an id is never handed out twice; across processes 48 random bits make a
+    collision in the same second negligible.
+    """
+    with _issued_lock:
+        second = int(time.time())
+        if second != _issued_second[0]:
+            _issued.clear()
+            _issued_second[0] = second
+        while True:
+            candidate = f"{prefix}-{second}-{secrets.token_hex(6)}"
+            if candidate not in _issued:
+                _issued.add(candidate)
+                return candidate
 
 
 def check_id(value: Any, key: str) -> str:
@@ -148,6 +167,14 @@ class Credentials:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``https://user:pw@host/x`` -> (``https://user@host/x`` or the bare URL, ``user:pw``)."""
+    m = re.match(r"^(https?://)([^/@]+)@(.*)$", url)
+    if not m or ":" not in m.group(2):
+        return url, None
+    return m.group(1) + m.group(3), m.group(2)
+
+
 def expand_url(url: str) -> str:
     """An ``owner/name`` shorthand becomes a repository on the default Git host."""
     if _SHORTHAND.match(url) and not url.startswith("."):
@@ -170,17 +197,25 @@ class Repository:
         url = r.get("url", str)
         if not url:
             raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
+        url, userinfo = _split_userinfo(url.strip())
+        creds_cfg = r.get("credentials", dict)
+        if userinfo is not None:
+            if creds_cfg:
+                raise ConfigError("url: has a user and password in it and credentials are given too; use one")
+            user, _, password = userinfo.partition(":")
+            # A password in a URL would be stored and shown in plain text: keep it as credentials.
+            creds_cfg = {"type": "userpass", "username": user, "password": password} if password else None
         repo = cls(
             id=check_id(rid, "id") if rid else new_id("repo"),
-            url=expand_url(url.strip()),
+            url=expand_url(url),
             branch=r.get("branch", str, "main") or "main",
             poll_interval=r.duration("poll_interval", "30s"),
-            credentials=Credentials.from_config(r.get("credentials", dict)) if r.data.get("credentials") else None,
+            credentials=Credentials.from_config(creds_cfg) if creds_cfg else None,
         )
         r.done()
         if parse_duration(repo.poll_interval) < 1:
             raise ConfigError(f"poll_interval: {repo.poll_interval!r} is too short; use at least 1s")
-        if not re.match(r"^[^\s~^:?*\[\\]+$", repo.branch) or ".." in repo.branch:
+        if not re.match(r"^[^\s~^:?*\[\\]+$", repo.branch) or ".." in repo.branch or repo.branch.startswith("-"):
             raise ConfigError(f"branch: {repo.branch!r} is not a valid branch name")
         return repo
 

@@ -32,3 +32,9 @@ def state_db() -> Path:
 
 def default_git_host() -> str:
     return (os.environ.get("SLIPWAY_GIT_HOST") or DEFAULT_GIT_HOST).rstrip("/")
+
+
+def git_cache() -> Path:
+    """Git mirrors: ``$SLIPWAY_GIT_CACHE``, else ``$SLIPWAY_CACHE/git``."""
+    override = os.environ.get("SLIPWAY_GIT_CACHE")
+    return Path(override).expanduser() if override else cache() / "git"

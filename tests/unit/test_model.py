@@ -7,9 +7,9 @@ from slipway.errors import ConfigError
 
 
 def test_generated_ids_never_collide_within_a_second() -> None:
-    ids = {model.new_id("workflow") for _ in range(5000)}
-    assert len(ids) == 5000
-    assert all(re.match(r"^workflow-\d{10}-[0-9a-f]{6}$", i) for i in ids)
+    ids = [model.new_id("workflow") for _ in range(20000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.match(r"^workflow-\d{10}-[0-9a-f]{12}$", i) for i in ids)
 
 
 def test_repository_defaults_and_shorthand(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,3 +89,18 @@ def test_workflow_errors_name_the_key(config: dict, message: str) -> None:
 def test_retry_delays() -> None:
     assert [model.RetryPolicy(backoff="exponential").delay(n) for n in (1, 2, 3, 10)] == [1, 2, 4, 30]
     assert [model.RetryPolicy(backoff="fixed").delay(n) for n in (1, 5)] == [1, 1]
+
+
+def test_a_password_in_the_url_becomes_credentials_and_leaves_the_url() -> None:
+    repo = model.Repository.from_config({"url": "https://deploy:hunter2@git.example.com/k8s.git"})
+    assert repo.url == "https://git.example.com/k8s.git"
+    assert repo.credentials is not None and repo.credentials.type == "userpass"
+    assert repo.credentials.username == "deploy" and repo.credentials.password == "hunter2"
+    assert "hunter2" not in str(repo.public())
+    with pytest.raises(ConfigError, match="use one"):
+        model.Repository.from_config({"url": "https://a:b@h/x", "credentials": {"type": "token", "token": "t"}})
+
+
+def test_a_branch_that_looks_like_an_option_is_refused() -> None:
+    with pytest.raises(ConfigError, match="branch"):
+        model.Repository.from_config({"url": "https://h/x", "branch": "--upload-pack=evil"})

@@ -155,7 +155,7 @@ class Applier:
         self.progress("waiting", {"what": "namespaces and CRDs", "count": len(applied)})
         self._wait_until("namespaces to be Active and CRDs Established", settled, 60)
         if crds:
-            self.kube.discovery.refresh()
+            with_retry(self.kube.discovery.refresh, self.retry, what="discover API", cancel=self.cancel)
 
     def _wait_until(self, what: str, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -67,19 +67,20 @@ def deployment(o: Obj) -> Health:
         return h
     if _spec(o).get("paused"):
         return Health(HEALTHY, "paused")
-    progressing = conditions(o).get("Progressing", {})
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return Health(DEGRADED, f"exceeded its progress deadline: {progressing.get('message', '')}".strip())
     want = _spec(o).get("replicas", 1)
     st = _status(o)
     updated, total, available = st.get("updatedReplicas", 0), st.get("replicas", 0), st.get("availableReplicas", 0)
+    if updated >= want and total <= updated and available >= updated:
+        # Complete by the numbers; a ProgressDeadlineExceeded left from an earlier rollout is stale.
+        return Health(HEALTHY, f"{available} of {want} replicas available")
+    progressing = conditions(o).get("Progressing", {})
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return Health(DEGRADED, f"exceeded its progress deadline: {progressing.get('message', '')}".strip())
     if updated < want:
         return Health(PROGRESSING, f"{updated} of {want} replicas updated")
     if total > updated:
         return Health(PROGRESSING, f"{total - updated} old replicas are pending termination")
-    if available < updated:
-        return Health(PROGRESSING, f"{available} of {updated} updated replicas available")
-    return Health(HEALTHY, f"{available} of {want} replicas available")
+    return Health(PROGRESSING, f"{available} of {updated} updated replicas available")
 
 
 @rule("apps", "StatefulSet")
@@ -207,7 +208,9 @@ def crd(o: Obj) -> Health:
 
 
 def generic(o: Obj) -> Health:
-    if (h := _unobserved(o)) is not None:
+    # Only an object whose controller reports observedGeneration can be waited on for it; a
+    # custom resource nobody reconciles must not wait forever.
+    if "observedGeneration" in _status(o) and (h := _unobserved(o)) is not None:
         return h
     conds = conditions(o)
     stalled = conds.get("Stalled", {})
@@ -260,14 +263,20 @@ def wait(
     selector: str | None = None,
     cancel: threading.Event | None = None,
     progress: Callable[[dict[ObjectRef, Health]], None] | None = None,
+    degraded_grace: float = 5.0,
 ) -> tuple[bool, dict[ObjectRef, Health]]:
-    """Poll until every target is Healthy (True), one is Degraded or the timeout passes (False)."""
+    """Poll until every target is Healthy (True), or one stays Degraded, or the timeout passes (False).
+
+    A Degraded verdict must hold for ``degraded_grace`` seconds before the wait gives up early:
+    controllers report a new generation before they have cleared the conditions of the old one.
+    """
     if not targets:
         return True, {}
     cancel = cancel or threading.Event()
     deadline = time.monotonic() + timeout
     delay = 0.25
     last: dict[ObjectRef, Health] = {}
+    degraded_since: dict[ObjectRef, float] = {}
     while True:
         try:
             last = check(kube, targets, selector)
@@ -278,7 +287,13 @@ def wait(
             progress(last)
         if last and all(h.status == HEALTHY for h in last.values()):
             return True, last
-        if any(h.status == DEGRADED for h in last.values()):
+        now = time.monotonic()
+        for ref, h in last.items():
+            if h.status == DEGRADED:
+                degraded_since.setdefault(ref, now)
+            else:
+                degraded_since.pop(ref, None)
+        if any(now - since >= degraded_grace for since in degraded_since.values()):
             return False, last
         if time.monotonic() >= deadline:
             return False, last

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def error_from_response(action: str, what: str, status: int, body: bytes) -> Kub
     text = f"{action} {what}: API server says: {message or 'HTTP ' + str(status)}"
     if reason:
         text += f" ({reason})"
-    if status == 409 and any(c.get("type") == "FieldManagerConflict" for c in causes):
+    if status == 409 and any(c.get("reason") == "FieldManagerConflict" for c in causes):
         fields = [str(c.get("field", "")) for c in causes]
         return KubeFieldConflict(text, conflicts=fields)
     if status == 404:
@@ -124,6 +125,10 @@ class Kube:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         self.discovery = Discovery(self)
+        # Requests sent, by verb ("GET", "PATCH", "DRYRUN", "DELETE"...): how tests and benchmarks
+        # see that a no-op sync writes nothing.
+        self.counts: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
@@ -144,6 +149,8 @@ class Kube:
         timeout: float | None = None,
     ) -> Any:
         """Send one request; decoded JSON on success, a typed KubeError otherwise."""
+        with self._count_lock:
+            self.counts["DRYRUN" if params and params.get("dryRun") else method] += 1
         headers = {"Accept": accept}
         content = None
         if body is not None:

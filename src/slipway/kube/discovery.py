@@ -90,6 +90,11 @@ class Discovery:
             info = self._preferred.get((group, kind))
         return info
 
+    def ensure(self) -> None:
+        """Load the map once; later misses refresh it on their own."""
+        if not self._by_gvk:
+            self.refresh()
+
     def refresh(self) -> None:
         with self._lock:
             by_gvk: dict[tuple[str, str, str], ResourceInfo] = {}

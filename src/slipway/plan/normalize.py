@@ -41,6 +41,18 @@ def normalize(obj: Obj) -> Obj:
     return out
 
 
+def for_display(obj: Obj, hidden_annotations: tuple[str, ...]) -> Obj:
+    """``normalize`` minus slipway's own bookkeeping annotations, which are noise in a diff."""
+    out = normalize(obj)
+    annotations = (out.get("metadata") or {}).get("annotations")
+    if annotations:
+        for key in hidden_annotations:
+            annotations.pop(key, None)
+        if not annotations:
+            del out["metadata"]["annotations"]
+    return out
+
+
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[a-zA-Z]{1,2})?$")
 _SUFFIX: dict[str, Any] = {
     "": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,

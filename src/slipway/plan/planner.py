@@ -29,7 +29,7 @@ from ..model import Change, Conflict, Workflow
 from ..render import Manifest
 from ..retry import with_retry
 from . import impact, mask, textdiff
-from .normalize import covers, normalize, secret_covers
+from .normalize import covers, for_display, normalize, secret_covers
 
 HASH_ANNOTATION = settings.ANNOTATION_PREFIX + "applied-hash"
 
@@ -165,7 +165,6 @@ class Planner:
         self.wf = workflow
         self.concurrency = concurrency
         self.cancel = cancel
-        self.requests = 0
 
     # -- resolve -----------------------------------------------------------------------------------
 
@@ -215,7 +214,6 @@ class Planner:
     # -- read live state ----------------------------------------------------------------------------
 
     def _list(self, info: ResourceInfo, namespace: str, selector: str | None = None) -> list[Obj]:
-        self.requests += 1
         return with_retry(
             lambda: self.kube.list(info, namespace or None, label_selector=selector),
             self.wf.sync_policy.retry,
@@ -261,7 +259,6 @@ class Planner:
         policy = self.wf.sync_policy.retry
 
         def apply(force: bool) -> Obj:
-            self.requests += 1
             return self.kube.apply(it.info, it.desired, dry_run=True, force=force)  # type: ignore[arg-type]
 
         try:
@@ -291,6 +288,7 @@ class Planner:
         revision: str | None,
     ) -> Plan:
         plan = Plan(self.wf.id, revision, now_rfc3339())
+        with_retry(self.kube.discovery.ensure, self.wf.sync_policy.retry, what="discover API", cancel=self.cancel)
         items = self.resolve(manifests, plan.warnings, plan.conflicts)
         live, owned = self.read_live(items, inventory)
 
@@ -380,13 +378,13 @@ class Planner:
         for it in [*plan.items, *plan.deletions]:
             if it.action not in ("create", "update", "delete"):
                 continue
-            current = normalize(it.live) if it.live is not None else None
+            current = _display(it.live) if it.live is not None else None
             if it.action == "delete":
                 desired = None
             elif it.dry is not None and not it.recreate:
-                desired = normalize(it.dry)
+                desired = _display(it.dry)
             else:
-                desired = normalize(it.desired or {})
+                desired = _display(it.desired or {})
             current, desired = mask.mask_pair(current, desired)
             subject = impact.Subject(it.action, it.ref.kind, current, desired, recreate=it.recreate)
             level, reason = impact.assess(subject)
@@ -417,8 +415,8 @@ class Planner:
     # -- conflicts -------------------------------------------------------------------------------------
 
     def _states(self, it: Item) -> tuple[Obj | None, Obj | None]:
-        current = normalize(it.live) if it.live is not None else None
-        desired = normalize(it.dry if it.dry is not None else it.desired or {})
+        current = _display(it.live) if it.live is not None else None
+        desired = _display(it.dry if it.dry is not None else it.desired or {})
         return mask.mask_pair(current, desired)
 
     def _exists_conflict(self, it: Item, owner: str | None) -> Conflict:
@@ -456,7 +454,7 @@ class Planner:
             resource=it.ref.resource,
             namespace=it.namespace,
             type="validation",
-            description=message,
+            description=f"{it.source}: {message}",
             suggestions=suggestions,
             current_state=current,
             desired_state=desired,
@@ -477,6 +475,10 @@ class Planner:
             current_state=current,
             desired_state=desired,
         )
+
+
+def _display(obj: Obj) -> Obj:
+    return for_display(obj, (HASH_ANNOTATION,))
 
 
 def group_by_info(items: list[Item]) -> dict[ResourceInfo, list[Item]]:

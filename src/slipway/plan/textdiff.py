@@ -19,7 +19,7 @@ MAX_FIELD_LINES = 30
 def to_yaml(obj: Any) -> str:
     if obj is None:
         return ""
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=10_000)
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=10_000)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -1,0 +1,34 @@
+"""``slipway controller``: the auto-sync loop in the foreground, stopped cleanly by SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from ..controller import Controller
+from .common import engine
+from .output import info
+
+
+@click.command("controller")
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Workflows synced at once.")
+def controller(concurrency: int) -> None:
+    """Sync every auto_sync workflow when its branch moves, until SIGTERM or SIGINT."""
+    ctl = Controller(engine(), concurrency=concurrency)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if not stopping.is_set():
+            info(f"received {signal.Signals(signum).name}; stopping after in-flight syncs")
+        stopping.set()
+        ctl.stop_event.set()
+        ctl.cancel.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    info("controller running; SIGTERM or Ctrl-C stops it")
+    ctl.run()

@@ -1,0 +1,90 @@
+"""``slipway repo``: register, list, show and remove Git repositories."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from .common import engine, read_file, secret_from_env
+from .output import console, emit_json, json_mode
+
+
+@click.group("repo")
+def repo() -> None:
+    """Git repositories slipway reads from."""
+
+
+@repo.command("add")
+@click.argument("url")
+@click.option("--id", "repo_id", help="Repository id (generated when omitted). An existing id is updated.")
+@click.option("--branch", default="main", show_default=True)
+@click.option("--poll-interval", default="30s", show_default=True, help='How often auto-sync checks ("30s", "5m").')
+@click.option("--username", help="HTTPS username (userpass), or the token's username.")
+@click.option("--token-env", metavar="VAR", help="Name of the environment variable holding an access token.")
+@click.option("--password-env", metavar="VAR", help="Name of the environment variable holding the password.")
+@click.option("--ssh-key", metavar="FILE", help="Private key file for SSH URLs.")
+@click.option("--known-hosts", metavar="FILE", help="known_hosts for SSH (default: trust on first use).")
+def add(
+    url: str,
+    repo_id: str | None,
+    branch: str,
+    poll_interval: str,
+    username: str | None,
+    token_env: str | None,
+    password_env: str | None,
+    ssh_key: str | None,
+    known_hosts: str | None,
+) -> None:
+    """Register a repository (URL, or owner/name on the default Git host)."""
+    config: dict[str, object] = {"url": url, "branch": branch, "poll_interval": poll_interval}
+    if repo_id:
+        config["id"] = repo_id
+    token = secret_from_env(token_env, "--token-env")
+    password = secret_from_env(password_env, "--password-env")
+    if token:
+        config["credentials"] = {"type": "token", "token": token, **({"username": username} if username else {})}
+    elif password:
+        config["credentials"] = {"type": "userpass", "username": username, "password": password}
+    elif ssh_key:
+        creds = {"type": "ssh", "ssh_key": read_file(ssh_key, "--ssh-key")}
+        if known_hosts:
+            creds["known_hosts"] = read_file(known_hosts, "--known-hosts")
+        config["credentials"] = creds
+    r = engine().register_repository(config)
+    if json_mode():
+        emit_json(r.public())
+    else:
+        console.print(f"repository [bold]{r.id}[/bold] registered: {r.url} ({r.branch})")
+
+
+@repo.command("list")
+def list_() -> None:
+    repos = engine().repositories()
+    if json_mode():
+        emit_json([r.public() for r in repos])
+        return
+    table = Table("ID", "URL", "BRANCH", "POLL", "CREDENTIALS", box=None)
+    for r in repos:
+        table.add_row(r.id, r.url, r.branch, r.poll_interval, r.credentials.type if r.credentials else "-")
+    console.print(table)
+
+
+@repo.command("show")
+@click.argument("repo_id")
+def show(repo_id: str) -> None:
+    r = engine().repository(repo_id)
+    if json_mode():
+        emit_json(r.public())
+        return
+    for key, value in r.public().items():
+        console.print(f"{key + ':':<15}{value if value is not None else '-'}")
+
+
+@repo.command("remove")
+@click.argument("repo_id")
+def remove(repo_id: str) -> None:
+    engine().remove_repository(repo_id)
+    if json_mode():
+        emit_json({"id": repo_id, "removed": True})
+    else:
+        console.print(f"repository {repo_id} removed")

@@ -1,0 +1,285 @@
+"""The auto-sync controller: sync every auto_sync workflow when its branch moves.
+
+One loop, in a thread of its own or in the foreground (``slipway controller``). Each tick it
+re-reads the workflows from the state store (so workflows registered by other processes are
+picked up without a restart) and, for every repository whose poll interval (with jitter) has
+passed, asks Git once whether the branch moved — one cheap remote check per repository however
+many workflows use it. A workflow is synced when the head differs from what it last applied and
+is not the revision it was rolled back from; nothing is applied while nothing changes. Syncs run
+in a bounded pool, at most one per workflow; a failing repository or workflow backs off alone.
+Workflows with ``self_heal`` are also re-planned at their own interval and synced when live
+drift is found. Stopping cancels in-flight syncs at their next safe point; they are recorded as
+failed (cancelled), never left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .durations import parse_duration
+from .errors import SlipwayError, SyncInProgress, describe
+from .model import Repository, Workflow
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("slipway.controller")
+
+MAX_BACKOFF = 600.0
+
+
+@dataclass
+class _RepoState:
+    next_check: float = 0.0
+    failures: int = 0
+    head: str | None = None
+    checking: bool = False
+
+
+@dataclass
+class _WorkflowState:
+    failed_revision: str | None = None
+    failures: int = 0
+    not_before: float = 0.0
+    next_heal: float = 0.0
+
+
+@dataclass
+class Stats:
+    checks: int = 0
+    syncs: int = 0
+    failures: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        concurrency: int = 4,
+        tick: float = 0.5,
+        jitter: float = 0.1,
+        reload_every: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.concurrency = max(1, concurrency)
+        self.tick = tick
+        self.jitter = jitter
+        self.reload_every = reload_every
+        self.stop_event = threading.Event()
+        self.cancel = threading.Event()
+        self.stats = Stats()
+        self._repos: dict[str, _RepoState] = {}
+        self._wfs: dict[str, _WorkflowState] = {}
+        self._inflight: dict[str, Future[None]] = {}
+        self._checks: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._workflows: list[Workflow] = []
+        self._repositories: dict[str, Repository] = {}
+        self._loaded = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.stop_event.clear()
+        self.cancel.clear()
+        self._thread = threading.Thread(target=self.run, name="slipway-controller", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop and cancel in-flight syncs; returns when they have recorded themselves."""
+        self.stop_event.set()
+        self.cancel.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """The loop, until :meth:`stop` (or a signal handler) sets ``stop_event``."""
+        log.info("auto-sync controller started (concurrency %d)", self.concurrency)
+        sync_pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="slipway-sync")
+        check_pool = ThreadPoolExecutor(max_workers=max(2, self.concurrency), thread_name_prefix="slipway-check")
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self._tick(sync_pool, check_pool)
+                except SlipwayError as e:
+                    log.error("controller: %s", describe(e))
+                except Exception:
+                    log.exception("controller: unexpected error")
+                self.stop_event.wait(self.tick)
+        finally:
+            self.cancel.set()
+            check_pool.shutdown(wait=True, cancel_futures=True)
+            sync_pool.shutdown(wait=True, cancel_futures=True)
+            log.info("auto-sync controller stopped")
+
+    # -- one tick --------------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        now = time.monotonic()
+        if now - self._loaded < self.reload_every and self._workflows:
+            return
+        self._workflows = [wf for wf in self.engine.workflows() if wf.auto_sync]
+        wanted = {wf.repository for wf in self._workflows}
+        self._repositories = {r.id: r for r in self.engine.repositories() if r.id in wanted}
+        self._loaded = now
+
+    def _tick(self, sync_pool: ThreadPoolExecutor, check_pool: ThreadPoolExecutor) -> None:
+        self._reload()
+        now = time.monotonic()
+        for repo in self._repositories.values():
+            state = self._repos.setdefault(repo.id, _RepoState())
+            if state.checking or now < state.next_check:
+                continue
+            state.checking = True
+            self._checks[repo.id] = check_pool.submit(self._check, repo, state)
+        for wf in self._workflows:
+            if wf.sync_policy.self_heal:
+                ws = self._wfs.setdefault(wf.id, _WorkflowState())
+                if now >= ws.next_heal and wf.id not in self._inflight:
+                    ws.next_heal = now + parse_duration(wf.sync_policy.self_heal_interval)
+                    self._submit(sync_pool, wf, None, heal=True)
+        for wf in self._workflows:
+            repo_state = self._repos.get(wf.repository)
+            if repo_state is None or repo_state.head is None:
+                continue
+            self._consider(sync_pool, wf, repo_state.head)
+
+    def _check(self, repo: Repository, state: _RepoState) -> None:
+        interval = parse_duration(repo.poll_interval)
+        try:
+            head = self.engine.source.remote_head(repo)
+        except SlipwayError as e:
+            state.failures += 1
+            delay = min(MAX_BACKOFF, interval * 2 ** min(state.failures, 10))
+            message = f"source error: {describe(e)} (next check in {delay:.0f}s)"
+            log.warning("repository %s: %s", repo.id, message)
+            for wf in self._workflows:
+                if wf.repository == repo.id:
+                    self._degrade(wf, message)
+            state.next_check = time.monotonic() + delay
+        else:
+            if state.failures:
+                log.info("repository %s is reachable again", repo.id)
+            state.failures = 0
+            state.head = head
+            state.next_check = time.monotonic() + interval * (1 + random.uniform(-self.jitter, self.jitter))
+        finally:
+            self.stats.checks += 1
+            state.checking = False
+
+    def _degrade(self, wf: Workflow, message: str) -> None:
+        try:
+            current = self.engine.store.workflow_state(wf.id)
+            if current["status"] != "syncing":
+                self.engine.store.set_workflow_state(wf.id, status="degraded", status_message=message)
+        except SlipwayError:
+            pass  # removed meanwhile
+
+    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str) -> None:
+        if wf.id in self._inflight:
+            return
+        try:
+            state = self.engine.store.workflow_state(wf.id)
+        except SlipwayError:
+            return
+        if state["sync_owner"] is not None:
+            return  # someone (a manual sync) is at it
+        if head == state["applied_revision"] and state["status"] != "degraded":
+            return
+        if head == state["hold_revision"]:
+            return  # rolled back from this revision: wait for a new commit
+        ws = self._wfs.setdefault(wf.id, _WorkflowState())
+        if ws.failed_revision == head and time.monotonic() < ws.not_before:
+            return
+        if head == state["applied_revision"] and state["status"] == "degraded" and ws.failed_revision != head:
+            # The source recovered and nothing new arrived: just say so.
+            self.engine.store.set_workflow_state(wf.id, status="synced", status_message="source reachable again")
+            return
+        self._submit(pool, wf, head)
+
+    def _submit(self, pool: ThreadPoolExecutor, wf: Workflow, head: str | None, heal: bool = False) -> None:
+        with self._lock:
+            if wf.id in self._inflight:
+                return
+            future = pool.submit(self._sync, wf, head, heal)
+            self._inflight[wf.id] = future
+        future.add_done_callback(lambda _: self._done(wf.id))
+
+    def _done(self, workflow_id: str) -> None:
+        with self._lock:
+            self._inflight.pop(workflow_id, None)
+
+    def _sync(self, wf: Workflow, head: str | None, heal: bool) -> None:
+        if self.stop_event.is_set():
+            return
+        ws = self._wfs.setdefault(wf.id, _WorkflowState())
+        try:
+            if heal:
+                plan = self.engine.plan(wf.id)
+                if not any(c.drifted for c in plan.changes):
+                    return
+                log.info("workflow %s: live drift found; self-healing", wf.id)
+            result = self.engine.sync(wf.id, trigger="self-heal" if heal else "auto", revision=head, cancel=self.cancel)
+        except SyncInProgress:
+            return
+        except SlipwayError as e:
+            log.warning("workflow %s: auto-sync: %s", wf.id, describe(e))
+            self._degrade(wf, describe(e))
+            return
+        self.stats.syncs += 1
+        rev = (result.commit_hash or "")[:12]
+        line = f"auto-sync {wf.id} at {rev}: {result.status} in {result.metrics.duration}: {result.message}"
+        self.stats.outcomes.append(line)
+        if result.status == "succeeded":
+            ws.failed_revision, ws.failures = None, 0
+            log.info("%s", line)
+        else:
+            self.stats.failures += 1
+            ws.failures += 1
+            ws.failed_revision = result.commit_hash
+            interval = parse_duration(self._repositories.get(wf.repository, Repository("", "")).poll_interval)
+            ws.not_before = time.monotonic() + min(MAX_BACKOFF, interval * 2 ** min(ws.failures, 10))
+            log.warning("%s", line)
+
+
+_default: Controller | None = None
+_default_lock = threading.Lock()
+
+
+def start_default(engine: Engine) -> Controller:
+    """The in-process controller of ``gitops.start_auto_sync()``; a second call is harmless."""
+    global _default
+    with _default_lock:
+        if _default is None or not _default.running or _default.engine is not engine:
+            if _default is not None:
+                _default.stop()
+            _default = Controller(engine)
+            _default.start()
+        return _default
+
+
+def stop_default(timeout: float | None = None) -> None:
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.stop(timeout)
+            _default = None
+
+
+def default() -> Controller | None:
+    return _default

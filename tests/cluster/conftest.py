@@ -1,0 +1,99 @@
+"""Fixtures for engine tests: an Engine on an isolated state store, and real Git repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from slipway.engine import Engine
+from slipway.source import GitSource
+from slipway.store import Store
+from tests.gitservers import commit, make_repo, origin_of, push
+
+
+@pytest.fixture
+def engine(cluster: Any, slipway_home: Path, tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(Store(home=slipway_home), GitSource(cache_dir=tmp_path / "git-cache", home=slipway_home))
+    yield eng
+    eng.store.close()
+
+
+def dump(*objs: dict[str, Any]) -> str:
+    return yaml.safe_dump_all(list(objs), sort_keys=False)
+
+
+@dataclass
+class Repo:
+    work: Path
+
+    @property
+    def url(self) -> str:
+        return str(origin_of(self.work))
+
+    def commit(self, files: dict[str, Any], message: str = "change") -> str:
+        sha = commit(self.work, files, message)
+        push(self.work)
+        return sha
+
+
+@pytest.fixture
+def make_git(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """make_git({"path/file.yaml": text}) -> Repo: a real repository with a bare origin on disk."""
+    counter = [0]
+
+    def make(files: dict[str, Any]) -> Repo:
+        counter[0] += 1
+        return Repo(make_repo(tmp_path / f"repo{counter[0]}", files))
+
+    return make
+
+
+def configmap(name: str, data: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **meta}, "data": data or {"k": "v"}}
+
+
+def deployment(name: str, replicas: int = 1, image: str = "registry.invalid/app:1", **spec: Any) -> dict[str, Any]:
+    pod_spec: dict[str, Any] = {"containers": [{"name": "app", "image": image}]}
+    pod_spec.update(spec.pop("pod", {}))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
+            **spec,
+        },
+    }
+
+
+def service(name: str, port: int = 80) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"port": port, "targetPort": 8080}]},
+    }
+
+
+def add_workflow(engine: Engine, repo: Repo, namespace: str, path: str = "k8s", **options: Any) -> str:
+    """Register the repository and a workflow for it aimed at ``namespace``; returns the workflow id."""
+    policy = options.pop("sync_policy", {})
+    repo_id = engine.register_repository({"url": repo.url}).id
+    wf = engine.create_workflow(
+        {
+            "name": options.pop("name", "test"),
+            "repository": repo_id,
+            "target_path": path,
+            "destination": {"namespace": namespace},
+            "sync_policy": {"health_check": {"timeout": "60s"}, **policy},
+            **options,
+        }
+    )
+    return wf.id

@@ -1,0 +1,368 @@
+"""materialize/checkout: exactly the asked path, at any revision, and nothing that leads outside it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from slipway.errors import SourceError, TransientSourceError
+from slipway.model import Repository
+from slipway.source import GitSource
+from tests.gitservers import Executable, FileValue, HttpGitServer, Symlink, commit, git, make_repo, push
+
+FILES: dict[str, FileValue] = {
+    "k8s/prod/app.yaml": "app: prod\n",
+    "k8s/prod/sub/db.yaml": "db: prod\n",
+    "k8s/prod/run.sh": Executable("#!/bin/sh\necho hi\n"),
+    "k8s/staging/app.yaml": "app: staging\n",
+    "k8s/base.yaml": "base\n",
+    "top.yaml": "top\n",
+}
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every entry under root: files with their text, symlinks as '-> target', directories as '/'."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "-> " + os.readlink(p)
+            elif p.is_dir():
+                out[rel] = "/"
+            else:
+                out[rel] = p.read_text()
+    return out
+
+
+@pytest.fixture
+def local_repo(tmp_path: Path) -> tuple[Path, Repository]:
+    work = make_repo(tmp_path / "work", FILES)
+    return work, Repository("local-repo", str(tmp_path / "work.git"))
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    d = tmp_path / "dest"
+    d.mkdir()
+    return d
+
+
+def test_subdirectory_only(source: GitSource, local_repo: tuple[Path, Repository], dest: Path) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    out = source.materialize(repo, head, "k8s/prod", dest)
+    assert out == dest / "k8s" / "prod"
+    assert tree(dest) == {
+        "k8s": "/",
+        "k8s/prod": "/",
+        "k8s/prod/sub": "/",
+        "k8s/prod/app.yaml": "app: prod\n",
+        "k8s/prod/run.sh": "#!/bin/sh\necho hi\n",
+        "k8s/prod/sub/db.yaml": "db: prod\n",
+    }
+    assert (out / "run.sh").stat().st_mode & 0o111 and not (out / "app.yaml").stat().st_mode & 0o111
+
+
+def test_whole_repository_and_normalized_paths(
+    source: GitSource, local_repo: tuple[Path, Repository], tmp_path: Path
+) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    for i, path in enumerate(["", ".", "k8s/prod/", "./k8s//prod"]):
+        dest = tmp_path / f"d{i}"
+        dest.mkdir()
+        out = source.materialize(repo, head, path, dest)
+        if path.strip("./") == "":
+            assert out == dest and set(tree(dest)) >= {"top.yaml", "k8s/prod/app.yaml", "k8s/staging/app.yaml"}
+        else:
+            assert out == dest / "k8s/prod"
+
+
+def test_older_revision(source: GitSource, local_repo: tuple[Path, Repository], dest: Path, tmp_path: Path) -> None:
+    work, repo = local_repo
+    old = source.fetch(repo)
+    commit(work, {"k8s/prod/app.yaml": "app: prod v2\n", "k8s/prod/sub/db.yaml": None, "k8s/prod/new.yaml": "n\n"})
+    push(work)
+    new = source.fetch(repo)
+    assert new != old
+
+    source.materialize(repo, old, "k8s/prod", dest)
+    assert {k: v for k, v in tree(dest).items() if v != "/"} == {
+        "k8s/prod/app.yaml": "app: prod\n",
+        "k8s/prod/run.sh": "#!/bin/sh\necho hi\n",
+        "k8s/prod/sub/db.yaml": "db: prod\n",
+    }
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    source.materialize(repo, new[:10], "k8s/prod", newer)  # an abbreviated SHA works too
+    assert {k: v for k, v in tree(newer).items() if v != "/"} == {
+        "k8s/prod/app.yaml": "app: prod v2\n",
+        "k8s/prod/new.yaml": "n\n",
+        "k8s/prod/run.sh": "#!/bin/sh\necho hi\n",
+    }
+
+
+def test_single_file_target(source: GitSource, local_repo: tuple[Path, Repository], dest: Path) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    out = source.materialize(repo, head, "k8s/base.yaml", dest)
+    assert out == dest / "k8s"
+    assert tree(dest) == {"k8s": "/", "k8s/base.yaml": "base\n"}
+
+
+def test_missing_target_path(source: GitSource, local_repo: tuple[Path, Repository], dest: Path) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    for path in ("k8s/production", "nope/deeper", "top.yaml/x"):
+        with pytest.raises(SourceError) as err:
+            source.materialize(repo, head, path, dest)
+        message = str(err.value)
+        assert "repository local-repo" in message and repo.url in message
+        assert f'target_path "{path}"' in message and head[:12] in message and "does not exist" in message
+    assert tree(dest) == {}
+
+
+@pytest.mark.parametrize("bad", ["../x", "k8s/../../etc", "..", "/etc", "/", "//etc/passwd", "k8s/.."])
+def test_escaping_target_path_refused(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path, bad: str
+) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    with pytest.raises(SourceError, match="repository local-repo") as err:
+        source.materialize(repo, head, bad, dest)
+    assert "absolute" in str(err.value) or "leaves the repository" in str(err.value)
+    assert tree(dest) == {}
+
+
+@pytest.mark.parametrize(
+    ("at", "link"),
+    [
+        ("k8s/prod/zz-link", "/etc"),
+        ("k8s/prod/zz-link", "/etc/passwd"),
+        ("k8s/prod/zz-link", "../../../etc"),
+        ("k8s/prod/zz-link", "../../.."),
+        ("k8s/prod/sub/zz-link", "../../../../"),
+        ("k8s/prod/zz-link", "sub/../../../../x"),
+        ("k8s/zz-link", "../../"),
+    ],
+)
+def test_symlink_leading_outside_refused(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path, at: str, link: str
+) -> None:
+    work, repo = local_repo
+    commit(work, {at: Symlink(link)}, "a link")
+    push(work)
+    head = source.fetch(repo)
+    target = "k8s/prod" if at.startswith("k8s/prod/") else "k8s"
+    name = at.removeprefix(target + "/")
+    with pytest.raises(SourceError, match=rf"symlink '{name}' points to .*, outside the repository") as err:
+        source.materialize(repo, head, target, dest)
+    assert "repository local-repo" in str(err.value)
+    assert tree(dest) == {}  # what was written before the link was found is gone again
+    # paths that do not contain the link are fine
+    out = source.materialize(repo, head, "k8s/staging", dest)
+    assert tree(out) == {"app.yaml": "app: staging\n"}
+    assert set(tree(dest)) == {"k8s", "k8s/staging", "k8s/staging/app.yaml"}
+
+
+def test_symlink_climbing_through_another_symlink_refused(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path
+) -> None:
+    work, repo = local_repo
+    # On paper "up" ends at the repository root (k8s/prod/here/../../..); on disk "here" is
+    # k8s/prod itself, so it ends one level above the root: outside dest.
+    commit(work, {"k8s/prod/here": Symlink("."), "k8s/prod/up": Symlink("here/../../..")}, "tricky links")
+    push(work)
+    head = source.fetch(repo)
+    with pytest.raises(SourceError, match=r"symlink 'up' resolves to .*, outside the repository"):
+        source.materialize(repo, head, "k8s/prod", dest)
+    assert tree(dest) == {}
+
+
+def test_symlinks_inside_the_repository_are_kept(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path, tmp_path: Path
+) -> None:
+    work, repo = local_repo
+    links = {
+        "k8s/prod/alias.yaml": Symlink("app.yaml"),
+        "k8s/prod/sub/up.yaml": Symlink("../app.yaml"),
+        "k8s/prod/base.yaml": Symlink("../base.yaml"),  # leaves k8s/prod, stays in the repository
+    }
+    commit(work, links)
+    push(work)
+    head = source.fetch(repo)
+    out = source.materialize(repo, head, "k8s/prod", dest)
+    assert os.readlink(out / "alias.yaml") == "app.yaml"
+    assert (out / "sub" / "up.yaml").read_text() == "app: prod\n"
+    assert os.readlink(out / "base.yaml") == "../base.yaml"
+    assert not (out / "base.yaml").exists()  # only k8s/prod was asked for
+    whole = tmp_path / "whole"
+    root = source.materialize(repo, head, "", whole)  # dest need not exist yet
+    assert (root / "k8s" / "prod" / "base.yaml").read_text() == "base\n"
+
+
+def test_target_path_that_is_a_symlink_refused(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path
+) -> None:
+    work, repo = local_repo
+    commit(work, {"k8s/current": Symlink("prod")})
+    push(work)
+    head = source.fetch(repo)
+    with pytest.raises(SourceError, match=r'target_path "k8s/current".* is a symbolic link'):
+        source.materialize(repo, head, "k8s/current", dest)
+
+
+def test_export_attributes_do_not_change_what_is_deployed(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path
+) -> None:
+    work, repo = local_repo
+    commit(
+        work,
+        {
+            ".gitattributes": "k8s/prod/app.yaml export-ignore\n*.yaml export-subst\n",
+            "k8s/prod/v.yaml": "$Format:%H$\n",
+        },
+    )
+    push(work)
+    head = source.fetch(repo)
+    out = source.materialize(repo, head, "k8s/prod", dest)
+    assert (out / "app.yaml").read_text() == "app: prod\n"
+    assert (out / "v.yaml").read_text() == "$Format:%H$\n"
+
+
+def test_revisions(source: GitSource, local_repo: tuple[Path, Repository], dest: Path) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    assert source.materialize(repo, "refs/heads/main", "k8s/prod", dest) == dest / "k8s/prod"
+    for bad in ("0" * 40, "no-such-ref", "--output=/tmp/x", "a b"):
+        with pytest.raises(SourceError, match="repository local-repo") as err:
+            source.materialize(repo, bad, "k8s", dest)
+        assert "revision" in str(err.value)
+    assert head
+
+
+def test_materialize_fetches_when_needed(source: GitSource, local_repo: tuple[Path, Repository], dest: Path) -> None:
+    work, repo = local_repo
+    head = git("rev-parse", "HEAD", cwd=work)
+    assert not source.mirror_path(repo).exists()
+    source.materialize(repo, head, "k8s/staging", dest)  # no fetch before: the mirror is made
+    new = commit(work, {"k8s/staging/app.yaml": "app: staging v2\n"})
+    push(work)
+    with source.checkout(repo, new, "k8s/staging") as out:  # a revision the mirror did not know yet
+        assert (out / "app.yaml").read_text() == "app: staging v2\n"
+        tmp = out
+    assert not tmp.exists()
+
+
+def test_checkout_removes_its_directory_on_error(source: GitSource, local_repo: tuple[Path, Repository]) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    with pytest.raises(RuntimeError), source.checkout(repo, head, "k8s") as out:
+        assert (out / "prod" / "app.yaml").is_file()
+        raise RuntimeError("boom")
+    assert not out.exists()
+    assert list((source.cache_dir / "tmp").iterdir()) == []
+
+
+def test_forget(source: GitSource, local_repo: tuple[Path, Repository]) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    mirror = source.mirror_path(repo)
+    assert mirror.is_dir()
+    source.forget(repo.id)
+    assert not mirror.exists() and not (source.cache_dir / repo.id).exists()
+    source.forget(repo.id)  # forgetting twice is fine
+    assert source.fetch(repo) == head
+
+
+def test_one_mirror_per_repository_and_url(source: GitSource, tmp_path: Path) -> None:
+    make_repo(tmp_path / "a", {"f": "a\n"})
+    make_repo(tmp_path / "b", {"f": "b\n"})
+    ra = Repository("same-id", str(tmp_path / "a.git"))
+    rb = Repository("same-id", str(tmp_path / "b.git"))
+    assert source.mirror_path(ra) != source.mirror_path(rb)
+    assert source.fetch(ra) != source.fetch(rb)
+
+
+def test_concurrent_fetches_in_threads(git_http_server: HttpGitServer, source: GitSource, repo_name: str) -> None:
+    work = git_http_server.create_repo(repo_name, FILES)
+    head = git("rev-parse", "HEAD", cwd=work)
+    repo = Repository("busy-repo", git_http_server.public_url(repo_name))
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(GitSource().fetch(repo))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results == [head] * 6
+    assert [p.name for p in source.mirror_path(repo).parent.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_fetch_waits_for_another_process(source: GitSource, local_repo: tuple[Path, Repository]) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    lock = source.mirror_path(repo).with_suffix(".lock")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); time.sleep(float(sys.argv[2]))",
+            str(lock),
+            "1.0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(TransientSourceError, match="another process is still fetching"):
+            source.fetch(repo, timeout=0.3)
+        assert source.fetch(repo, timeout=30) == head
+        assert time.monotonic() - started >= 0.9  # it waited for the holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_deployed_revision_survives_a_force_push_and_gc(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path
+) -> None:
+    work, repo = local_repo
+    first = source.fetch(repo)
+    git("checkout", "--quiet", "--orphan", "rewritten", cwd=work)
+    rewritten = commit(work, {"k8s/prod/app.yaml": "app: rewritten\n"}, "history rewritten")
+    push(work, "main")
+    assert source.fetch(repo) == rewritten
+    git("--git-dir", source.mirror_path(repo), "gc", "--quiet", "--prune=now")
+    source.materialize(repo, first, "k8s/prod", dest)  # the rollback target is still there
+    assert (dest / "k8s/prod/app.yaml").read_text() == "app: prod\n"
+
+
+def test_unwritable_destination_is_a_clear_error(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path
+) -> None:
+    _, repo = local_repo
+    head = source.fetch(repo)
+    (dest / "k8s").mkdir()
+    (dest / "k8s" / "prod").write_text("a file where a directory goes")
+    with pytest.raises(SourceError, match=r"repository local-repo .*cannot write into"):
+        source.materialize(repo, head, "k8s/prod", dest)
