@@ -25,7 +25,7 @@ from slipway.errors import NotFoundError
 from slipway.lua import run_script, wait_for_signal_default
 from slipway.store import Store
 
-SEED = Path(__file__).parent / "lua_fixtures" / "seed"
+SEED = Path(__file__).parents[2] / "examples" / "seed"
 fake_log = logging.getLogger("slipway.fake")
 
 
@@ -405,7 +405,7 @@ def test_workflows_run_in_definition_order(tmp_path: Path) -> None:
     assert r.out.splitlines() == ["chunk done", "two", "one"]
 
 
-def test_failed_dependency_skips_its_dependents(tmp_path: Path) -> None:
+def test_a_failed_task_stops_the_workflow_and_skips_its_dependents(tmp_path: Path) -> None:
     script = """
     local a = task("a"):command(function() return false, "no" end):build()
     local b = task("b"):depends_on(a):command(function() print("b ran") return true end):build()
@@ -424,11 +424,10 @@ def test_failed_dependency_skips_its_dependents(tmp_path: Path) -> None:
         "done\ta\tfalse\tnil\tno",
         "done\tb\tfalse\ttrue\tskipped: dependency 'a' failed",
         "done\tc\tfalse\ttrue\tskipped: dependency 'b' skipped",
-        "start\td",
-        "d ran",
-        "done\td\ttrue\tnil\t",
+        "done\td\tfalse\ttrue\tskipped: task 'a' failed earlier in workflow w",
     ]
-    assert "workflow w: failed (a failed, b skipped, c skipped)" in r.err
+    assert "d ran" not in r.out
+    assert "workflow w: failed (a failed, b skipped, c skipped, d skipped)" in r.err
 
 
 def test_retries_rerun_a_failing_command(tmp_path: Path) -> None:
@@ -452,14 +451,17 @@ def test_retries_rerun_a_failing_command(tmp_path: Path) -> None:
 @pytest.mark.timeout(30, method="thread")
 def test_timeout_stops_a_runaway_task_even_inside_pcall_and_coroutines(tmp_path: Path) -> None:
     script = """
-    task("spin"):timeout("0.2s"):command(function()
+    local spin = task("spin"):timeout("0.2s"):command(function()
         pcall(function() while true do end end)
         while true do end
     end):build()
-    task("spin_co"):timeout(0.2):command(function()
+    local spin_co = task("spin_co"):timeout(0.2):command(function()
         coroutine.wrap(function() while true do end end)()
     end):build()
-    task("quick"):timeout("5s"):command(function() return true, "fast" end):build()
+    local quick = task("quick"):timeout("5s"):command(function() return true, "fast" end):build()
+    workflow.define("a", {tasks = {spin}})
+    workflow.define("b", {tasks = {spin_co}})
+    workflow.define("c", {tasks = {quick}})
     """
     start = time.monotonic()
     r = run(tmp_path, ("t.lua", script))
@@ -605,7 +607,7 @@ def test_io_read_on_closed_stdin_fails_the_task_not_the_runner(tmp_path: Path) -
     r = run(tmp_path, ("ask.lua", script), stdin=closed_stdin())
     assert r.code == 1
     assert f"ERROR task ask: failed: {tmp_path / 'ask.lua'}:5: attempt to index a nil value (local 'response')" in r.err
-    assert "task other: succeeded" in r.err
+    assert "task other: skipped: task 'ask' failed earlier" in r.err
 
 
 def test_the_sandbox_removes_dangerous_functions(tmp_path: Path) -> None:
@@ -789,7 +791,8 @@ def test_seed_04_05_08_as_one_chunk_with_closed_stdin(tmp_path: Path) -> None:
     assert f"ERROR task production_deploy: failed: {expected}" in r.err
     assert "ERROR GitOps task failed: production_deploy" in r.err
     assert "ERROR gitops.rollback_workflow(nil): no workflow id given" in r.err
-    assert "task kubernetes_gitops_deploy: succeeded" in r.err
+    # The pipeline stops at the failed check: the deploy task after it must not run.
+    assert "task kubernetes_gitops_deploy: skipped: task 'production_deploy' failed earlier" in r.err
     assert "ERROR GitOps pipeline failed - check logs for details" in r.err
     assert r.out.count("High-impact changes detected. Proceed? (y/N)") == 2  # production_pipeline, gitops_pipeline
     assert "slipway.chunk" not in r.err

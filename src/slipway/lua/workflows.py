@@ -8,7 +8,9 @@ deadline and retries, and the callbacks fire in the seed's order::
     on_task_start(name) -> command(params, deps) [-> retries] -> on_success/on_failure(output, name)
       -> on_task_complete(name, success, output)   ... next task ...   -> on_complete(success, results)
 
-A task whose dependency did not succeed is skipped: it does not start, and is reported through
+A workflow stops at its first failed task, as a pipeline should: every later task is skipped (a
+deploy step must not run after the check before it refused), and so is a task whose dependency
+did not succeed. A skipped task does not start, and is reported through
 ``on_task_complete(name, false, {success = false, skipped = true, message = ...})``. Every task
 that ran is recorded as an execution in the state store, for the ``ai`` module.
 """
@@ -216,6 +218,7 @@ class WorkflowRunner:
         results = self.s.runtime.table()
         status: dict[str, str] = {}
         ok = True
+        first_failure: str | None = None
         for t in ordered:
             deps = self.s.runtime.table()
             blocked = []
@@ -223,8 +226,12 @@ class WorkflowRunner:
                 deps[dep] = results[dep]
                 if status.get(dep) != "succeeded":
                     blocked.append(dep)
+            message = ""
             if blocked:
                 message = "skipped: " + ", ".join(f"dependency '{d}' {status[d]}" for d in dict.fromkeys(blocked))
+            elif first_failure is not None:
+                message = f"skipped: task '{first_failure}' failed earlier in workflow {wf.name}"
+            if message:
                 output = self.s.conv.to_lua({"success": False, "skipped": True, "message": message})
                 self.console.log("warn", f"task {t.name}: {message}")
                 status[t.name] = "skipped"
@@ -235,6 +242,8 @@ class WorkflowRunner:
             ok = self._callback(wf, "on_task_start", callbacks["on_task_start"], t.name) and ok
             run = self.run_task(wf.name, t, deps)
             status[t.name] = "succeeded" if run.success else "failed"
+            if not run.success and first_failure is None:
+                first_failure = t.name
             results[t.name] = run.output
             ok = ok and run.success
             callback = t.on_success if run.success else t.on_failure
