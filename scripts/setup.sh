@@ -38,18 +38,17 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# 3. The virtual environment, reinstalled only when pyproject.toml changes.
+# 3. The virtual environment, reinstalled only when pyproject.toml or constraints.txt change.
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PY" -m venv .venv
 fi
 stamp=.venv/.slipway-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing slipway and its pinned dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
   echo "$want" >"$stamp"
 fi
 

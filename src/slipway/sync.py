@@ -180,6 +180,8 @@ class SyncRun(Run):
                 manifests, store.inventory(wf.id), rev
             )
             result.changes = [c.to_record() for c in plan.changes]
+            if wf.diff_preview:
+                self.preview(plan)
             if plan.blocking:
                 raise SyncFailed(_refusal(plan))
             if expected_plan is not None and plan.fingerprint() != expected_plan:
@@ -212,6 +214,18 @@ class SyncRun(Run):
             log.exception("sync %s: unexpected error", result.id)
             failure = f"internal error: {describe(e)}"
         return self.finish(plan, failure, health_failed)
+
+    def preview(self, plan: Plan) -> None:
+        """diff_preview: say what is about to change before anything does (in the log and to fronts)."""
+        s = plan.summary()
+        log.info(
+            "sync %s of %s will change %d object(s): +%d ~%d -%d, %d conflict(s)",
+            self.result.id, self.wf.id, s["total_changes"], s["created_resources"], s["updated_resources"],
+            s["deleted_resources"], s["conflict_count"],
+        )  # fmt: skip
+        for change in plan.changes:
+            log.info("  %s [%s]", change.diff.splitlines()[0].rstrip(":"), change.impact)
+        self.progress("preview", {"summary": s})
 
     def run_hooks(self, phase: str, commands: list[str], revision: str) -> None:
         if not commands:

@@ -414,3 +414,51 @@ def test_secret_values_never_reach_the_state_store_or_logs(
         assert needle.encode() not in blobs
         assert needle not in caplog.text
         assert needle not in json.dumps([h.changes for h in engine.history(wf)])
+
+
+def _workload(kind: str, name: str, **spec: Any) -> dict[str, Any]:
+    pod = {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]},
+    }
+    body: dict[str, Any] = {"selector": {"matchLabels": {"app": name}}, "template": pod, **spec}
+    if kind == "Job":
+        body = {"template": {**pod, "spec": {**pod["spec"], "restartPolicy": "Never"}}, **spec}
+    api = "batch/v1" if kind == "Job" else "apps/v1"
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "spec": body}
+
+
+def test_health_waits_for_real_rollouts_of_each_workload_kind(engine: Engine, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    objs = [
+        service("db"),
+        _workload("StatefulSet", "db", replicas=2, serviceName="db"),
+        _workload("DaemonSet", "agent"),
+        _workload("Job", "migrate"),
+        deployment("web", 2),
+    ]
+    repo = make_git({"k8s/all.yaml": dump(*objs)})
+    wf = add_workflow(engine, repo, namespace)
+    result = engine.sync(wf)
+    assert result.status == "succeeded", result.message
+    states = {h["resource"]: (h["status"], h["message"]) for h in result.health}
+    assert states["StatefulSet/db"] == ("Healthy", "2 of 2 replicas ready")
+    assert states["DaemonSet/agent"] == ("Healthy", "1 of 1 pods available")
+    assert states["Job/migrate"] == ("Healthy", "completed")
+    assert states["Deployment/web"] == ("Healthy", "2 of 2 replicas available")
+    assert states["Service/db"][0] == "Healthy"
+
+
+def test_health_timeout_names_what_is_not_healthy(engine: Engine, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    repo = make_git({"k8s/pvc.yaml": dump(pvc, configmap("fine"))})
+    wf = add_workflow(engine, repo, namespace, sync_policy={"health_check": {"timeout": "3s"}})
+    started = time.monotonic()
+    result = engine.sync(wf)
+    assert 3 <= time.monotonic() - started < 20
+    assert result.status == "failed"
+    assert "PersistentVolumeClaim/data not healthy after 3s: phase Pending" in result.message

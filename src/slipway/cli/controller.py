@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from types import FrameType
@@ -17,6 +18,8 @@ from .output import info
 @click.option("--concurrency", type=int, default=4, show_default=True, help="Workflows synced at once.")
 def controller(concurrency: int) -> None:
     """Sync every auto_sync workflow when its branch moves, until SIGTERM or SIGINT."""
+    # A daemon's log is its output: one line per sync with its outcome.
+    logging.getLogger("slipway").setLevel(min(logging.getLogger().level, logging.INFO))
     ctl = Controller(engine(), concurrency=concurrency)
     stopping = threading.Event()
 

@@ -32,8 +32,9 @@ def cli(ctx: click.Context, output: str, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["output"] = output
     ctx.obj["debug"] = debug
+    # Commands print their own results; the log says only what went wrong, unless --debug.
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)-5s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,

@@ -9,8 +9,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output keeps whole lines (a table is not squeezed into 80 columns for grep or CI logs).
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 def json_mode() -> bool:
