@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .durations import parse_duration
-from .errors import SlipwayError, SyncInProgress, describe
+from .errors import SlipwayError, SourceError, SyncInProgress, describe
 from .model import Repository, Workflow
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class _RepoState:
 
 @dataclass
 class _WorkflowState:
+    source_degraded: bool = False  # this controller marked it degraded for a source error
     failed_revision: str | None = None
     failures: int = 0
     not_before: float = 0.0
@@ -182,7 +183,8 @@ class Controller:
             self.stats.checks += 1
             state.checking = False
 
-    def _degrade(self, wf: Workflow, message: str) -> None:
+    def _degrade(self, wf: Workflow, message: str, source: bool = True) -> None:
+        self._wfs.setdefault(wf.id, _WorkflowState()).source_degraded = source
         try:
             current = self.engine.store.workflow_state(wf.id)
             if current["status"] != "syncing":
@@ -206,10 +208,13 @@ class Controller:
         ws = self._wfs.setdefault(wf.id, _WorkflowState())
         if ws.failed_revision == head and time.monotonic() < ws.not_before:
             return
-        if head == state["applied_revision"] and state["status"] == "degraded" and ws.failed_revision != head:
+        if head == state["applied_revision"] and state["status"] == "degraded" and ws.source_degraded:
             # The source recovered and nothing new arrived: just say so.
+            ws.source_degraded = False
             self.engine.store.set_workflow_state(wf.id, status="synced", status_message="source reachable again")
             return
+        if head == state["applied_revision"]:
+            return  # degraded for another reason (a failed rollback): a new commit or a person fixes that
         self._submit(pool, wf, head)
 
     def _submit(self, pool: ThreadPoolExecutor, wf: Workflow, head: str | None, heal: bool = False) -> None:
@@ -239,7 +244,7 @@ class Controller:
             return
         except SlipwayError as e:
             log.warning("workflow %s: auto-sync: %s", wf.id, describe(e))
-            self._degrade(wf, describe(e))
+            self._degrade(wf, describe(e), source=isinstance(e, SourceError))
             return
         self.stats.syncs += 1
         rev = (result.commit_hash or "")[:12]

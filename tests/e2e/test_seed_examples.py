@@ -69,9 +69,17 @@ def test_02_repository_and_workflow(cli: Cli) -> None:
     assert b"ghp_xxxxxxxxxxxx" not in b"".join(p.read_bytes() for p in cli.home.glob("state.db*"))
 
 
-def test_03_multi_environment_keeps_syncing_after_the_script_ends(cli: Cli, company: Company, kube: Kube, namespace: str) -> None:
-    company.create("k8s-dev", {"manifests/app.yaml": manifests(namespace, cm("dev-config", env="development"))}, branch="develop")
-    company.create("k8s-staging", {"manifests/app.yaml": manifests(namespace, cm("staging-config", env="staging"))}, branch="staging")
+def test_03_multi_environment_keeps_syncing_after_the_script_ends(
+    cli: Cli, company: Company, kube: Kube, namespace: str
+) -> None:
+    company.create(
+        "k8s-dev", {"manifests/app.yaml": manifests(namespace, cm("dev-config", env="development"))}, branch="develop"
+    )
+    company.create(
+        "k8s-staging",
+        {"manifests/app.yaml": manifests(namespace, cm("staging-config", env="staging"))},
+        branch="staging",
+    )
     company.create("k8s-prod", {"manifests/app.yaml": manifests(namespace, cm("prod-config", env="production"))})
     log = cli.cwd / "03.log"
     proc = cli.popen("run", *seed("03_multi_environment.lua"), log=log)
@@ -123,7 +131,9 @@ def test_04_05_08_pipeline_deploys_low_impact_changes(cli: Cli, company: Company
     assert kube.get(kube.discovery.lookup("apps/v1", "Deployment"), namespace, "web") is not None
 
 
-def test_04_05_08_high_impact_without_a_terminal_fails_the_task_with_file_and_line(cli: Cli, company: Company, kube: Kube, namespace: str) -> None:
+def test_04_05_08_high_impact_without_a_terminal_fails_the_task_with_file_and_line(
+    cli: Cli, company: Company, kube: Kube, namespace: str
+) -> None:
     company.create("k8s-prod", {"manifests/app.yaml": manifests(namespace, deploy("web", 2))})
     assert cli("run", *seed(*PROD_FILES), "--param", "workflow_id=production-workflow").returncode == 0
     company.commit("k8s-prod", {"manifests/app.yaml": manifests(namespace, deploy("web", 0))})  # scale to zero: high
