@@ -100,3 +100,20 @@ def test_unschedulable_deployment_reports_progress_deadline_exceeded(kube: Kube,
     d = kube.get(deployments, namespace, "stuck") or {}
     assert conditions(d).get("Available", {}).get("status") != "True"
     assert not (d.get("status") or {}).get("availableReplicas")
+
+
+def test_down_stops_exactly_the_processes_its_cluster_started(cluster: local.ClusterInfo) -> None:
+    """A second, named cluster next to the shared one: `down` takes only its own processes and data."""
+    other = local.up("down-test")
+    try:
+        assert other.ports["apiserver"] != cluster.ports["apiserver"]
+        assert local.api_ready(other)
+        pids = [p.pid for p in other.procs]
+        assert set(pids).isdisjoint(p.pid for p in cluster.procs)
+    finally:
+        assert local.down("down-test") is True
+    assert not any(p.alive() for p in other.procs)
+    assert not other.root.exists()
+    assert all(p.alive() for p in cluster.procs)  # the shared cluster is untouched
+    assert local.status()["running"] is True
+    assert local.down("down-test") is False  # nothing left to stop
