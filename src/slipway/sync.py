@@ -69,6 +69,15 @@ class Run:
 
     # -- shared stages -------------------------------------------------------------------------------
 
+    def converge(self, plan: Plan) -> tuple[bool, str]:
+        """The stages a sync and a rollback share: backup, apply and prune, then the health wait."""
+        self.stage("backup")
+        self.backup(plan)
+        self.stage("apply")
+        self.apply(plan, plan.deletions)
+        self.stage("health")
+        return self.wait_health(plan)
+
     def backup(self, plan: Plan) -> None:
         """Keep what the cluster had before we touch it, and what we are about to declare."""
         backups = [
@@ -192,12 +201,7 @@ class SyncRun(Run):
                 raise SyncFailed(f"refused: {plan.warnings[-1]}")
             self.stage("pre-hooks")
             self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
-            self.stage("backup")
-            self.backup(plan)
-            self.stage("apply")
-            self.apply(plan, plan.deletions)
-            self.stage("health")
-            ok, why = self.wait_health(plan)
+            ok, why = self.converge(plan)
             if not ok:
                 mode = wf.sync_policy.health_check.failure_mode
                 if mode != "ignore":
@@ -350,12 +354,7 @@ class RollbackRun(Run):
             ]
             if plan.blocking:
                 raise SyncFailed(_refusal(plan))
-            self.stage("backup")
-            self.backup(plan)
-            self.stage("apply")
-            self.apply(plan, plan.deletions)
-            self.stage("health")
-            ok, why = self.wait_health(plan)
+            ok, why = self.converge(plan)
             if not ok:
                 raise SyncFailed(why)
         except Cancelled as e:
