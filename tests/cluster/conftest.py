@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from slipway.engine import Engine
 from slipway.source import GitSource
 from slipway.store import Store
 from tests.gitservers import commit, make_repo, origin_of, push
+from tests.manifests import configmap, deployment, dump, service
+
+__all__ = ["configmap", "deployment", "dump", "service"]
 
 
 @pytest.fixture
@@ -21,10 +23,6 @@ def engine(cluster: Any, slipway_home: Path, tmp_path: Path) -> Iterator[Engine]
     eng = Engine(Store(home=slipway_home), GitSource(cache_dir=tmp_path / "git-cache", home=slipway_home))
     yield eng
     eng.store.close()
-
-
-def dump(*objs: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(list(objs), sort_keys=False)
 
 
 @dataclass
@@ -51,35 +49,6 @@ def make_git(tmp_path: Path):  # type: ignore[no-untyped-def]
         return Repo(make_repo(tmp_path / f"repo{counter[0]}", files))
 
     return make
-
-
-def configmap(name: str, data: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **meta}, "data": data or {"k": "v"}}
-
-
-def deployment(name: str, replicas: int = 1, image: str = "registry.invalid/app:1", **spec: Any) -> dict[str, Any]:
-    pod_spec: dict[str, Any] = {"containers": [{"name": "app", "image": image}]}
-    pod_spec.update(spec.pop("pod", {}))
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
-            **spec,
-        },
-    }
-
-
-def service(name: str, port: int = 80) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {"app": name}, "ports": [{"port": port, "targetPort": 8080}]},
-    }
 
 
 def add_workflow(engine: Engine, repo: Repo, namespace: str, path: str = "k8s", **options: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from slipway.kube import Kube
+from tests.manifests import configmap, deployment
 
 from .conftest import SEED, Cli, Company, manifests
 
@@ -20,23 +21,11 @@ pytestmark = pytest.mark.cluster
 
 
 def cm(name: str, **data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data or {"k": "v"}}
+    return configmap(name, data or None)
 
 
 def deploy(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
-            },
-        },
-    }
+    return deployment(name, replicas)
 
 
 def seed(*names: str) -> list[str]:
