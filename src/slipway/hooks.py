@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -70,31 +71,46 @@ def kubeconfig_for(path: Path, context: str | None) -> Iterator[Path]:
             os.unlink(name)
 
 
-def run_hook(phase: str, command: str, env: dict[str, str], timeout: float) -> HookResult:
+def run_hook(
+    phase: str, command: str, env: dict[str, str], timeout: float, cancel: threading.Event | None = None
+) -> HookResult:
+    """Run one hook to its end, its timeout, or ``cancel`` (which kills it: a hook may take minutes)."""
     started = time.monotonic()
     path = env.get("PATH", os.defpath)
     kubectl_dir = str(build.bin_dir(build.COMPONENTS["kubernetes"]))
     if os.path.isdir(kubectl_dir):
         path = f"{path}{os.pathsep}{kubectl_dir}"  # the user's own kubectl comes first
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", command],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**env, "PATH": path},
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        code = None
-    text = output.decode("utf-8", "replace")
+    with tempfile.TemporaryFile() as out:  # a file, not a pipe: a chatty hook never blocks on a full pipe
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**env, "PATH": path},
+            start_new_session=True,
+        )
+        code: int | None = None
+        why = ""
+        while True:
+            try:
+                code = proc.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() - started > timeout:
+                    why = f"timed out after {timeout:.0f}s"
+                elif cancel is not None and cancel.is_set():
+                    why = "cancelled"
+                if why:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    code = None
+                    break
+        out.seek(0)
+        raw = out.read()
+    text = raw.decode("utf-8", "replace")
     if len(text) > MAX_OUTPUT:
         text = "...\n" + text[-MAX_OUTPUT:]
-    if code is None:
-        text += f"\n(timed out after {timeout:.0f}s)"
+    if why:
+        text += f"\n({why})"
     return HookResult(phase, command, code, text, round(time.monotonic() - started, 3))

@@ -249,8 +249,10 @@ class SyncRun(Run):
                 if self.cancel.is_set():
                     raise Cancelled(f"cancelled before {phase}-sync hook {command!r}")
                 self.progress("hook", {"phase": phase, "command": command})
-                hr = hooks.run_hook(phase, command, env, timeout)
+                hr = hooks.run_hook(phase, command, env, timeout, self.cancel)
                 self.result.hooks.append(hr.to_dict())
+                if self.cancel.is_set() and not hr.ok:
+                    raise Cancelled(f"{phase}-sync hook {command!r} stopped")
                 if not hr.ok:
                     why = "timed out" if hr.exit_code is None else f"exited with {hr.exit_code}"
                     last = hr.output.strip().splitlines()[-1:] or [""]

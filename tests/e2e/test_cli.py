@@ -134,3 +134,26 @@ def test_cluster_status_and_kubeconfig(cli: Cli, cluster: Any) -> None:
     assert cli("cluster", "kubeconfig").stdout.strip() == str(cluster.kubeconfig)
     st = json.loads(cli("-o", "json", "cluster", "status").stdout)
     assert st["running"] is True and {p["name"] for p in st["processes"]} >= {"etcd", "kube-apiserver", "kwok"}
+
+
+def test_ctrl_c_cancels_a_sync_at_a_safe_point_and_records_it(cli: Cli, namespace: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = cli.cwd / "hook-started"
+    setup_workflow(cli, namespace, {"k8s/a.yaml": yaml.safe_dump(cm("x", namespace, k="v"))},
+                   "--post-hook", f"touch {marker}; sleep 30")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "slipway", "sync", "app-wf", "--yes"], env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "cancelling at the next safe point" in err
+    (last,) = cli.engine().history("app-wf")
+    assert last.status == "failed" and "cancelled" in last.message
+    assert cli.engine().store.workflow_state("app-wf")["sync_owner"] is None

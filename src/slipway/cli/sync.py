@@ -140,15 +140,49 @@ def sync(workflow_id: str, yes: bool, wait_lock: float) -> None:
         sys.exit(1)
     use_status = not json_mode() and sys.stderr.isatty()
     with Status("syncing...", console=err_console) if use_status else _nullcontext() as status:
-        result = eng.sync(
-            workflow_id,
-            revision=plan.revision,
-            expected_plan=plan.fingerprint(),
-            progress=_Progress(status if use_status else None),
-            wait=wait_lock,
+        result = run_cancellable(
+            lambda cancel: eng.sync(
+                workflow_id,
+                revision=plan.revision,
+                expected_plan=plan.fingerprint(),
+                progress=_Progress(status if use_status else None),
+                wait=wait_lock,
+                cancel=cancel,
+            )
         )
     print_result(result)
     sys.exit(0 if result.status == "succeeded" else 1)
+
+
+def run_cancellable(work: Any) -> SyncResult:
+    """Run ``work(cancel)`` in a thread; Ctrl-C asks it to stop at its next safe point, so the
+    sync or rollback is always recorded as finished (failed: cancelled), never left running."""
+    cancel = threading.Event()
+    done = threading.Event()  # not Thread.is_alive: an interrupted join() can make it lie
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(work(cancel))
+        except BaseException as e:  # handed to the main thread as it is
+            box.append(e)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=target, name="slipway-cli-sync")
+    worker.start()
+    while not done.is_set():
+        try:
+            done.wait(0.2)
+        except KeyboardInterrupt:
+            if not cancel.is_set():
+                err_console.print("cancelling at the next safe point (Ctrl-C again does not hurry it)...")
+            cancel.set()
+    worker.join()
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class _nullcontext:
@@ -167,7 +201,11 @@ def rollback(workflow_id: str, reason: str, to: str | None) -> None:
     """Restore the previous successful sync's state. Exit 0: rolled back; 1: failed."""
     use_status = not json_mode() and sys.stderr.isatty()
     with Status("rolling back...", console=err_console) if use_status else _nullcontext() as status:
-        result = engine().rollback(workflow_id, reason, to=to, progress=_Progress(status if use_status else None))
+        result = run_cancellable(
+            lambda cancel: engine().rollback(
+                workflow_id, reason, to=to, progress=_Progress(status if use_status else None), cancel=cancel
+            )
+        )
     print_result(result)
     sys.exit(0 if result.status == "succeeded" else 1)
 
