@@ -138,11 +138,18 @@ class Engine:
         cancel: threading.Event | None = None,
         policy: RetryPolicy | None = None,
     ) -> str:
-        """Bring the mirror up to date; the branch's head, or ``revision`` once it is fetched."""
+        """Bring the mirror up to date and return the branch's head; or return ``revision`` as it is.
+
+        A revision someone already saw on the remote (the controller's check) needs no fetch of its
+        own: materializing it fetches once if the mirror lacks it, and several workflows of one
+        repository then share a single fetch.
+        """
+        if revision:
+            return revision
         head = with_retry(
             lambda: self.source.fetch(repo), policy or RetryPolicy(), what=f"fetch {repo.id}", cancel=cancel
         )
-        return revision or head
+        return head
 
     def render(self, wf: Workflow, repo: Repository, revision: str) -> list[Manifest]:
         """Materialize the workflow's path at ``revision`` and render it."""
