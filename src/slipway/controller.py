@@ -40,6 +40,7 @@ class _RepoState:
     failures: int = 0
     head: str | None = None
     checking: bool = False
+    version: int = 0  # bumped when the head moves or the repository recovers: news to its workflows
 
 
 @dataclass
@@ -49,6 +50,7 @@ class _WorkflowState:
     failures: int = 0
     not_before: float = 0.0
     next_heal: float = 0.0
+    considered: tuple[str, int] | None = None  # (repository, version) last looked at, with nothing left to do
 
 
 @dataclass
@@ -85,7 +87,8 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._workflows: list[Workflow] = []
         self._repositories: dict[str, Repository] = {}
-        self._loaded = 0.0
+        self._loaded = -1e9
+        self._config_version: tuple[object, ...] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -132,12 +135,16 @@ class Controller:
 
     def _reload(self) -> None:
         now = time.monotonic()
-        if now - self._loaded < self.reload_every and self._workflows:
+        if now - self._loaded < self.reload_every:
             return
+        self._loaded = now
+        version = self.engine.store.config_version()
+        if version == self._config_version:
+            return  # nobody added, changed or removed a workflow or repository
+        self._config_version = version
         self._workflows = [wf for wf in self.engine.workflows() if wf.auto_sync]
         wanted = {wf.repository for wf in self._workflows}
         self._repositories = {r.id: r for r in self.engine.repositories() if r.id in wanted}
-        self._loaded = now
 
     def _tick(self, sync_pool: ThreadPoolExecutor, check_pool: ThreadPoolExecutor) -> None:
         self._reload()
@@ -158,7 +165,11 @@ class Controller:
             repo_state = self._repos.get(wf.repository)
             if repo_state is None or repo_state.head is None:
                 continue
-            self._consider(sync_pool, wf, repo_state.head)
+            ws = self._wfs.setdefault(wf.id, _WorkflowState())
+            if ws.considered == (wf.repository, repo_state.version):
+                continue  # no news since we last looked: no store query, nothing to do (idle stays idle)
+            if self._consider(sync_pool, wf, repo_state.head):
+                ws.considered = (wf.repository, repo_state.version)
 
     def _check(self, repo: Repository, state: _RepoState) -> None:
         interval = parse_duration(repo.poll_interval)
@@ -176,6 +187,8 @@ class Controller:
         else:
             if state.failures:
                 log.info("repository %s is reachable again", repo.id)
+            if state.failures or head != state.head:
+                state.version += 1
             state.failures = 0
             state.head = head
             state.next_check = time.monotonic() + interval * (1 + random.uniform(-self.jitter, self.jitter))
@@ -192,30 +205,34 @@ class Controller:
         except SlipwayError:
             pass  # removed meanwhile
 
-    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str) -> None:
+    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str) -> bool:
+        """Sync ``wf`` to ``head`` if it needs it. True when settled for this head: look again only
+        when the repository has news; False when something transient (a sync in flight, a backoff)
+        means another look soon."""
         if wf.id in self._inflight:
-            return
+            return False
         try:
             state = self.engine.store.workflow_state(wf.id)
         except SlipwayError:
-            return
+            return True  # removed meanwhile
         if state["sync_owner"] is not None:
-            return  # someone (a manual sync) is at it
+            return False  # someone (a manual sync) is at it
         if head == state["applied_revision"] and state["status"] != "degraded":
-            return
+            return True
         if head == state["hold_revision"]:
-            return  # rolled back from this revision: wait for a new commit
+            return True  # rolled back from this revision: wait for a new commit
         ws = self._wfs.setdefault(wf.id, _WorkflowState())
         if ws.failed_revision == head and time.monotonic() < ws.not_before:
-            return
+            return False
         if head == state["applied_revision"] and state["status"] == "degraded" and ws.source_degraded:
             # The source recovered and nothing new arrived: just say so.
             ws.source_degraded = False
             self.engine.store.set_workflow_state(wf.id, status="synced", status_message="source reachable again")
-            return
+            return True
         if head == state["applied_revision"]:
-            return  # degraded for another reason (a failed rollback): a new commit or a person fixes that
+            return True  # degraded for another reason (a failed rollback): a new commit or a person fixes that
         self._submit(pool, wf, head)
+        return False  # the sync's outcome decides what comes next
 
     def _submit(self, pool: ThreadPoolExecutor, wf: Workflow, head: str | None, heal: bool = False) -> None:
         with self._lock:

@@ -270,6 +270,18 @@ class Store:
         rows = self._conn().execute("SELECT config FROM workflows ORDER BY created_at, id").fetchall()
         return [_workflow(json.loads(r["config"])) for r in rows]
 
+    def config_version(self) -> tuple[Any, ...]:
+        """Changes whenever a repository or workflow is added, updated or removed (not on syncs)."""
+        row = (
+            self._conn()
+            .execute(
+                """SELECT (SELECT COUNT(*) FROM workflows), (SELECT MAX(updated_at) FROM workflows),
+                      (SELECT COUNT(*) FROM repositories), (SELECT MAX(updated_at) FROM repositories)"""
+            )
+            .fetchone()
+        )
+        return tuple(row)
+
     def delete_workflow(self, workflow_id: str) -> None:
         with self.tx() as c:
             row = c.execute("SELECT sync_owner FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
