@@ -66,7 +66,7 @@ class Controller:
         self,
         engine: Engine,
         *,
-        concurrency: int = 4,
+        concurrency: int = 16,
         tick: float = 0.5,
         jitter: float = 0.1,
         reload_every: float = 2.0,

@@ -123,6 +123,8 @@ class Run:
             healthy = sum(1 for h in states.values() if h.status == health.HEALTHY)
             self.progress("health", {"total": len(targets), "healthy": healthy})
 
+        # What the apply returned, or the live object an unchanged item was compared with.
+        known = {it.ref: it.dry if it.action in ("create", "update") else it.live for it in plan.items}
         ok, states = health.wait(
             self.kube,
             targets,
@@ -130,6 +132,7 @@ class Run:
             selector=f"{settings.LABEL_WORKFLOW}={self.wf.id}",
             cancel=self.cancel,
             progress=report,
+            known={ref: obj for ref, obj in known.items() if obj is not None},
         )
         self.result.health = [
             {"resource": ref.resource, "namespace": ref.namespace or None, "status": h.status, "message": h.message}

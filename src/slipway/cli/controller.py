@@ -15,7 +15,7 @@ from .output import info
 
 
 @click.command("controller")
-@click.option("--concurrency", type=int, default=4, show_default=True, help="Workflows synced at once.")
+@click.option("--concurrency", type=int, default=16, show_default=True, help="Workflows synced at once.")
 def controller(concurrency: int) -> None:
     """Sync every auto_sync workflow when its branch moves, until SIGTERM or SIGINT."""
     # A daemon's log is its output: one line per sync with its outcome.

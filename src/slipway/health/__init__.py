@@ -255,6 +255,19 @@ def check(kube: Kube, targets: list[Target], selector: str | None = None) -> dic
     return out
 
 
+# Kinds whose health is fixed by what they are (or their spec): judged from the object the apply
+# returned, never read again.
+JUDGED_ONCE = frozenset(
+    {
+        ("", "ConfigMap"), ("", "Secret"), ("", "ServiceAccount"), ("", "Service"), ("", "LimitRange"),
+        ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding"),
+        ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("networking.k8s.io", "NetworkPolicy"), ("networking.k8s.io", "IngressClass"),
+        ("scheduling.k8s.io", "PriorityClass"), ("storage.k8s.io", "StorageClass"),
+    }
+)  # fmt: skip
+
+
 def wait(
     kube: Kube,
     targets: list[Target],
@@ -264,11 +277,15 @@ def wait(
     cancel: threading.Event | None = None,
     progress: Callable[[dict[ObjectRef, Health]], None] | None = None,
     degraded_grace: float = 5.0,
+    known: dict[ObjectRef, Obj] | None = None,
 ) -> tuple[bool, dict[ObjectRef, Health]]:
     """Poll until every target is Healthy (True), or one stays Degraded, or the timeout passes (False).
 
-    A Degraded verdict must hold for ``degraded_grace`` seconds before the wait gives up early:
-    controllers report a new generation before they have cleared the conditions of the old one.
+    ``known`` holds objects as the apply just returned them: kinds in :data:`JUDGED_ONCE` are
+    judged from those without a request. A target once Healthy is not read again, and polls
+    come at most a second apart. A Degraded verdict must hold for ``degraded_grace`` seconds
+    before the wait gives up early: controllers report a new generation before they have
+    cleared the conditions of the old one.
     """
     if not targets:
         return True, {}
@@ -276,16 +293,24 @@ def wait(
     deadline = time.monotonic() + timeout
     delay = 0.25
     last: dict[ObjectRef, Health] = {}
+    for t in targets:
+        obj = (known or {}).get(t.ref)
+        if obj is not None and (t.info.group, t.info.kind) in JUDGED_ONCE:
+            verdict = assess(t.info.group, t.info.kind, obj)
+            if verdict.status == HEALTHY:
+                last[t.ref] = verdict
     degraded_since: dict[ObjectRef, float] = {}
     while True:
-        try:
-            last = check(kube, targets, selector)
-        except KubeError as e:
-            if not e.retryable:
-                raise
+        pending = [t for t in targets if last.get(t.ref, Health(MISSING)).status != HEALTHY]
+        if pending:
+            try:
+                last.update(check(kube, pending, selector))
+            except KubeError as e:
+                if not e.retryable:
+                    raise
         if progress is not None and last:
             progress(last)
-        if last and all(h.status == HEALTHY for h in last.values()):
+        if len(last) == len(targets) and all(h.status == HEALTHY for h in last.values()):
             return True, last
         now = time.monotonic()
         for ref, h in last.items():
@@ -299,4 +324,4 @@ def wait(
             return False, last
         if cancel.wait(min(delay, max(0.0, deadline - time.monotonic()))):
             raise Cancelled("cancelled while waiting for health")
-        delay = min(2.0, delay * 1.5)
+        delay = min(1.0, delay * 1.5)
