@@ -34,10 +34,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import unquote
 
 from .. import settings
@@ -45,6 +46,7 @@ from ..errors import HostKeyError, SourceAuthError, SourceError, TransientSource
 from ..model import ID_RE, Repository
 
 log = logging.getLogger("slipway.source")
+_T = TypeVar("_T")
 
 __all__ = ["GitSource", "clean_target_path", "redact_url"]
 
@@ -243,6 +245,8 @@ class GitSource:
     def __init__(self, cache_dir: Path | None = None, home: Path | None = None) -> None:
         self.cache_dir = (Path(cache_dir) if cache_dir is not None else settings.git_cache()).absolute()
         self.home = (Path(home) if home is not None else settings.home()).absolute()
+        self._memo_cache: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -355,6 +359,9 @@ class GitSource:
                 for tmp in base.glob(f".tmp-{mirror.stem}-*"):
                     shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
+        with self._memo_lock:
+            for key in [k for k in self._memo_cache if k[0].startswith(str(base) + os.sep)]:
+                del self._memo_cache[key]
         log.debug("forgot the mirror of repository %s", repo_id)
 
     def forget_host_keys(self, repo_id: str) -> None:
@@ -437,7 +444,34 @@ class GitSource:
     def _local_head(self, git_dir: Path, branch: str) -> str | None:
         return self._resolve(git_dir, f"refs/heads/{branch}")
 
+    def _memo(self, key: tuple[str, str], compute: Callable[[], _T]) -> _T:
+        """Remember what git said about an object named by a commit id: objects never change, and a
+        mirror never drops a commit it had (its reflog does not expire), so workflows sharing a
+        repository and revision share one answer instead of a git process each."""
+        with self._memo_lock:
+            if key in self._memo_cache:
+                self._memo_cache.move_to_end(key)
+                return self._memo_cache[key]  # type: ignore[return-value]
+        value = compute()
+        with self._memo_lock:
+            self._memo_cache[key] = value
+            while len(self._memo_cache) > 512:
+                self._memo_cache.popitem(last=False)
+        return value
+
     def _resolve(self, git_dir: Path, revision: str) -> str | None:
+        if _SHA_RE.match(revision):
+            key = (str(git_dir), "commit " + revision)
+            with self._memo_lock:
+                if key in self._memo_cache:
+                    return revision
+            sha = self._resolve_now(git_dir, revision)
+            if sha is not None:
+                self._memo(key, lambda: True)
+            return sha
+        return self._resolve_now(git_dir, revision)
+
+    def _resolve_now(self, git_dir: Path, revision: str) -> str | None:
         result = self._run(
             [
                 "--git-dir",
@@ -489,6 +523,14 @@ class GitSource:
     # -- trees -------------------------------------------------------------------------------------
 
     def _ls_tree(self, mirror: Path, treeish: str, *, recursive: bool) -> list[tuple[str, str, str, str]]:
+        if _SHA_RE.match(treeish[:40]) and treeish[40:41] in ("", ":", "^"):
+            return self._memo(
+                (str(mirror), f"ls-tree {recursive} {treeish}"),
+                lambda: self._ls_tree_now(mirror, treeish, recursive=recursive),
+            )
+        return self._ls_tree_now(mirror, treeish, recursive=recursive)
+
+    def _ls_tree_now(self, mirror: Path, treeish: str, *, recursive: bool) -> list[tuple[str, str, str, str]]:
         args = ["--git-dir", str(mirror), "ls-tree", "-z"]
         if recursive:
             args.append("-r")
