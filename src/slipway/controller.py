@@ -187,11 +187,16 @@ class Controller:
         else:
             if state.failures:
                 log.info("repository %s is reachable again", repo.id)
+            first = state.head is None
             if state.failures or head != state.head:
                 state.version += 1
             state.failures = 0
             state.head = head
-            state.next_check = time.monotonic() + interval * (1 + random.uniform(-self.jitter, self.jitter))
+            # Every repository is first checked at start-up; a random phase for the second check
+            # spreads the checks (and the Git servers' load) evenly over the interval from then on,
+            # where jitter alone would take many cycles to break up the burst.
+            factor = random.uniform(0.1, 1.0) if first else 1 + random.uniform(-self.jitter, self.jitter)
+            state.next_check = time.monotonic() + interval * factor
         finally:
             self.stats.checks += 1
             state.checking = False
