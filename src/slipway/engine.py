@@ -121,6 +121,12 @@ class Engine:
             "last_sync_result": last.to_seed() if last else None,
         }
 
+    def live_state(self, workflow_id: str) -> dict[str, Any]:
+        """Beyond the seed's status: the revision the cluster was last brought to (by a sync or a
+        rollback), the revision a rollback holds auto-sync away from, and the latest status message."""
+        state = self.store.workflow_state(workflow_id)
+        return {k: state[k] for k in ("applied_revision", "hold_revision", "status_message")}
+
     def history(self, workflow_id: str, limit: int | None = None) -> list[SyncResult]:
         self.store.get_workflow(workflow_id)
         return self.store.history(workflow_id, limit)

@@ -114,6 +114,10 @@ def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespa
 
     status = json.loads(cli("-o", "json", "workflow", "status", "app-wf").stdout)
     assert set(status) == {"id", "name", "status", "auto_sync", "repository", "last_sync_result"}
+    # The last sync is the rolled-back one; the text says what actually runs.
+    text = cli("workflow", "status", "app-wf").stdout
+    assert f"rolled back: live at revision {history[2]['commit_hash'][:12]}" in text
+    assert f"until a commit after {history[1]['commit_hash'][:12]}" in text
     listed = json.loads(cli("-o", "json", "workflow", "list").stdout)
     assert [w["id"] for w in listed] == ["app-wf"]
     assert cli("repo", "remove", "app").returncode == 2  # still used by a workflow

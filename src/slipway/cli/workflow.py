@@ -97,13 +97,25 @@ def list_() -> None:
 @click.argument("workflow_id")
 def status(workflow_id: str) -> None:
     """The seed's status table: status, last sync and its metrics."""
-    st = engine().status(workflow_id)
+    eng = engine()
+    st = eng.status(workflow_id)
     if json_mode():
         emit_json(st)
         return
+    live = eng.live_state(workflow_id)
     style = STATUS_STYLE.get(st["status"], "white")
     console.print(f"[bold]{st['id']}[/bold] ({st['name']}): [{style}]{st['status']}[/{style}]")
     console.print(f"repository: {st['repository']}   auto-sync: {'on' if st['auto_sync'] else 'off'}")
+    if live["hold_revision"]:
+        # The last sync is not what runs: say so, or its revision would read as the live one.
+        at = (
+            f"revision {live['applied_revision'][:12]}"
+            if live["applied_revision"]
+            else "the state before its first sync"
+        )
+        console.print(f"rolled back: live at {at}; "
+                      f"auto-sync leaves it there until a commit after {live['hold_revision'][:12]}")  # fmt: skip
+        console.print(f"  {live['status_message']}", markup=False)
     last = st["last_sync_result"]
     if not last:
         console.print("never synced")
