@@ -315,6 +315,50 @@ def test_concurrent_fetches_in_threads(git_http_server: HttpGitServer, source: G
     assert [p.name for p in source.mirror_path(repo).parent.iterdir() if p.name.startswith(".tmp")] == []
 
 
+class CountingSource(GitSource):
+    """A real GitSource that counts the git subcommands it runs."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        super().__init__(cache_dir=cache_dir)
+        self.ran: list[str] = []
+        self._ran_lock = threading.Lock()
+
+    def _run(self, args: list[str], **kwargs):  # type: ignore[no-untyped-def, override]
+        sub = next(a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "--git-dir"))
+        with self._ran_lock:
+            self.ran.append(sub)
+        return super()._run(args, **kwargs)
+
+
+def test_workflows_of_one_repository_share_one_fetch_and_one_listing(
+    local_repo: tuple[Path, Repository], tmp_path: Path
+) -> None:
+    work, repo = local_repo
+    head = git("rev-parse", "HEAD", cwd=work)
+    alone = CountingSource(tmp_path / "alone")
+    alone.materialize(repo, head, "k8s/prod", tmp_path / "alone-dest")
+    together = CountingSource(tmp_path / "together")
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()  # all four find the mirror missing, as a cold start's workflows do
+            out = together.materialize(repo, head, "k8s/prod", tmp_path / f"dest-{i}")
+            assert tree(out)["sub/db.yaml"] == "db: prod\n"
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert together.ran.count("fetch") == alone.ran.count("fetch") == 1
+    assert together.ran.count("ls-tree") == alone.ran.count("ls-tree")
+
+
 def test_fetch_waits_for_another_process(source: GitSource, local_repo: tuple[Path, Repository]) -> None:
     _, repo = local_repo
     head = source.fetch(repo)

@@ -36,9 +36,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import unquote
 
 from .. import settings
@@ -245,7 +246,7 @@ class GitSource:
     def __init__(self, cache_dir: Path | None = None, home: Path | None = None) -> None:
         self.cache_dir = (Path(cache_dir) if cache_dir is not None else settings.git_cache()).absolute()
         self.home = (Path(home) if home is not None else settings.home()).absolute()
-        self._memo_cache: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._memo_cache: OrderedDict[tuple[str, str], Future[Any]] = OrderedDict()
         self._memo_lock = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------------
@@ -270,16 +271,20 @@ class GitSource:
                 return sha
         raise SourceError(f'{self._name(repo)}: branch "{repo.branch}" does not exist')
 
-    def fetch(self, repo: Repository, timeout: float = 120) -> str:
-        """Bring the mirror's tracked branch up to date with the server; return its commit."""
+    def fetch(self, repo: Repository, timeout: float = 120, *, want: str | None = None) -> str:
+        """Bring the mirror's tracked branch up to date with the server; return its commit.
+
+        With ``want``, a mirror that has that revision by the time the lock is ours is not fetched
+        again: workflows of one repository that all found it missing share the first one's fetch.
+        """
         self._check(repo)
         deadline = time.monotonic() + timeout
         mirror = self._mirror(repo)
         with self._locked(repo, mirror, deadline):
-            if self._is_mirror(mirror):
-                self._fetch_existing(repo, mirror, deadline)
-            else:
+            if not self._is_mirror(mirror):
                 self._fetch_new(repo, mirror, deadline)
+            elif want is None or self._resolve(mirror, want) is None:
+                self._fetch_existing(repo, mirror, deadline)
             sha = self._local_head(mirror, repo.branch)
         if sha is None:  # pragma: no cover - a successful fetch always writes the ref
             raise SourceError(f'{self._name(repo)}: fetched, but branch "{repo.branch}" is missing in the mirror')
@@ -301,7 +306,7 @@ class GitSource:
         mirror = self._mirror(repo)
         sha = self._resolve(mirror, revision) if self._is_mirror(mirror) else None
         if sha is None:
-            self.fetch(repo)
+            self.fetch(repo, want=revision)
             sha = self._resolve(mirror, revision)
         if sha is None:
             raise SourceError(
@@ -444,31 +449,47 @@ class GitSource:
     def _local_head(self, git_dir: Path, branch: str) -> str | None:
         return self._resolve(git_dir, f"refs/heads/{branch}")
 
-    def _memo(self, key: tuple[str, str], compute: Callable[[], _T]) -> _T:
+    def _memo(self, key: tuple[str, str], compute: Callable[[], _T], keep: Callable[[_T], bool] = bool) -> _T:
         """Remember what git said about an object named by a commit id: objects never change, and a
         mirror never drops a commit it had (its reflog does not expire), so workflows sharing a
-        repository and revision share one answer instead of a git process each."""
+        repository and revision share one answer instead of a git process each. Callers asking
+        while the first is still computing wait for its answer (at a cold start a repository's
+        workflows all ask at once); an answer ``keep`` rejects, or an error, is not remembered."""
         with self._memo_lock:
-            if key in self._memo_cache:
+            pending = self._memo_cache.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._memo_cache[key] = Future()
+                while len(self._memo_cache) > 512:
+                    self._memo_cache.popitem(last=False)
+            else:
                 self._memo_cache.move_to_end(key)
-                return self._memo_cache[key]  # type: ignore[return-value]
-        value = compute()
+        if mine:
+            try:
+                value = compute()
+            except BaseException as e:
+                self._memo_drop(key, pending)
+                pending.set_exception(e)
+                raise
+            if not keep(value):
+                self._memo_drop(key, pending)
+            pending.set_result(value)
+            return value
+        return pending.result()
+
+    def _memo_drop(self, key: tuple[str, str], pending: Future[Any]) -> None:
         with self._memo_lock:
-            self._memo_cache[key] = value
-            while len(self._memo_cache) > 512:
-                self._memo_cache.popitem(last=False)
-        return value
+            if self._memo_cache.get(key) is pending:
+                del self._memo_cache[key]
 
     def _resolve(self, git_dir: Path, revision: str) -> str | None:
         if _SHA_RE.match(revision):
-            key = (str(git_dir), "commit " + revision)
-            with self._memo_lock:
-                if key in self._memo_cache:
-                    return revision
-            sha = self._resolve_now(git_dir, revision)
-            if sha is not None:
-                self._memo(key, lambda: True)
-            return sha
+            # A commit the mirror lacks may arrive with the next fetch: only a found one is kept.
+            return self._memo(
+                (str(git_dir), "commit " + revision),
+                lambda: self._resolve_now(git_dir, revision),
+                keep=lambda sha: sha is not None,
+            )
         return self._resolve_now(git_dir, revision)
 
     def _resolve_now(self, git_dir: Path, revision: str) -> str | None:
@@ -527,6 +548,7 @@ class GitSource:
             return self._memo(
                 (str(mirror), f"ls-tree {recursive} {treeish}"),
                 lambda: self._ls_tree_now(mirror, treeish, recursive=recursive),
+                keep=lambda _: True,
             )
         return self._ls_tree_now(mirror, treeish, recursive=recursive)
 
