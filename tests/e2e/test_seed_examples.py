@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from slipway.engine import Engine
 from slipway.kube import Kube
 from tests.manifests import configmap, deployment
 
@@ -146,11 +147,17 @@ def test_04_05_08_high_impact_without_a_terminal_fails_the_task_with_file_and_li
     assert dep["spec"]["replicas"] == 0
 
 
-def test_05_alone_runs_its_task_as_an_implicit_workflow(cli: Cli, company: Company, kube: Kube, namespace: str) -> None:
-    company.create("k8s-prod", {"manifests/app.yaml": manifests(namespace, cm("only-05"))})
+def prod_workflow(cli: Cli, company: Company, namespace: str, workflow_id: str, cm_name: str) -> Engine:
+    """The company's k8s-prod repository holding one ConfigMap, and a workflow on its manifests."""
+    company.create("k8s-prod", {"manifests/app.yaml": manifests(namespace, cm(cm_name))})
     eng = cli.engine()
     repo = eng.register_repository({"id": "prod", "url": "https://github.com/company/k8s-prod"})
-    eng.create_workflow({"id": "wf-05", "repository": repo.id, "target_path": "manifests"})
+    eng.create_workflow({"id": workflow_id, "repository": repo.id, "target_path": "manifests"})
+    return eng
+
+
+def test_05_alone_runs_its_task_as_an_implicit_workflow(cli: Cli, company: Company, kube: Kube, namespace: str) -> None:
+    prod_workflow(cli, company, namespace, "wf-05", "only-05")
     r = cli("run", *seed("05_kubernetes_gitops.lua"), "--param", "workflow_id=wf-05")
     assert r.returncode == 0, r.stderr
     assert "Running Kubernetes health checks..." in r.stderr
@@ -177,10 +184,7 @@ def test_06_advanced_sync_policy_and_multi_repository(cli: Cli, company: Company
 
 
 def test_07_ai_integration_learns_from_recorded_runs(cli: Cli, company: Company, namespace: str) -> None:
-    company.create("k8s-prod", {"manifests/app.yaml": manifests(namespace, cm("ai"))})
-    eng = cli.engine()
-    repo = eng.register_repository({"id": "prod", "url": "https://github.com/company/k8s-prod"})
-    eng.create_workflow({"id": "wf-07", "repository": repo.id, "target_path": "manifests"})
+    eng = prod_workflow(cli, company, namespace, "wf-07", "ai")
     first = cli("run", *seed("07_ai_integration.lua"), "--param", "gitops_workflow_id=wf-07")
     assert first.returncode == 0, first.stderr
     runs = eng.store.executions("ai_gitops_deploy")
