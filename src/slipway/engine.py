@@ -22,7 +22,7 @@ from .errors import ConfigError, ManifestError, NotFoundError, SourceError, Sync
 from .kube import Kube, connect
 from .model import Repository, RetryPolicy, SyncResult, Workflow
 from .plan.planner import Plan, Planner
-from .render import Manifest
+from .render import Manifest, RenderContext
 from .retry import with_retry
 from .source import GitSource
 from .store import Store
@@ -158,15 +158,28 @@ class Engine:
         return head
 
     def render(self, wf: Workflow, repo: Repository, revision: str) -> list[Manifest]:
-        """Materialize the workflow's path at ``revision`` and render it."""
+        """Materialize the workflow's path at ``revision`` and render it.
+
+        A path that renders no object is an error naming what it holds (a typo in target_path,
+        or files no renderer reads), unless the workflow allows an empty render.
+        """
         where = f"repository {repo.id} at {revision[:12]}"
+        context = RenderContext(workflow_id=wf.id, namespace=wf.destination.namespace)
         tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
         try:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
-            if render_stage.needs_whole_repository(root):
+            if render_stage.needs_whole_repository(root, context):
                 whole = self.source.materialize(repo, revision, "", tmp / "repo")
                 root = whole / wf.target_path if wf.target_path else whole
-            return render_stage.render(root, label=wf.target_path)
+                context.repository_root = whole
+            manifests = render_stage.render(root, label=wf.target_path, context=context)
+            if not manifests and not wf.sync_policy.allow_empty:
+                raise ManifestError(
+                    f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
+                    hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
+                    "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
+                )
+            return manifests
         except ManifestError as e:
             raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
         finally:

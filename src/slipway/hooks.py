@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .cluster import build
+from . import tools
 
 MAX_OUTPUT = 64 * 1024
 
@@ -77,9 +77,9 @@ def run_hook(
     """Run one hook to its end, its timeout, or ``cancel`` (which kills it: a hook may take minutes)."""
     started = time.monotonic()
     path = env.get("PATH", os.defpath)
-    kubectl_dir = str(build.bin_dir(build.COMPONENTS["kubernetes"]))
-    if os.path.isdir(kubectl_dir):
-        path = f"{path}{os.pathsep}{kubectl_dir}"  # the user's own kubectl comes first
+    kubectl = tools.built("kubectl")
+    if kubectl is not None:
+        path = f"{path}{os.pathsep}{kubectl.parent}"  # the user's own kubectl comes first
     with tempfile.TemporaryFile() as out:  # a file, not a pipe: a chatty hook never blocks on a full pipe
         proc = subprocess.Popen(
             ["/bin/sh", "-c", command],

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from .. import settings
 from ..errors import BuildError
+from ..tools import HELM_VERSION, KUBERNETES_VERSION, KUSTOMIZE_VERSION, built_dir
 
-KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
-KUSTOMIZE_VERSION = "v5.8.2"
 
 # The k8s.io modules k8s.io/kubernetes requires at v0.0.0 and points at ./staging.
 _STAGING = [
@@ -106,6 +105,13 @@ def _install(pkg: str) -> Callable[[str, Path], list[list[str]]]:
     return commands
 
 
+def _helm_commands(version: str, out: Path) -> list[list[str]]:
+    # Helm reports (and templates see, as .Capabilities.HelmVersion) the version stamped here.
+    major = version.split(".", 1)[0]
+    ldflags = f"-s -w -X helm.sh/helm/{major}/internal/version.version={version}"
+    return [["go", "install", "-trimpath", f"-ldflags={ldflags}", f"helm.sh/helm/{major}/cmd/helm@{version}"]]
+
+
 KWOK_STAGES = [
     "node/fast/node-initialize.yaml",
     "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -132,6 +138,7 @@ COMPONENTS: dict[str, Component] = {
         Component("kubernetes", KUBERNETES_VERSION, KUBE_BINARIES, _kube_files, _kube_commands),
         Component("etcd", ETCD_VERSION, ["etcd"], _etcd_files, _etcd_commands),
         Component("kwok", KWOK_VERSION, ["kwok"], lambda v: {}, _install("sigs.k8s.io/kwok/cmd/kwok"), _kwok_stages),
+        Component("helm", HELM_VERSION, ["helm"], lambda v: {}, _helm_commands),
         Component(
             "kustomize",
             KUSTOMIZE_VERSION,
@@ -144,7 +151,7 @@ COMPONENTS: dict[str, Component] = {
 
 
 def bin_dir(component: Component) -> Path:
-    return settings.cache() / "bin" / component.key
+    return built_dir(component.name, component.version)
 
 
 def is_built(component: Component) -> bool:

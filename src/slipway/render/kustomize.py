@@ -1,0 +1,61 @@
+"""Kustomize: a directory holding a ``kustomization.yaml`` is rendered with ``kustomize build``.
+
+Overlays refer to bases elsewhere in the repository, so this renderer asks for the whole
+checkout. Helm charts a kustomization names under ``helmCharts:`` are inflated by the same Helm
+binary slipway's own Helm renderer uses.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .. import tools
+from ..errors import BuildError, ManifestError
+from .base import Manifest, RenderContext, objects_from, parse_yaml
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def has_kustomization(directory: Path) -> bool:
+    return any((directory / name).is_file() for name in KUSTOMIZATION_FILES)
+
+
+def _uses_helm(directory: Path) -> bool:
+    for name in KUSTOMIZATION_FILES:
+        path = directory / name
+        if path.is_file():
+            try:
+                return "helmCharts" in path.read_text(errors="replace")
+            except OSError:
+                return False
+    return False
+
+
+class Kustomize:
+    name = "kustomize"
+
+    def claims(self, directory: Path, context: RenderContext) -> bool:
+        return has_kustomization(directory)
+
+    def needs_repository(self, directory: Path) -> bool:
+        return True
+
+    def render(self, directory: Path, display: str, context: RenderContext) -> list[Manifest]:
+        where = f"{display} (kustomize)"
+        argv = [tools.find("kustomize"), "build", "."]
+        if _uses_helm(directory):
+            try:
+                helm = tools.find("helm")
+            except BuildError as e:
+                raise ManifestError(f"{where}: uses helmCharts, and {e.message}") from None
+            argv += ["--enable-helm", "--helm-command", helm]
+        try:
+            proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=120,
+                                  stdin=subprocess.DEVNULL)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise ManifestError(f"{where}: kustomize build timed out after 120s") from None
+        if proc.returncode != 0:
+            message = " ".join(line.strip() for line in proc.stderr.strip().splitlines()[-3:])
+            raise ManifestError(f"{where}: kustomize build failed: {message}")
+        return objects_from(parse_yaml(proc.stdout, where), where)
