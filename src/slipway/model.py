@@ -274,6 +274,7 @@ class HealthCheck:
 class SyncPolicy:
     auto_prune: bool = False
     allow_empty: bool = False
+    create_namespace: bool = False
     self_heal: bool = False
     self_heal_interval: str = "1m"
     recreate: bool = False
@@ -289,6 +290,7 @@ class SyncPolicy:
         out = cls(
             auto_prune=r.get("auto_prune", bool, False),
             allow_empty=r.get("allow_empty", bool, False),
+            create_namespace=r.get("create_namespace", bool, False),
             self_heal=r.get("self_heal", bool, False),
             self_heal_interval=r.duration("self_heal_interval", "1m"),
             recreate=r.get("recreate", bool, False),
@@ -329,6 +331,12 @@ class Workflow:
     rollback_on_failure: bool = False
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     destination: Destination = field(default_factory=Destination)
+    history_limit: int = 100
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Workflow:
+        """A workflow as a store kept it (:meth:`to_config`): validated again, keys added since default."""
+        return cls.from_config(data)
 
     @classmethod
     def from_config(cls, data: Any) -> Workflow:
@@ -351,8 +359,11 @@ class Workflow:
             rollback_on_failure=r.get("rollback_on_failure", bool, False),
             sync_policy=SyncPolicy.from_config(r.get("sync_policy", dict)),
             destination=Destination.from_config(r.get("destination", dict)),
+            history_limit=r.get("history_limit", int, 100),
         )
         r.done()
+        if out.history_limit < 1:
+            raise ConfigError(f"history_limit: {out.history_limit} must be 1 or more (the syncs kept per workflow)")
         return out
 
     def to_config(self) -> dict[str, Any]:
@@ -430,6 +441,7 @@ class SyncMetrics:
     duration: str = "0.0s"
     resources_processed: int = 0
     resources_applied: int = 0
+    resources_deleted: int = 0
     resources_skipped: int = 0
     conflicts_resolved: int = 0
 
