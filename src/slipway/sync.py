@@ -107,16 +107,17 @@ class SyncRun(Run):
             for command in commands:
                 if self.cancel.is_set():
                     raise Cancelled(f"cancelled before {phase}-sync hook {command!r}")
-                self.progress("hook", {"phase": phase, "command": command})
+                self.progress("hook", {"phase": phase, "command": self.scrub(command)})
                 hr = hooks.run_hook(phase, command, env, timeout, self.cancel)
-                hr.output = self.scrub(hr.output)  # a hook may print what it was given: never store a secret
+                # A hook may print what it was given: never store a Secret's value or a credential.
+                hr.output, hr.command = self.scrub(hr.output), self.scrub(hr.command)
                 self.result.hooks.append(hr.to_dict())
                 if self.cancel.is_set() and not hr.ok:
-                    raise Cancelled(f"{phase}-sync hook {command!r} stopped")
+                    raise Cancelled(f"{phase}-sync hook {hr.command!r} stopped")
                 if not hr.ok:
                     why = "timed out" if hr.exit_code is None else f"exited with {hr.exit_code}"
                     last = hr.output.strip().splitlines()[-1:] or [""]
-                    raise HookError(f"{phase}-sync hook {command!r} {why}: {last[0]}".rstrip(": "))
+                    raise HookError(f"{phase}-sync hook {hr.command!r} {why}: {last[0]}".rstrip(": "))
 
     def finish(self, plan: Plan | None, failure: str | None, health_failed: bool) -> SyncResult:
         store, wf, result = self.store, self.wf, self.result
