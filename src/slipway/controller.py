@@ -196,6 +196,8 @@ class Controller:
             first = state.head is None
             if state.failures or head != state.head:
                 state.version += 1
+                if head != state.head:
+                    self.engine.events.publish("repository", {"repository": repo.id, "revision": head})
             state.failures = 0
             state.head = head
             # Every repository is first checked at start-up; a random phase for the second check

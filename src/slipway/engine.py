@@ -18,19 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import insight
 from . import render as render_stage
-from .durations import rfc3339
+from .catalog import Catalog
 from .errors import (
-    ConfigError,
     HeldBack,
     ManifestError,
     NotFoundError,
-    SlipwayError,
-    SourceError,
     SyncInProgress,
-    describe,
 )
+from .events import EventBus
 from .kube import Kube, connect
 from .model import Repository, RetryPolicy, SyncResult, Workflow
 from .plan.model import Plan
@@ -47,7 +43,7 @@ from .sync import SyncRun
 log = logging.getLogger("slipway.engine")
 
 
-class Engine:
+class Engine(Catalog):
     def __init__(
         self,
         store: StateStore | None = None,
@@ -60,87 +56,7 @@ class Engine:
         self.source = source or GitSource()
         self.concurrency = concurrency
         self._kube_factory = kube_factory
-
-    # -- repositories ------------------------------------------------------------------------------
-
-    def register_repository(self, config: dict[str, Any]) -> Repository:
-        repo = Repository.from_config(config)
-        self.store.put_repository(repo)
-        log.debug("registered repository %s (%s)", repo.id, repo.url)
-        return repo
-
-    def repository(self, repo_id: str) -> Repository:
-        return self.store.get_repository(repo_id)
-
-    def repositories(self) -> list[Repository]:
-        return self.store.list_repositories()
-
-    def remove_repository(self, repo_id: str) -> None:
-        self.store.delete_repository(repo_id)
-        self.source.forget(repo_id)
-
-    # -- workflows ---------------------------------------------------------------------------------
-
-    def create_workflow(self, config: dict[str, Any], *, exists_ok: bool = True) -> Workflow:
-        """Create a workflow; with ``exists_ok`` (the declarative API) an existing id is replaced whole."""
-        wf = Workflow.from_config(config)
-        if not exists_ok and self.workflow_exists(wf.id):
-            raise ConfigError(
-                f"workflow {wf.id} already exists; change it with `slipway workflow set {wf.id} ...` "
-                f"(see `slipway workflow show {wf.id}`)"
-            )
-        self.store.put_workflow(wf)
-        return wf
-
-    def workflow_exists(self, workflow_id: str) -> bool:
-        try:
-            self.store.get_workflow(workflow_id)
-        except NotFoundError:
-            return False
-        return True
-
-    def update_workflow(self, workflow_id: str, changes: dict[str, Any]) -> tuple[Workflow, Workflow]:
-        """Change only the settings given (nested tables merged); returns the workflow before and after."""
-        old = self.store.get_workflow(workflow_id)
-        if "id" in changes and changes["id"] != workflow_id:
-            raise ConfigError("id: a workflow's id cannot change; create a new workflow instead")
-        new = Workflow.from_config(_merge(old.to_config(), changes))
-        self.store.put_workflow(new)
-        return old, new
-
-    def quick_workflow(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The seed's ``gitops.workflow{...}``: a repository and a workflow in one call.
-
-        Both are validated before either is stored, so a bad key registers nothing.
-        """
-        cfg = dict(config or {})
-        repo_cfg = {
-            "url": cfg.pop("repo", None),
-            "branch": cfg.pop("branch", None),
-            "credentials": cfg.pop("credentials", None),
-            "poll_interval": cfg.pop("poll_interval", None),
-            "id": cfg.pop("repository_id", None),
-        }
-        if repo_cfg["url"] is None:
-            raise ConfigError("repo: required (a Git URL, or owner/name on the default Git host)")
-        repo = Repository.from_config({k: v for k, v in repo_cfg.items() if v is not None})
-        wf = Workflow.from_config({**cfg, "repository": repo.id})
-        self.store.put_repository(repo)
-        self.store.put_workflow(wf)
-        return {
-            "workflow_id": wf.id,
-            "repository_id": repo.id,
-            "status": "created",
-            "auto_sync": wf.auto_sync,
-            "diff_preview": wf.diff_preview,
-            "rollback_on_failure": wf.rollback_on_failure,
-        }
-
-    def workflow(self, workflow_id: str) -> Workflow:
-        return self.store.get_workflow(workflow_id)
-
-    def workflows(self) -> list[Workflow]:
-        return self.store.list_workflows()
+        self.events = EventBus()
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
         """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing."""
@@ -172,93 +88,15 @@ class Engine:
         try:
             plan = self.removal_plan(workflow_id, cancel)
             kube = self.kube_for(wf)
-            RemoveRun(self, wf, repo, kube, result, cancel, progress or _quiet).execute(plan, expected_plan)
+            RemoveRun(self, wf, repo, kube, result, cancel, self._watched(result, progress)).execute(
+                plan, expected_plan
+            )
+            self._finished(result)
         finally:
             self.store.release(wf.id, result.id)
         if result.status == "succeeded":
             self.store.remove_workflow(workflow_id)
         return result
-
-    def record_failure(self, workflow_id: str, trigger: str, error: BaseException) -> SyncResult:
-        """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
-        wf = self.store.get_workflow(workflow_id)
-        result = new_result(wf, trigger)
-        result.status, result.end_time = "failed", rfc3339()
-        result.message = f"Sync failed: {describe(error)}"
-        self.store.start_sync(result)
-        self.store.finish_sync(result, workflow_status="failed", status_message=result.message,
-                               history_limit=wf.history_limit)  # fmt: skip
-        return result
-
-    def preview_sync(self, workflow_id: str) -> Plan:
-        """The plan a person approves before a sync; when it cannot be computed the sync failed, and is recorded so."""
-        try:
-            return self.plan(workflow_id)
-        except NotFoundError:
-            raise
-        except SlipwayError as e:
-            self.record_failure(workflow_id, "manual", e)
-            raise
-
-    def status(self, workflow_id: str) -> dict[str, Any]:
-        """Exactly the seed's status table."""
-        wf = self.store.get_workflow(workflow_id)
-        state = self.store.workflow_state(workflow_id)
-        last = self.store.get_sync(state["last_sync_id"]) if state["last_sync_id"] else None
-        return {
-            "id": wf.id,
-            "name": wf.name,
-            "status": state["status"],
-            "auto_sync": wf.auto_sync,
-            "repository": wf.repository,
-            "last_sync_result": last.to_seed() if last else None,
-        }
-
-    def live_state(self, workflow_id: str) -> dict[str, Any]:
-        """Beyond the seed's status: the revision the cluster was last brought to (by a sync or a
-        rollback), the revision a rollback holds auto-sync away from, and the latest status message."""
-        state = self.store.workflow_state(workflow_id)
-        return {k: state[k] for k in ("applied_revision", "hold_revision", "status_message")}
-
-    def history(self, workflow_id: str, limit: int | None = None) -> list[SyncResult]:
-        """Newest first; for a workflow that was removed, the history it left (kept for the audit trail)."""
-        if self.workflow_exists(workflow_id):
-            return self.store.history(workflow_id, limit)
-        removed = self.store.history(workflow_id, limit, removed=True)
-        if not removed:
-            raise NotFoundError(f"workflow {workflow_id!r} does not exist")
-        return removed
-
-    # -- task executions (the Lua ai module) ---------------------------------------------------------
-
-    def record_execution(
-        self, task_name: str, command: str, success: bool, duration: float | None, message: str, details: Any
-    ) -> None:
-        self.store.record_execution(task_name, command, success, duration, message, details)
-
-    def record_ai_execution(self, fields: dict[str, Any]) -> None:
-        """``ai.record_execution{...}``: checked, then kept with the other executions."""
-        insight.record(self.store, fields)
-
-    def predict_failure(self, task_name: str, command: str | None, context: list[str]) -> insight.Prediction:
-        return insight.predict_from_store(self.store, task_name, command, context)
-
-    # -- what the controller asks between syncs ---------------------------------------------------------
-
-    def config_version(self) -> tuple[Any, ...]:
-        """Changes whenever a repository or workflow is added, updated or removed (not on syncs)."""
-        return self.store.config_version()
-
-    def run_state(self, workflow_id: str) -> dict[str, Any]:
-        """The workflow's run state: status, message, hold and applied revisions, the claim."""
-        return self.store.workflow_state(workflow_id)
-
-    def set_status(self, workflow_id: str, status: str, message: str) -> None:
-        self.store.set_workflow_state(workflow_id, status=status, status_message=message)
-
-    def remote_head(self, repo: Repository) -> str:
-        """The commit the repository's branch points at on the server, without fetching."""
-        return self.source.remote_head(repo)
 
     # -- the pipeline's first stages ------------------------------------------------------------------
 
@@ -369,8 +207,9 @@ class Engine:
             if trigger != "manual":
                 revision = self._automatic_revision(wf, repo, trigger, revision, cancel)
             kube = self.kube_for(wf)
-            run = SyncRun(self, wf, repo, kube, result, cancel, progress or _quiet)
+            run = SyncRun(self, wf, repo, kube, result, cancel, self._watched(result, progress))
             run.execute(revision, expected_plan)
+            self._finished(result)
             if run.wants_rollback:
                 # Decided here, while the claim is still ours: nothing can start in between.
                 rb = self._rollback_claimed(
@@ -378,6 +217,7 @@ class Engine:
                     cancel=cancel, progress=progress,
                 )  # fmt: skip
                 run.rolled_back(rb)
+                self._finished(result)
             return result
         finally:
             self.store.release(wf.id, result.id)
@@ -452,22 +292,33 @@ class Engine:
             target = next((s for s in live[1:] if s.status == "succeeded"), None)
         rolled = live[: live.index(target)] if target is not None else live
         result = result or new_result(wf, "auto", kind="rollback")
-        run = RollbackRun(self, wf, repo, kube, result, cancel or threading.Event(), progress or _quiet)
-        return run.execute(from_sync, target, rolled, reason)
+        run = RollbackRun(self, wf, repo, kube, result, cancel or threading.Event(), self._watched(result, progress))
+        run.execute(from_sync, target, rolled, reason)
+        self._finished(result)
+        return result
+
+    def _watched(self, result: SyncResult, progress: Progress | None) -> Progress:
+        """The run's progress, for its caller and for every subscriber of :attr:`events`."""
+        about = {"workflow": result.workflow_id, "sync_id": result.id, "kind": result.kind}
+        self.events.publish("started", {**about, "trigger": result.trigger})
+        report = progress or _quiet
+
+        def both(event: str, data: dict[str, Any]) -> None:
+            report(event, data)
+            self.events.publish(event, {**about, **data})
+
+        return both
+
+    def _finished(self, result: SyncResult) -> None:
+        self.events.publish(
+            "finished",
+            {"workflow": result.workflow_id, "sync_id": result.id, "kind": result.kind, "status": result.status,
+             "message": result.message, "revision": result.commit_hash},
+        )  # fmt: skip
 
 
 def _quiet(event: str, data: dict[str, Any]) -> None:
     del event, data
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 __all__ = ["Engine", "SourceError"]

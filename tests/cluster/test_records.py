@@ -146,3 +146,25 @@ def test_two_processes_creating_the_key_at_once_agree_on_one(tmp_path: Path) -> 
     assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
     assert not [p for p in home.iterdir() if p.name.startswith(".secret.key")]
     store.close()
+
+
+def test_every_sync_publishes_its_events(engine: Engine, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    repo = make_git({"k8s/a.yaml": dump(configmap("a"), configmap("b"))})
+    wf = add_workflow(engine, repo, namespace)
+    seen: list[tuple[str, dict[str, Any]]] = []
+    stop = engine.events.subscribe(lambda event, data: seen.append((event, data)))
+
+    def broken(event: str, data: dict[str, Any]) -> None:
+        raise RuntimeError("a watcher that breaks")
+
+    engine.events.subscribe(broken)
+    result = engine.sync(wf)
+    stop()
+    assert result.status == "succeeded"
+    events = [e for e, _ in seen]
+    assert events[0] == "started" and events[-1] == "finished"
+    assert events.count("applied") == 2 and "stage" in events
+    assert all(d["workflow"] == wf and d["sync_id"] == result.id for _, d in seen)
+    assert seen[-1][1]["status"] == "succeeded"
+    engine.sync(wf)
+    assert len([e for e, _ in seen if e == "started"]) == 1  # unsubscribed
