@@ -321,4 +321,4 @@ def _quiet(event: str, data: dict[str, Any]) -> None:
     del event, data
 
 
-__all__ = ["Engine", "SourceError"]
+__all__ = ["Engine"]
