@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import render as render_stage
+from . import settings
 from .errors import ConfigError, ManifestError, NotFoundError, SourceError, SyncInProgress
 from .kube import Kube, connect
 from .model import Repository, RetryPolicy, SyncResult, Workflow
@@ -49,6 +50,10 @@ class Engine:
 
     def register_repository(self, config: dict[str, Any]) -> Repository:
         repo = Repository.from_config(config)
+        if repo.type == "helm":
+            users = [wf.id for wf in self.store.list_workflows() if wf.repository == repo.id]
+            if users:
+                raise ConfigError(f"type: repository {repo.id} is read by workflow(s) {', '.join(users)}; it stays git")
         self.store.put_repository(repo)
         log.debug("registered repository %s (%s)", repo.id, repo.url)
         return repo
@@ -67,6 +72,12 @@ class Engine:
 
     def create_workflow(self, config: dict[str, Any]) -> Workflow:
         wf = Workflow.from_config(config)
+        known = {r.id: r for r in self.store.list_repositories()}
+        if wf.repository in known and known[wf.repository].type == "helm":
+            raise ConfigError(
+                f"repository: {wf.repository} is a Helm chart repository; a workflow reads a Git repository "
+                "(a chart from a chart repository is a dependency in a Chart.yaml)"
+            )
         self.store.put_workflow(wf)
         return wf
 
@@ -164,7 +175,14 @@ class Engine:
         or files no renderer reads), unless the workflow allows an empty render.
         """
         where = f"repository {repo.id} at {revision[:12]}"
-        context = RenderContext(workflow_id=wf.id, namespace=wf.destination.namespace)
+        context = RenderContext(
+            workflow_id=wf.id,
+            namespace=wf.destination.namespace,
+            options=wf.render_options(),
+            cache_dir=settings.helm_cache(),
+            credentials=self.chart_credentials,
+            discover=lambda: self.kube_for(wf).discovery.capabilities(),
+        )
         tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
         try:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
@@ -184,6 +202,20 @@ class Engine:
             raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def chart_credentials(self, url: str) -> tuple[str, str] | None:
+        """The login for a chart repository: that of the registered repository of type helm whose URL is
+        the longest prefix of ``url`` (on a path boundary); None when there is none or it has no credentials."""
+        url = url.rstrip("/")
+        best: Repository | None = None
+        for repo in self.store.list_repositories():
+            base = repo.url.rstrip("/")
+            matches = repo.type == "helm" and (url == base or url.startswith(base + "/"))
+            if matches and (best is None or len(base) > len(best.url.rstrip("/"))):
+                best = repo
+        creds = best.credentials if best is not None else None
+        secret = creds and (creds.password or creds.token)
+        return (creds.username or "", secret) if creds and secret else None
 
     def plan(self, workflow_id: str) -> Plan:
         """What a sync would change now (generate_diff): fetch, render, plan; nothing is changed."""

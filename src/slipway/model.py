@@ -13,11 +13,14 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .render.options import HelmOptions, JsonnetOptions
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -182,22 +185,32 @@ def expand_url(url: str) -> str:
     return url
 
 
+REPOSITORY_TYPES = ("git", "helm")
+
+
 @dataclass
 class Repository:
+    """A Git repository workflows read from, or (``type = "helm"``) a Helm chart repository whose
+    credentials chart dependencies under its URL are fetched with."""
+
     id: str
     url: str
     branch: str = "main"
     poll_interval: str = "30s"
     credentials: Credentials | None = None
+    type: str = "git"
 
     @classmethod
     def from_config(cls, data: Any) -> Repository:
         r = _Reader(data, "")
         rid = r.get("id", str)
+        kind = r.choice("type", REPOSITORY_TYPES, "git")
         url = r.get("url", str)
         if not url:
             raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
         url, userinfo = _split_userinfo(url.strip())
+        if kind == "helm":
+            _check_chart_repository(r, url)
         creds_cfg = r.get("credentials", dict)
         if userinfo is not None:
             if creds_cfg:
@@ -211,8 +224,11 @@ class Repository:
             branch=r.get("branch", str, "main") or "main",
             poll_interval=r.duration("poll_interval", "30s"),
             credentials=Credentials.from_config(creds_cfg) if creds_cfg else None,
+            type=kind,
         )
         r.done()
+        if repo.type == "helm" and repo.credentials is not None and repo.credentials.type == "ssh":
+            raise ConfigError("credentials.type: a Helm chart repository takes userpass or token credentials")
         if parse_duration(repo.poll_interval) < 1:
             raise ConfigError(f"poll_interval: {repo.poll_interval!r} is too short; use at least 1s")
         if not re.match(r"^[^\s~^:?*\[\\]+$", repo.branch) or ".." in repo.branch or repo.branch.startswith("-"):
@@ -222,11 +238,20 @@ class Repository:
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "type": self.type,
             "url": self.url,
             "branch": self.branch,
             "poll_interval": self.poll_interval,
             "credentials": self.credentials.public() if self.credentials else None,
         }
+
+
+def _check_chart_repository(r: _Reader, url: str) -> None:
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"url: {url!r} is not an http(s) URL; a Helm chart repository is served over HTTP")
+    for name in ("branch", "poll_interval"):
+        if r.data.get(name) is not None:
+            raise ConfigError(f"{name}: a Helm chart repository has no {name.replace('_', ' ')}")
 
 
 # -- workflows ------------------------------------------------------------------------------------
@@ -329,6 +354,17 @@ class Workflow:
     rollback_on_failure: bool = False
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     destination: Destination = field(default_factory=Destination)
+    helm: HelmOptions | None = None
+    jsonnet: JsonnetOptions | None = None
+
+    def __post_init__(self) -> None:
+        # The state store keeps the config as JSON and builds a Workflow from it field by field.
+        from .render.options import HelmOptions, JsonnetOptions
+
+        if isinstance(self.helm, dict):
+            self.helm = HelmOptions.from_config(self.helm)
+        if isinstance(self.jsonnet, dict):
+            self.jsonnet = JsonnetOptions.from_config(self.jsonnet)
 
     @classmethod
     def from_config(cls, data: Any) -> Workflow:
@@ -351,12 +387,27 @@ class Workflow:
             rollback_on_failure=r.get("rollback_on_failure", bool, False),
             sync_policy=SyncPolicy.from_config(r.get("sync_policy", dict)),
             destination=Destination.from_config(r.get("destination", dict)),
+            helm=_optional(r, "helm", "HelmOptions"),
+            jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
         )
         r.done()
         return out
 
+    def render_options(self) -> dict[str, Any]:
+        """The renderers' options: ``{"helm": {...}, "jsonnet": {...}}``."""
+        from .render.options import render_options
+
+        return render_options(self.id, self.helm, self.jsonnet)
+
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _optional(r: _Reader, name: str, cls: str) -> Any:
+    from .render import options
+
+    value = r.get(name, dict)
+    return None if value is None else getattr(options, cls).from_config(value, r.key(name))
 
 
 # -- plans and results ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from .common import engine
 from .output import console, emit_json, json_mode
+from .renderflags import helm_table, jsonnet_table, render_flags
 
 STATUS_STYLE = {"synced": "green", "failed": "red", "degraded": "yellow", "syncing": "cyan", "active": "white"}
 
@@ -40,6 +41,7 @@ def workflow() -> None:
 @click.option("--backoff", type=click.Choice(["exponential", "linear", "fixed"]), default="exponential")
 @click.option("--pre-hook", multiple=True, help="Shell command to run before applying (repeatable).")
 @click.option("--post-hook", multiple=True, help="Shell command to run after a healthy apply (repeatable).")
+@render_flags
 def create(**opts: Any) -> None:
     """Create (or update) a workflow."""
     config: dict[str, Any] = {
@@ -67,6 +69,7 @@ def create(**opts: Any) -> None:
     }
     if opts["workflow_id"]:
         config["id"] = opts["workflow_id"]
+    config["helm"], config["jsonnet"] = helm_table(opts), jsonnet_table(opts)
     wf = engine().create_workflow(config)
     if json_mode():
         emit_json(wf.to_config())
