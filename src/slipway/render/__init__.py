@@ -14,10 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Manifest, RenderContext, Renderer, check_object, is_hook, objects_from, parse_yaml
+from .jsonnet import Jsonnet, is_jsonnet_dir
 from .kustomize import Kustomize, has_kustomization
 from .plain import EXTENSIONS, load_file
 
-RENDERERS: list[Renderer] = [Kustomize()]
+RENDERERS: list[Renderer] = [Kustomize(), Jsonnet()]
 
 
 def register(renderer: Renderer, *, first: bool = False) -> None:
@@ -103,6 +104,7 @@ __all__ = [
     "contents",
     "has_kustomization",
     "is_hook",
+    "is_jsonnet_dir",
     "load_file",
     "needs_whole_repository",
     "objects_from",
