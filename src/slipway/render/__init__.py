@@ -14,11 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Manifest, RenderContext, Renderer, check_object, is_hook, objects_from, parse_yaml
+from .helm import Helm, is_chart
 from .jsonnet import Jsonnet, is_jsonnet_dir
 from .kustomize import Kustomize, has_kustomization
 from .plain import EXTENSIONS, load_file
 
-RENDERERS: list[Renderer] = [Kustomize(), Jsonnet()]
+# A kustomization wins over a chart in the same directory (it may inflate that chart itself).
+RENDERERS: list[Renderer] = [Kustomize(), Helm(), Jsonnet()]
 
 
 def register(renderer: Renderer, *, first: bool = False) -> None:
@@ -103,6 +105,7 @@ __all__ = [
     "check_object",
     "contents",
     "has_kustomization",
+    "is_chart",
     "is_hook",
     "is_jsonnet_dir",
     "load_file",
