@@ -175,3 +175,23 @@ def test_bad_charts_fail_naming_chart_and_file_and_apply_nothing(
     for secret in (published.password, wrong):
         assert secret not in result.message and secret not in caplog.text
         assert secret.encode() not in stored
+
+
+def test_kustomize_inflates_charts_from_a_chart_repository_and_from_the_repository(
+    engine: Engine, make_git: Any, kube: Kube, namespace: str, published: ChartRepo
+) -> None:
+    kustomization = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "helmCharts:\n"
+        f"- name: labels\n  repo: {published.public_url}\n  version: 1.2.0\n  releaseName: remote\n"
+        "- name: web\n  releaseName: local\n  valuesInline:\n    greeting: from-kustomize\n"
+    )
+    chart = {k.replace("apps/kust/web/", "apps/kust/charts/web/"): v
+             for k, v in web_chart("apps/kust/web", hooks=False).items()}  # fmt: skip
+    git: Repo = make_git({"apps/kust/kustomization.yaml": kustomization, **chart})
+    wf = add_workflow(engine, git, namespace, path="apps/kust", id="kust-helm")
+    result = engine.sync(wf)
+    assert result.status == "succeeded", result.message
+    assert (configmap(kube, namespace, "remote-labels") or {})["data"] == {"version": "1.2.0", "color": "blue"}
+    assert (configmap(kube, namespace, "local-config") or {})["data"]["greeting"] == "from-kustomize"
+    assert engine.plan(wf).changes == []
