@@ -67,14 +67,18 @@ class Helm:
         boundary = context.repository_root or directory
         values_files = [_values_file(directory, f, boundary, where) for f in opts["values_files"]]
         sources = local_sources(directory, boundary, where)
+        try:
+            binary = tools.find("helm")
+        except BuildError as e:
+            raise ManifestError(f"{where}: {e.message}") from None
         kube_version, api_versions = context.capabilities()
-        key = _key(directory, boundary, sources, values_files, opts, context.namespace, kube_version, api_versions)
+        key = _key(binary, boundary, sources, values_files, opts, context.namespace, kube_version, api_versions)
         with _cache_lock:
             hit = _cache.get(key)
             if hit is not None:
                 _cache.move_to_end(key)
         if hit is None:
-            hit = _run(directory, boundary, values_files, opts, context, kube_version, api_versions, where)
+            hit = _run(binary, directory, boundary, values_files, opts, context, kube_version, api_versions, where)
             with _cache_lock:
                 _cache[key] = hit
                 while len(_cache) > CACHE_SIZE:
@@ -118,7 +122,7 @@ def _tree_digest(h: Any, root: Path, label: str) -> None:
 
 
 def _key(
-    chart: Path,
+    binary: str,
     boundary: Path,
     sources: list[Path],
     values_files: list[Path],
@@ -128,7 +132,7 @@ def _key(
     api_versions: list[str],
 ) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([tools.HELM_VERSION, opts, namespace, kube_version, sorted(api_versions)]).encode())
+    h.update(json.dumps([binary, tools.HELM_VERSION, opts, namespace, kube_version, sorted(api_versions)]).encode())
     for src in sources:
         _tree_digest(h, src, os.path.relpath(src, boundary))
     for vf in values_files:
@@ -157,6 +161,7 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _run(
+    helm: str,
     chart: Path,
     boundary: Path,
     values_files: list[Path],
@@ -166,10 +171,6 @@ def _run(
     api_versions: list[str],
     where: str,
 ) -> tuple[str, str]:
-    try:
-        helm = tools.find("helm")
-    except BuildError as e:
-        raise ManifestError(f"{where}: {e.message}") from None
     name = str(metadata(chart, where)["name"])
     scratch = Path(tempfile.mkdtemp(prefix="slipway-helm-"))
     try:
