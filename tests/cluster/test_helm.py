@@ -37,9 +37,13 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[
     monkeypatch.setenv("SLIPWAY_HELM_CACHE", str(tmp_path / "helm-cache"))
     helm.cache_clear()
     seen: list[list[str]] = []
-    helm.on_run.append(seen.append)
+
+    def record(argv: list[str], env: dict[str, str]) -> None:
+        seen.append(argv)
+
+    helm.on_run.append(record)
     yield seen
-    helm.on_run.remove(seen.append)
+    helm.on_run.remove(record)
 
 
 @pytest.fixture

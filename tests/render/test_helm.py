@@ -32,9 +32,13 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[
     monkeypatch.setenv("SLIPWAY_HELM_CACHE", str(tmp_path / "helm-cache"))
     helm.cache_clear()
     seen: list[list[str]] = []
-    helm.on_run.append(seen.append)
+
+    def record(argv: list[str], env: dict[str, str]) -> None:
+        seen.append(argv)
+
+    helm.on_run.append(record)
     yield seen
-    helm.on_run.remove(seen.append)
+    helm.on_run.remove(record)
 
 
 def ctx(repo: Path, *, creds: Any = None, namespace: str = "shop", **options: Any) -> RenderContext:
@@ -152,20 +156,37 @@ def test_a_chart_lock_pins_the_version(tmp_path: Path, published: ChartRepo) -> 
     assert out["web-app-labels"].obj["data"]["version"] == "1.0.0"
 
 
-def test_helm_uses_no_directory_of_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_helm_runs_with_directories_of_its_own_and_no_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from slipway import settings
 
     monkeypatch.setenv("SLIPWAY_CACHE", str(settings.cache()))  # where the built Helm is, whatever HOME says
-    home = tmp_path / "user"
+    user = tmp_path / "user"
     for var, sub in [("HOME", ""), ("HELM_CONFIG_HOME", "c"), ("HELM_CACHE_HOME", "k"), ("HELM_DATA_HOME", "d"),
-                     ("XDG_CONFIG_HOME", "x"), ("XDG_CACHE_HOME", "y")]:  # fmt: skip
-        (home / sub).mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(var, str(home / sub))
-    (home / "kubeconfig").write_text("not: a kubeconfig\n")
-    monkeypatch.setenv("KUBECONFIG", str(home / "kubeconfig"))
-    repo = write_tree(tmp_path / "repo", web_chart("web"))
-    assert render(repo / "web", label="web", context=ctx(repo))
-    assert sorted(p.name for p in home.rglob("*")) == ["c", "d", "k", "kubeconfig", "x", "y"]
+                     ("HELM_REPOSITORY_CONFIG", "c/repositories.yaml"), ("HELM_PLUGINS", "p")]:  # fmt: skip
+        monkeypatch.setenv(var, str(user / sub))
+    (user / "c").mkdir(parents=True)
+    (user / "kubeconfig").write_text("not: a kubeconfig\n")
+    monkeypatch.setenv("KUBECONFIG", str(user / "kubeconfig"))
+    monkeypatch.setenv("SECRET_OF_THE_USER", "do-not-pass")
+    given: list[dict[str, str]] = []
+
+    def record(argv: list[str], env: dict[str, str]) -> None:
+        given.append(env)
+
+    helm.on_run.append(record)
+    try:
+        repo = write_tree(tmp_path / "repo", web_chart("web"))
+        assert render(repo / "web", label="web", context=ctx(repo))
+    finally:
+        helm.on_run.remove(record)
+    (env,) = given
+    assert "SECRET_OF_THE_USER" not in env and not Path(env["KUBECONFIG"]).exists()
+    helm_dirs = {k: v for k, v in env.items() if k.startswith("HELM_") or k == "HOME"}
+    assert len(helm_dirs) == 8 and not any(v.startswith(str(user)) for v in helm_dirs.values())
+    assert not Path(env["HOME"]).exists()  # Helm's home is the render's own, removed after it
+    assert sorted(p.name for p in user.rglob("*")) == ["c", "kubeconfig"]  # nothing of the user's was touched
 
 
 def bad(files: dict[str, str], **options: Any) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from .charts import Fetcher, dependencies, local_sources, metadata
 TIMEOUT = 120
 CACHE_SIZE = 64
 
-# Called with helm's argv before each run: lets tests count runs and look at what Helm is given.
-on_run: list[Callable[[list[str]], None]] = []
+# Called with helm's argv and environment before each run: lets tests count runs and see what Helm is given.
+on_run: list[Callable[[list[str], dict[str, str]], None]] = []
 
 _cache: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (helm's output, chart name)
 _cache_lock = threading.Lock()
@@ -190,11 +190,12 @@ def _run(
             inline = scratch / "inline-values.yaml"
             inline.write_text(json.dumps(opts["values"]))  # JSON is YAML; a file keeps values out of argv
             argv += ["--values", str(inline)]
+        env = _env(_mkdir(scratch / "home"))
         for hook in list(on_run):
-            hook(list(argv))
+            hook(list(argv), dict(env))
         try:
-            proc = subprocess.run(argv, env=_env(_mkdir(scratch / "home")), capture_output=True, text=True,
-                                  timeout=TIMEOUT, stdin=subprocess.DEVNULL, cwd=scratch)  # fmt: skip
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+                                  stdin=subprocess.DEVNULL, cwd=scratch)  # fmt: skip
         except subprocess.TimeoutExpired:
             raise ManifestError(f"{where}: helm template timed out after {TIMEOUT}s") from None
         if proc.returncode != 0:
