@@ -39,7 +39,7 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[
     seen: list[list[str]] = []
 
     def record(argv: list[str], env: dict[str, str]) -> None:
-        seen.append(argv)
+        seen.append(argv + [f"{k}={v}" for k, v in env.items()])  # the environment too, for secrets
 
     helm.on_run.append(record)
     yield seen
