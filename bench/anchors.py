@@ -23,7 +23,7 @@ from typing import Any
 import httpx2 as httpx
 import yaml
 
-from slipway.apply import order
+from slipway import order
 from slipway.cluster import build
 
 Obj = dict[str, Any]

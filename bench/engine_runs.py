@@ -31,7 +31,7 @@ from typing import Any
 from slipway.engine import Engine
 from slipway.kube import Kube
 from slipway.model import SyncResult
-from slipway.plan.planner import stamp
+from slipway.plan.ownership import stamp
 from slipway.source import GitSource
 from slipway.store import Store
 
@@ -185,7 +185,7 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
                 figs["P1.kubectl"].add(took)
                 figs["P1.kubectl_ready"].add(took + time.perf_counter() - started)
             else:
-                stamped = [stamp(o, "bench-bare") for o in workload.objects]
+                stamped = [stamp(o, "bench-bare", "bench") for o in workload.objects]
                 took = anchors.bare_apply(stamped, ns["bare"], p.kubeconfig, p.concurrency)
                 started = time.perf_counter()
                 wait_deployments_settled(kube, [ns["bare"]], p.settle_timeout, every=0.25)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from slipway import tools
 
@@ -79,7 +80,10 @@ class ChartRepo:
         return f"http://127.0.0.1:{self.port}/public"
 
     def publish(self, files: Mapping[str, str]) -> None:
-        """Package the chart ``files`` with ``helm package`` and re-index the repository."""
+        """Package the chart ``files`` with ``helm package`` and re-index the repository (once per version)."""
+        meta = yaml.safe_load(files["Chart.yaml"])
+        if (self.root / f"{meta['name']}-{meta['version']}.tgz").exists():
+            return  # already served: a package must not change under a digest clients have seen
         work = self.dir / "src" / secrets.token_hex(4)
         write_tree(work, files)
         helm("package", work, "--destination", self.root, home=self.dir / "helm-home")

@@ -18,12 +18,13 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .durations import parse_duration
-from .errors import SlipwayError, SourceError, SyncInProgress, describe
+from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
 from .model import Repository, Workflow
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ class Stats:
     checks: int = 0
     syncs: int = 0
     failures: int = 0
-    outcomes: list[str] = field(default_factory=list)
+    # The latest outcomes only: a controller runs for months.
+    outcomes: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class Controller:
@@ -138,13 +140,17 @@ class Controller:
         if now - self._loaded < self.reload_every:
             return
         self._loaded = now
-        version = self.engine.store.config_version()
+        version = self.engine.config_version()
         if version == self._config_version:
             return  # nobody added, changed or removed a workflow or repository
         self._config_version = version
         self._workflows = [wf for wf in self.engine.workflows() if wf.auto_sync]
         wanted = {wf.repository for wf in self._workflows}
         self._repositories = {r.id: r for r in self.engine.repositories() if r.id in wanted}
+        # Forget what was removed, so months of churn do not grow the controller.
+        ids = {wf.id for wf in self._workflows}
+        self._wfs = {k: v for k, v in self._wfs.items() if k in ids}
+        self._repos = {k: v for k, v in self._repos.items() if k in wanted or v.checking}
 
     def _tick(self, sync_pool: ThreadPoolExecutor, check_pool: ThreadPoolExecutor) -> None:
         self._reload()
@@ -174,7 +180,7 @@ class Controller:
     def _check(self, repo: Repository, state: _RepoState) -> None:
         interval = parse_duration(repo.poll_interval)
         try:
-            head = self.engine.source.remote_head(repo)
+            head = self.engine.remote_head(repo)
         except SlipwayError as e:
             state.failures += 1
             delay = min(MAX_BACKOFF, interval * 2 ** min(state.failures, 10))
@@ -204,9 +210,9 @@ class Controller:
     def _degrade(self, wf: Workflow, message: str, source: bool = True) -> None:
         self._wfs.setdefault(wf.id, _WorkflowState()).source_degraded = source
         try:
-            current = self.engine.store.workflow_state(wf.id)
+            current = self.engine.run_state(wf.id)
             if current["status"] != "syncing":
-                self.engine.store.set_workflow_state(wf.id, status="degraded", status_message=message)
+                self.engine.set_status(wf.id, "degraded", message)
         except SlipwayError:
             pass  # removed meanwhile
 
@@ -217,7 +223,7 @@ class Controller:
         if wf.id in self._inflight:
             return False
         try:
-            state = self.engine.store.workflow_state(wf.id)
+            state = self.engine.run_state(wf.id)
         except SlipwayError:
             return True  # removed meanwhile
         if state["sync_owner"] is not None:
@@ -232,7 +238,7 @@ class Controller:
         if head == state["applied_revision"] and state["status"] == "degraded" and ws.source_degraded:
             # The source recovered and nothing new arrived: just say so.
             ws.source_degraded = False
-            self.engine.store.set_workflow_state(wf.id, status="synced", status_message="source reachable again")
+            self.engine.set_status(wf.id, "synced", "source reachable again")
             return True
         if head == state["applied_revision"]:
             return True  # degraded for another reason (a failed rollback): a new commit or a person fixes that
@@ -257,16 +263,27 @@ class Controller:
         ws = self._wfs.setdefault(wf.id, _WorkflowState())
         try:
             if heal:
-                plan = self.engine.plan(wf.id)
+                # Heal towards what is live (after a rollback: the revision it restored), never the head.
+                live = self.engine.run_state(wf.id)["applied_revision"]
+                if not live:
+                    return
+                plan = self.engine.plan(wf.id, revision=live, cancel=self.cancel)
                 if not any(c.drifted for c in plan.changes):
                     return
                 log.info("workflow %s: live drift found; self-healing", wf.id)
             result = self.engine.sync(wf.id, trigger="self-heal" if heal else "auto", revision=head, cancel=self.cancel)
-        except SyncInProgress:
+        except (SyncInProgress, Cancelled):
+            return
+        except HeldBack as e:
+            log.info("%s", describe(e))
             return
         except SlipwayError as e:
-            log.warning("workflow %s: auto-sync: %s", wf.id, describe(e))
+            log.warning("workflow %s: %s: %s", wf.id, "self-heal" if heal else "auto-sync", describe(e))
             self._degrade(wf, describe(e), source=isinstance(e, SourceError))
+            return
+        except Exception as e:  # a bug must not vanish in the pool's future: say which workflow it hit
+            log.exception("workflow %s: %s: unexpected error", wf.id, "self-heal" if heal else "auto-sync")
+            self._degrade(wf, f"internal error: {describe(e)}", source=False)
             return
         self.stats.syncs += 1
         rev = (result.commit_hash or "")[:12]

@@ -46,3 +46,10 @@ def format_duration(seconds: float) -> str:
     if hours or minutes:
         out += f"{int(minutes)}m"
     return f"{out}{secs:.1f}s"
+
+
+def rfc3339(ts: float | None = None) -> str:
+    """A UTC timestamp as the seed and Kubernetes write them, ``2026-01-31T12:00:00Z`` (now, by default)."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))

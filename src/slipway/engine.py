@@ -14,20 +14,36 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import insight, settings
 from . import render as render_stage
-from . import settings
-from .errors import ConfigError, ManifestError, NotFoundError, SourceError, SyncInProgress
+from .durations import rfc3339
+from .errors import (
+    ConfigError,
+    HeldBack,
+    ManifestError,
+    NotFoundError,
+    SlipwayError,
+    SourceError,
+    SyncInProgress,
+    describe,
+)
 from .kube import Kube, connect
 from .model import Repository, RetryPolicy, SyncResult, Workflow
-from .plan.planner import Plan, Planner
+from .plan.model import Plan
+from .plan.planner import Planner
+from .remove import RemoveRun
 from .render import Manifest, RenderContext
+from .render.options import render_options
 from .retry import with_retry
+from .rollback import RollbackRun
+from .run import Progress, new_result
 from .source import GitSource
-from .store import Store
-from .sync import Progress, RollbackRun, SyncRun, new_result
+from .store import StateStore, open_store
+from .sync import SyncRun
 
 log = logging.getLogger("slipway.engine")
 
@@ -35,13 +51,13 @@ log = logging.getLogger("slipway.engine")
 class Engine:
     def __init__(
         self,
-        store: Store | None = None,
+        store: StateStore | None = None,
         source: GitSource | None = None,
         *,
         concurrency: int = 16,
         kube_factory: Callable[[str | None, str | None], Kube] = connect,
     ) -> None:
-        self.store = store or Store()
+        self.store: StateStore = store or open_store()
         self.source = source or GitSource()
         self.concurrency = concurrency
         self._kube_factory = kube_factory
@@ -70,16 +86,42 @@ class Engine:
 
     # -- workflows ---------------------------------------------------------------------------------
 
-    def create_workflow(self, config: dict[str, Any]) -> Workflow:
+    def create_workflow(self, config: dict[str, Any], *, exists_ok: bool = True) -> Workflow:
+        """Create a workflow; with ``exists_ok`` (the declarative API) an existing id is replaced whole."""
         wf = Workflow.from_config(config)
+        if not exists_ok and self.workflow_exists(wf.id):
+            raise ConfigError(
+                f"workflow {wf.id} already exists; change it with `slipway workflow set {wf.id} ...` "
+                f"(see `slipway workflow show {wf.id}`)"
+            )
+        self._check_git_repository(wf)
+        self.store.put_workflow(wf)
+        return wf
+
+    def _check_git_repository(self, wf: Workflow) -> None:
         known = {r.id: r for r in self.store.list_repositories()}
         if wf.repository in known and known[wf.repository].type == "helm":
             raise ConfigError(
                 f"repository: {wf.repository} is a Helm chart repository; a workflow reads a Git repository "
                 "(a chart from a chart repository is a dependency in a Chart.yaml)"
             )
-        self.store.put_workflow(wf)
-        return wf
+
+    def workflow_exists(self, workflow_id: str) -> bool:
+        try:
+            self.store.get_workflow(workflow_id)
+        except NotFoundError:
+            return False
+        return True
+
+    def update_workflow(self, workflow_id: str, changes: dict[str, Any]) -> tuple[Workflow, Workflow]:
+        """Change only the settings given (nested tables merged); returns the workflow before and after."""
+        old = self.store.get_workflow(workflow_id)
+        if "id" in changes and changes["id"] != workflow_id:
+            raise ConfigError("id: a workflow's id cannot change; create a new workflow instead")
+        new = Workflow.from_config(_merge(old.to_config(), changes))
+        self._check_git_repository(new)
+        self.store.put_workflow(new)
+        return old, new
 
     def quick_workflow(self, config: dict[str, Any]) -> dict[str, Any]:
         """The seed's ``gitops.workflow{...}``: a repository and a workflow in one call.
@@ -115,8 +157,63 @@ class Engine:
     def workflows(self) -> list[Workflow]:
         return self.store.list_workflows()
 
-    def remove_workflow(self, workflow_id: str) -> None:
-        self.store.delete_workflow(workflow_id)
+    def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
+        """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing."""
+        wf = self.store.get_workflow(workflow_id)
+        everything = replace(wf, sync_policy=replace(wf.sync_policy, auto_prune=True, allow_empty=True))
+        return self.planner(everything, self.kube_for(wf), cancel).plan([], self.store.inventory(wf.id), None)
+
+    def remove_workflow(
+        self,
+        workflow_id: str,
+        *,
+        cascade: bool = False,
+        expected_plan: str | None = None,
+        cancel: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> SyncResult | None:
+        """Forget a workflow (its history stays, marked removed); ``cascade`` first deletes what it owns.
+
+        A cascade that fails leaves the workflow in place, so it can be tried again.
+        """
+        if not cascade:
+            self.store.remove_workflow(workflow_id)
+            return None
+        wf = self.store.get_workflow(workflow_id)
+        repo = self.store.get_repository(wf.repository)
+        result = new_result(wf, "remove")
+        self._claim(wf, result, 0.0)
+        cancel = cancel or threading.Event()
+        try:
+            plan = self.removal_plan(workflow_id, cancel)
+            kube = self.kube_for(wf)
+            RemoveRun(self, wf, repo, kube, result, cancel, progress or _quiet).execute(plan, expected_plan)
+        finally:
+            self.store.release(wf.id, result.id)
+        if result.status == "succeeded":
+            self.store.remove_workflow(workflow_id)
+        return result
+
+    def record_failure(self, workflow_id: str, trigger: str, error: BaseException) -> SyncResult:
+        """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
+        wf = self.store.get_workflow(workflow_id)
+        result = new_result(wf, trigger)
+        result.status, result.end_time = "failed", rfc3339()
+        result.message = f"Sync failed: {describe(error)}"
+        self.store.start_sync(result)
+        self.store.finish_sync(result, workflow_status="failed", status_message=result.message,
+                               history_limit=wf.history_limit)  # fmt: skip
+        return result
+
+    def preview_sync(self, workflow_id: str) -> Plan:
+        """The plan a person approves before a sync; when it cannot be computed the sync failed, and is recorded so."""
+        try:
+            return self.plan(workflow_id)
+        except NotFoundError:
+            raise
+        except SlipwayError as e:
+            self.record_failure(workflow_id, "manual", e)
+            raise
 
     def status(self, workflow_id: str) -> dict[str, Any]:
         """Exactly the seed's status table."""
@@ -139,8 +236,44 @@ class Engine:
         return {k: state[k] for k in ("applied_revision", "hold_revision", "status_message")}
 
     def history(self, workflow_id: str, limit: int | None = None) -> list[SyncResult]:
-        self.store.get_workflow(workflow_id)
-        return self.store.history(workflow_id, limit)
+        """Newest first; for a workflow that was removed, the history it left (kept for the audit trail)."""
+        if self.workflow_exists(workflow_id):
+            return self.store.history(workflow_id, limit)
+        removed = self.store.history(workflow_id, limit, removed=True)
+        if not removed:
+            raise NotFoundError(f"workflow {workflow_id!r} does not exist")
+        return removed
+
+    # -- task executions (the Lua ai module) ---------------------------------------------------------
+
+    def record_execution(
+        self, task_name: str, command: str, success: bool, duration: float | None, message: str, details: Any
+    ) -> None:
+        self.store.record_execution(task_name, command, success, duration, message, details)
+
+    def record_ai_execution(self, fields: dict[str, Any]) -> None:
+        """``ai.record_execution{...}``: checked, then kept with the other executions."""
+        insight.record(self.store, fields)
+
+    def predict_failure(self, task_name: str, command: str | None, context: list[str]) -> insight.Prediction:
+        return insight.predict_from_store(self.store, task_name, command, context)
+
+    # -- what the controller asks between syncs ---------------------------------------------------------
+
+    def config_version(self) -> tuple[Any, ...]:
+        """Changes whenever a repository or workflow is added, updated or removed (not on syncs)."""
+        return self.store.config_version()
+
+    def run_state(self, workflow_id: str) -> dict[str, Any]:
+        """The workflow's run state: status, message, hold and applied revisions, the claim."""
+        return self.store.workflow_state(workflow_id)
+
+    def set_status(self, workflow_id: str, status: str, message: str) -> None:
+        self.store.set_workflow_state(workflow_id, status=status, status_message=message)
+
+    def remote_head(self, repo: Repository) -> str:
+        """The commit the repository's branch points at on the server, without fetching."""
+        return self.source.remote_head(repo)
 
     # -- the pipeline's first stages ------------------------------------------------------------------
 
@@ -178,7 +311,7 @@ class Engine:
         context = RenderContext(
             workflow_id=wf.id,
             namespace=wf.destination.namespace,
-            options=wf.render_options(),
+            options=render_options(wf.id, wf.helm, wf.jsonnet),
             cache_dir=settings.helm_cache(),
             credentials=self.chart_credentials,
             discover=lambda: self.kube_for(wf).discovery.capabilities(),
@@ -217,14 +350,20 @@ class Engine:
         secret = creds and (creds.password or creds.token)
         return (creds.username or "", secret) if creds and secret else None
 
-    def plan(self, workflow_id: str) -> Plan:
-        """What a sync would change now (generate_diff): fetch, render, plan; nothing is changed."""
+    def planner(self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None) -> Planner:
+        return Planner(kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel)
+
+    def plan(self, workflow_id: str, *, revision: str | None = None, cancel: threading.Event | None = None) -> Plan:
+        """What a sync would change now (generate_diff): fetch, render, plan; nothing is changed.
+
+        ``revision``: plan that commit instead of the branch's head (self-heal plans what is live).
+        """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
-        revision = self.fetch(repo, policy=wf.sync_policy.retry)
+        revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel)
         manifests = self.render(wf, repo, revision)
         kube = self.kube_for(wf)
-        return Planner(kube, wf, concurrency=self.concurrency).plan(manifests, self.store.inventory(wf.id), revision)
+        return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), revision)
 
     # -- sync and rollback ---------------------------------------------------------------------------
 
@@ -253,18 +392,45 @@ class Engine:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
 
         ``expected_plan`` is a :meth:`Plan.fingerprint` a person approved: the sync refuses to apply
-        anything else.
+        anything else. An automatic trigger (anything but ``manual``) re-reads the workflow once it
+        holds the claim, so a rollback that finished in the meantime wins: it never syncs the revision
+        a rollback holds it away from (HeldBack), and ``self-heal`` restores the revision that is live.
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, trigger)
         self._claim(wf, result, wait)
+        cancel = cancel or threading.Event()
         try:
+            if trigger != "manual":
+                revision = self._automatic_revision(wf, repo, trigger, revision, cancel)
             kube = self.kube_for(wf)
-            run = SyncRun(self, wf, repo, kube, result, cancel or threading.Event(), progress or _quiet)
-            return run.execute(revision, expected_plan)
+            run = SyncRun(self, wf, repo, kube, result, cancel, progress or _quiet)
+            run.execute(revision, expected_plan)
+            if run.wants_rollback:
+                # Decided here, while the claim is still ours: nothing can start in between.
+                rb = self._rollback_claimed(
+                    wf, repo, kube, reason=f"automatic rollback: {result.message.removeprefix('Sync failed: ')}",
+                    cancel=cancel, progress=progress,
+                )  # fmt: skip
+                run.rolled_back(rb)
+            return result
         finally:
             self.store.release(wf.id, result.id)
+
+    def _automatic_revision(
+        self, wf: Workflow, repo: Repository, trigger: str, revision: str | None, cancel: threading.Event
+    ) -> str:
+        """The revision an automatic sync may apply, decided with the claim held; HeldBack if none."""
+        state = self.store.workflow_state(wf.id)
+        if trigger == "self-heal":
+            if not state["applied_revision"]:
+                raise HeldBack(f"workflow {wf.id}: nothing to heal to (no revision is live)")
+            return str(state["applied_revision"])
+        revision = revision or self.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel)
+        if state["hold_revision"] and revision == state["hold_revision"]:
+            raise HeldBack(f"workflow {wf.id}: rolled back from {revision[:12]}; auto-sync waits for a newer commit")
+        return revision
 
     def rollback(
         self,
@@ -328,6 +494,16 @@ class Engine:
 
 def _quiet(event: str, data: dict[str, Any]) -> None:
     del event, data
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 __all__ = ["Engine", "SourceError"]

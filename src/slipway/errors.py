@@ -106,11 +106,19 @@ class SyncInProgress(SlipwayError):
     retryable = True
 
 
+class HeldBack(SlipwayError):
+    """An automatic sync did not start: a rollback holds the workflow at the revision it restored."""
+
+
 class Cancelled(SlipwayError):
     """The operation was cancelled (stop_auto_sync, SIGINT, SIGTERM)."""
 
 
-class HookError(SlipwayError):
+class SyncFailed(SlipwayError):
+    """A stage of a sync or rollback failed; the message says which and why."""
+
+
+class HookError(SyncFailed):
     """A pre- or post-sync hook failed or timed out."""
 
 

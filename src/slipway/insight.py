@@ -24,7 +24,7 @@ from .durations import format_duration, parse_duration
 from .errors import ConfigError, SlipwayError
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import StateStore as Store
 
 PRIOR_MEAN = 0.2  # what we assume about a task we have never seen run
 PRIOR_WEIGHT = 2.0  # ... worth this many runs of evidence

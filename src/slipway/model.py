@@ -185,7 +185,7 @@ def expand_url(url: str) -> str:
     return url
 
 
-REPOSITORY_TYPES = ("git", "helm")
+REPOSITORY_TYPES = {"git": "a Git repository workflows read", "helm": "a Helm chart repository for chart dependencies"}
 
 
 @dataclass
@@ -204,7 +204,7 @@ class Repository:
     def from_config(cls, data: Any) -> Repository:
         r = _Reader(data, "")
         rid = r.get("id", str)
-        kind = r.choice("type", REPOSITORY_TYPES, "git")
+        kind = r.choice("type", tuple(REPOSITORY_TYPES), "git")
         url = r.get("url", str)
         if not url:
             raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
@@ -299,6 +299,7 @@ class HealthCheck:
 class SyncPolicy:
     auto_prune: bool = False
     allow_empty: bool = False
+    create_namespace: bool = False
     self_heal: bool = False
     self_heal_interval: str = "1m"
     recreate: bool = False
@@ -314,6 +315,7 @@ class SyncPolicy:
         out = cls(
             auto_prune=r.get("auto_prune", bool, False),
             allow_empty=r.get("allow_empty", bool, False),
+            create_namespace=r.get("create_namespace", bool, False),
             self_heal=r.get("self_heal", bool, False),
             self_heal_interval=r.duration("self_heal_interval", "1m"),
             recreate=r.get("recreate", bool, False),
@@ -354,17 +356,14 @@ class Workflow:
     rollback_on_failure: bool = False
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     destination: Destination = field(default_factory=Destination)
+    history_limit: int = 100
     helm: HelmOptions | None = None
     jsonnet: JsonnetOptions | None = None
 
-    def __post_init__(self) -> None:
-        # The state store keeps the config as JSON and builds a Workflow from it field by field.
-        from .render.options import HelmOptions, JsonnetOptions
-
-        if isinstance(self.helm, dict):
-            self.helm = HelmOptions.from_config(self.helm)
-        if isinstance(self.jsonnet, dict):
-            self.jsonnet = JsonnetOptions.from_config(self.jsonnet)
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Workflow:
+        """A workflow as a store kept it (:meth:`to_config`): validated again, keys added since default."""
+        return cls.from_config(data)
 
     @classmethod
     def from_config(cls, data: Any) -> Workflow:
@@ -387,17 +386,14 @@ class Workflow:
             rollback_on_failure=r.get("rollback_on_failure", bool, False),
             sync_policy=SyncPolicy.from_config(r.get("sync_policy", dict)),
             destination=Destination.from_config(r.get("destination", dict)),
+            history_limit=r.get("history_limit", int, 100),
             helm=_optional(r, "helm", "HelmOptions"),
             jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
         )
         r.done()
+        if out.history_limit < 1:
+            raise ConfigError(f"history_limit: {out.history_limit} must be 1 or more (the syncs kept per workflow)")
         return out
-
-    def render_options(self) -> dict[str, Any]:
-        """The renderers' options: ``{"helm": {...}, "jsonnet": {...}}``."""
-        from .render.options import render_options
-
-        return render_options(self.id, self.helm, self.jsonnet)
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -481,6 +477,7 @@ class SyncMetrics:
     duration: str = "0.0s"
     resources_processed: int = 0
     resources_applied: int = 0
+    resources_deleted: int = 0
     resources_skipped: int = 0
     conflicts_resolved: int = 0
 

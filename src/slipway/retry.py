@@ -40,7 +40,9 @@ def with_retry(
             delay = policy.delay(attempt)
             if time.monotonic() + delay > deadline:
                 raise
-            log.info("%s: %s; retry %d of %d in %.0fs", what, e, attempt, policy.limit, delay)
+            # Visible without --debug: a slow sync should say why. The error usually names its object already.
+            text = str(e) if str(e).startswith(what.split(" ", 1)[0]) else f"{what}: {e}"
+            log.warning("%s; retry %d of %d in %.0fs", text, attempt, policy.limit, delay)
             if counter is not None:
                 counter[0] += 1
             if cancel is not None:

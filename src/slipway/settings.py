@@ -14,7 +14,11 @@ from pathlib import Path
 FIELD_MANAGER = "slipway"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_WORKFLOW = "slipway.dev/workflow"
+LABEL_INSTANCE = "slipway.dev/instance"  # the state store that applied it
 ANNOTATION_PREFIX = "slipway.dev/"
+HASH_ANNOTATION = ANNOTATION_PREFIX + "applied-hash"
+# slipway's own notes on an object, never shown in a diff (what a repository declares always is).
+BOOKKEEPING_ANNOTATIONS = (HASH_ANNOTATION,)
 DEFAULT_GIT_HOST = "https://github.com"
 
 

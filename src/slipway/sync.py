@@ -1,177 +1,33 @@
-"""A sync and a rollback as small state machines over the pipeline's stages.
+"""A sync as a small state machine over the pipeline's stages (see :mod:`.run` for what runs share).
 
-    sync:     fetch -> render -> plan -> pre-hooks -> backup -> apply -> prune -> health -> post-hooks -> record
-    rollback:                    plan -> backup -> apply -> prune -> health -> record
+    fetch -> render -> plan -> pre-hooks -> backup -> apply -> prune -> health -> post-hooks -> record
 
-Each stage is one method; the run records itself as ``running`` before its first stage and always
-reaches ``record`` (in a ``finally``), so a sync is never half-recorded: it ends succeeded, failed,
-or — if the process dies — is marked interrupted by the next process that opens the store. The
-work itself lives in the stage packages (source, render, plan, apply, health); this module only
-decides what runs next.
+A failed sync that changed something asks for an automatic rollback (``wants_rollback``) when
+its policy says so; the engine runs it while it still holds the workflow's claim.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import health, hooks, settings
-from .apply.applier import Applier, ApplyOutcome, restore_object
-from .durations import format_duration, parse_duration
-from .errors import Cancelled, SlipwayError, describe
-from .kube import Kube, ObjectRef
-from .model import Repository, SyncMetrics, SyncResult, Workflow, new_id
-from .plan import mask
-from .plan.planner import HASH_ANNOTATION, Item, Plan, Planner, now_rfc3339
-from .render import Manifest
+from . import hooks
+from .durations import parse_duration, rfc3339
+from .errors import Cancelled, HookError, SlipwayError, SyncFailed, describe
+from .model import SyncResult
+from .plan.model import Plan
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .store import Store
+    pass
+from .run import Run, refusal, short
 
 log = logging.getLogger("slipway.sync")
 
-Progress = Callable[[str, dict[str, Any]], None]
-
-
-class SyncFailed(SlipwayError):
-    """A stage failed; the message says which and why."""
-
-
-@dataclass
-class Run:
-    """What every run shares: the engine, the workflow, its cluster and the record being written."""
-
-    engine: Engine
-    wf: Workflow
-    repo: Repository
-    kube: Kube
-    result: SyncResult
-    cancel: threading.Event = field(default_factory=threading.Event)
-    progress: Progress = field(default=lambda event, data: None)
-    started: float = field(default_factory=time.monotonic)
-    outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
-    plan: Plan | None = None
-
-    @property
-    def store(self) -> Store:
-        return self.engine.store
-
-    def stage(self, name: str) -> None:
-        if self.cancel.is_set():
-            raise Cancelled(f"cancelled before {name}")
-        self.progress("stage", {"name": name})
-
-    # -- shared stages -------------------------------------------------------------------------------
-
-    def converge(self, plan: Plan) -> tuple[bool, str]:
-        """The stages a sync and a rollback share: backup, apply and prune, then the health wait."""
-        self.stage("backup")
-        self.backup(plan)
-        self.stage("apply")
-        self.apply(plan, plan.deletions)
-        self.stage("health")
-        return self.wait_health(plan)
-
-    def backup(self, plan: Plan) -> None:
-        """Keep what the cluster had before we touch it, and what we are about to declare."""
-        backups = [
-            (it.ref, it.api_version, it.action, it.live)
-            for it in [*plan.items, *plan.deletions]
-            if it.action in ("update", "delete") and it.live is not None
-        ]
-        desired = [
-            (it.ref, it.api_version, it.action, it.manifest)
-            for it in plan.items
-            if it.manifest is not None and it.action != "blocked"
-        ]
-        self.store.put_sync_objects(self.result.id, "backup", backups)
-        self.store.put_sync_objects(self.result.id, "desired", desired)
-
-    def apply(self, plan: Plan, deletions: list[Item]) -> None:
-        applier = Applier(
-            self.kube,
-            self.wf.sync_policy.retry,
-            concurrency=self.engine.concurrency,
-            cancel=self.cancel,
-            progress=self.progress,
-            on_applied=lambda items: self.store.add_inventory(self.wf.id, {it.ref: it.api_version for it in items}),
-        )
-        self.outcome = applier.apply(plan.items)
-        if self.outcome.ok and deletions:
-            applier.prune(deletions, self.outcome)
-        if not self.outcome.ok:
-            first = self.outcome.failed[0][1]
-            more = len(self.outcome.failed) - 1
-            raise SyncFailed(f"apply failed: {first}" + (f" (and {more} more)" if more else ""))
-
-    def wait_health(self, plan: Plan) -> tuple[bool, str]:
-        policy = self.wf.sync_policy.health_check
-        if not policy.enabled:
-            return True, ""
-        targets = [
-            health.Target(it.ref, it.info) for it in plan.items if it.info is not None and it.action != "blocked"
-        ]
-        self.progress("health", {"total": len(targets), "healthy": 0})
-
-        def report(states: dict[ObjectRef, health.Health]) -> None:
-            healthy = sum(1 for h in states.values() if h.status == health.HEALTHY)
-            self.progress("health", {"total": len(targets), "healthy": healthy})
-
-        # What the apply returned, or the live object an unchanged item was compared with.
-        known = {it.ref: it.dry if it.action in ("create", "update") else it.live for it in plan.items}
-        ok, states = health.wait(
-            self.kube,
-            targets,
-            parse_duration(policy.timeout),
-            selector=f"{settings.LABEL_WORKFLOW}={self.wf.id}",
-            cancel=self.cancel,
-            progress=report,
-            known={ref: obj for ref, obj in known.items() if obj is not None},
-        )
-        self.result.health = [
-            {"resource": ref.resource, "namespace": ref.namespace or None, "status": h.status, "message": h.message}
-            for ref, h in sorted(states.items())
-        ]
-        if ok:
-            return True, ""
-        bad = [(ref, h) for ref, h in sorted(states.items()) if h.status != health.HEALTHY]
-        worst = next(((r, h) for r, h in bad if h.status == health.DEGRADED), bad[0] if bad else None)
-        if worst is None:
-            return False, f"health check timed out after {policy.timeout}"
-        ref, h = worst
-        verdict = "is degraded" if h.status == health.DEGRADED else f"not healthy after {policy.timeout}"
-        extra = f" (and {len(bad) - 1} more not healthy)" if len(bad) > 1 else ""
-        return False, f"health check failed: {ref.resource} {verdict}: {h.message}{extra}"
-
-    def metrics(self, plan: Plan | None) -> SyncMetrics:
-        items = plan.items if plan else []
-        deletions = plan.deletions if plan else []
-        applied = len(self.outcome.applied) + len(self.outcome.deleted)
-        return SyncMetrics(
-            duration=format_duration(time.monotonic() - self.started),
-            resources_processed=len(items) + len(deletions),
-            resources_applied=applied,
-            resources_skipped=sum(1 for it in items if it.action == "unchanged"),
-            conflicts_resolved=sum(1 for it in self.outcome.applied if it.drifted),
-        )
-
-    def inventory_after(self, plan: Plan | None) -> dict[ObjectRef, str]:
-        """What the workflow owns now: the store's inventory minus what was deleted, plus what was applied."""
-        inv = self.store.inventory(self.wf.id)
-        for it in self.outcome.deleted:
-            inv.pop(it.ref, None)
-        for it in self.outcome.applied:
-            inv[it.ref] = it.api_version
-        return inv
-
 
 class SyncRun(Run):
+    wants_rollback: bool = False  # failed after changing something, and the policy says roll back
+
     def execute(self, revision: str | None = None, expected_plan: str | None = None) -> SyncResult:
         """Run every stage; returns the finished, recorded result (it never raises for a failed sync)."""
         store, wf, result = self.store, self.wf, self.result
@@ -188,14 +44,14 @@ class SyncRun(Run):
             self.stage("render")
             manifests = self.engine.render(wf, self.repo, rev)
             self.stage("plan")
-            plan = self.plan = Planner(self.kube, wf, concurrency=self.engine.concurrency, cancel=self.cancel).plan(
+            plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
                 manifests, store.inventory(wf.id), rev
             )
             result.changes = [c.to_record() for c in plan.changes]
             if wf.diff_preview:
                 self.preview(plan)
             if plan.blocking:
-                raise SyncFailed(_refusal(plan))
+                raise SyncFailed(refusal(plan))
             if expected_plan is not None and plan.fingerprint() != expected_plan:
                 raise SyncFailed(
                     "refused: the plan changed since it was shown (Git or the cluster moved); review it again"
@@ -253,18 +109,19 @@ class SyncRun(Run):
                     raise Cancelled(f"cancelled before {phase}-sync hook {command!r}")
                 self.progress("hook", {"phase": phase, "command": command})
                 hr = hooks.run_hook(phase, command, env, timeout, self.cancel)
+                hr.output = self.scrub(hr.output)  # a hook may print what it was given: never store a secret
                 self.result.hooks.append(hr.to_dict())
                 if self.cancel.is_set() and not hr.ok:
                     raise Cancelled(f"{phase}-sync hook {command!r} stopped")
                 if not hr.ok:
                     why = "timed out" if hr.exit_code is None else f"exited with {hr.exit_code}"
                     last = hr.output.strip().splitlines()[-1:] or [""]
-                    raise SyncFailed(f"{phase}-sync hook {command!r} {why}: {last[0]}".rstrip(": "))
+                    raise HookError(f"{phase}-sync hook {command!r} {why}: {last[0]}".rstrip(": "))
 
     def finish(self, plan: Plan | None, failure: str | None, health_failed: bool) -> SyncResult:
         store, wf, result = self.store, self.wf, self.result
         result.metrics = self.metrics(plan)
-        result.end_time = now_rfc3339()
+        result.end_time = rfc3339()
         changed = bool(self.outcome.applied or self.outcome.deleted)
         if failure is None:
             result.status = "succeeded"
@@ -283,13 +140,15 @@ class SyncRun(Run):
                 status_message=result.message,
                 inventory=inventory,
                 applied_revision=result.commit_hash,
-                hold_revision=None,
+                # Self-heal restores what is live and keeps a rollback's hold; any other sync ends it.
+                hold_revision=False if result.trigger == "self-heal" else None,
+                history_limit=wf.history_limit,
             )
             log.info(
                 "sync %s of %s at %s: succeeded (%s) in %s",
                 result.id,
                 wf.id,
-                _short(result.commit_hash),
+                short(result.commit_hash),
                 summary,
                 result.metrics.duration,
             )
@@ -301,165 +160,26 @@ class SyncRun(Run):
             wf.rollback_on_failure or (health_failed and wf.sync_policy.health_check.failure_mode == "rollback")
         )
         store.finish_sync(
-            result, workflow_status="failed", status_message=result.message, inventory=self.inventory_after(plan)
+            result,
+            workflow_status="failed",
+            status_message=result.message,
+            inventory=self.inventory_after(plan),
+            history_limit=wf.history_limit,
         )
-        log.warning("sync %s of %s at %s: failed: %s", result.id, wf.id, _short(result.commit_hash), failure)
-        if wants_rollback and not self.cancel.is_set():
-            rb = self.engine._rollback_claimed(
-                self.wf, self.repo, self.kube, reason=f"automatic rollback: {failure}", progress=self.progress
-            )
-            if rb.status == "succeeded":
-                result.message += f"; rolled back to {_short(rb.commit_hash) or 'the state before it'}"
-            else:
-                result.message += f"; rollback failed: {rb.message}"
-            result.rolled_back = rb.status == "succeeded"
-            store.finish_sync(
-                result,
-                workflow_status="failed" if rb.status == "succeeded" else "degraded",
-                status_message=result.message,
-            )
+        log.warning("sync %s of %s at %s: failed: %s", result.id, wf.id, short(result.commit_hash), failure)
+        self.wants_rollback = wants_rollback and not self.cancel.is_set()
         return result
 
-
-class RollbackRun(Run):
-    def execute(
-        self, from_sync: SyncResult, target: SyncResult | None, rolled: list[SyncResult], reason: str
-    ) -> SyncResult:
-        """Roll back ``rolled`` (newest first, from_sync among them) to ``target`` (None: before any sync)."""
-        store, wf, result = self.store, self.wf, self.result
-        result.kind = "rollback"
-        result.reason = reason
-        result.commit_hash = target.commit_hash if target else None
-        result.from_revision = from_sync.commit_hash
-        result.target_sync_id = target.id if target else None
-        store.start_sync(result)
-        log.info(
-            "rollback %s of %s from %s to %s: %s",
-            result.id,
-            wf.id,
-            _short(from_sync.commit_hash),
-            _short(result.commit_hash),
-            reason,
-        )
-        failure: str | None = None
-        plan: Plan | None = None
-        try:
-            self.stage("plan")
-            manifests, created = self.restore_set(target, rolled)
-            planner_wf = replace(wf, sync_policy=replace(wf.sync_policy, auto_prune=True, allow_empty=True))
-            plan = self.plan = Planner(
-                self.kube, planner_wf, concurrency=self.engine.concurrency, cancel=self.cancel
-            ).plan(manifests, store.inventory(wf.id), result.commit_hash)
-            deletions = [d for d in plan.deletions if wf.sync_policy.auto_prune or d.ref in created]
-            plan.orphans += [d for d in plan.deletions if d not in deletions]
-            plan.deletions = deletions
-            kept = {(d.ref.resource, d.namespace) for d in deletions}
-            result.changes = [
-                c.to_record() for c in plan.changes if c.type != "delete" or (c.resource, c.namespace) in kept
-            ]
-            if plan.blocking:
-                raise SyncFailed(_refusal(plan))
-            ok, why = self.converge(plan)
-            if not ok:
-                raise SyncFailed(why)
-        except Cancelled as e:
-            failure = f"cancelled: {e}"
-        except SlipwayError as e:
-            failure = describe(e)
-        except Exception as e:
-            log.exception("rollback %s: unexpected error", result.id)
-            failure = f"internal error: {describe(e)}"
-        result.metrics = self.metrics(plan)
-        result.end_time = now_rfc3339()
-        to = _short(result.commit_hash) or "the state before the first sync"
-        if failure is None:
-            result.status = "succeeded"
-            result.message = f"Rolled back from {_short(from_sync.commit_hash)} to {to}: {reason}"
-            inventory = self.inventory_after(plan)
-            for it in plan.orphans if plan else []:
-                inventory[it.ref] = it.api_version
-            status = "synced" if from_sync.status == "succeeded" else "failed"
-            store.finish_sync(
-                result,
-                workflow_status=status,
-                status_message=result.message,
-                inventory=inventory,
-                applied_revision=result.commit_hash,
-                hold_revision=from_sync.commit_hash,
-                mark_rolled_back=[s.id for s in rolled],
-            )
+    def rolled_back(self, rb: SyncResult) -> None:
+        """Record the automatic rollback the engine ran for this failed sync (``wants_rollback``)."""
+        result = self.result
+        if rb.status == "succeeded":
+            result.message += f"; rolled back to {short(rb.commit_hash) or 'the state before it'}"
         else:
-            result.status = "failed"
-            result.message = f"Rollback to {to} failed: {failure}"
-            store.finish_sync(
-                result, workflow_status="degraded", status_message=result.message, inventory=self.inventory_after(plan)
-            )
-        log.info("rollback %s of %s: %s", result.id, wf.id, result.message)
-        return result
-
-    def restore_set(self, target: SyncResult | None, rolled: list[SyncResult]) -> tuple[list[Manifest], set[ObjectRef]]:
-        """Target's desired manifests, plus backups of what later syncs deleted or replaced that it lacks."""
-        out: dict[ObjectRef, Manifest] = {}
-        if target is not None:
-            for ref, _, _, obj in self.store.sync_objects(target.id, "desired"):
-                if obj is not None:
-                    out[ref] = Manifest(obj, f"sync {target.id}")
-        created: set[ObjectRef] = set()
-        for sync in reversed(rolled):  # oldest first: the earliest backup of an object is its state before
-            for change in sync.changes:
-                if change.get("type") == "create":
-                    created.add(_ref_of(change))
-            for ref, _, action, obj in self.store.sync_objects(sync.id, "backup"):
-                if ref in out or obj is None or ref in created:
-                    continue
-                restored = restore_object(obj)
-                md = restored.get("metadata") or {}
-                labels = md.get("labels") or {}
-                for key in (settings.LABEL_MANAGED_BY, settings.LABEL_WORKFLOW):
-                    labels.pop(key, None)
-                (md.get("annotations") or {}).pop(HASH_ANNOTATION, None)
-                out[ref] = Manifest(mask_free(restored), f"backup of {ref} taken by sync {sync.id} ({action})")
-        return list(out.values()), created
-
-
-def mask_free(obj: dict[str, Any]) -> dict[str, Any]:
-    """Backups are stored unmasked (encrypted); this asserts we never restore a masked value."""
-    for field_name in ("data", "stringData"):
-        for value in ((obj.get(field_name) or {}) if mask.is_secret(obj) else {}).values():
-            if isinstance(value, str) and value.startswith(mask.MASK):
-                raise SlipwayError(f"refusing to restore a masked Secret value into {ObjectRef.of(obj)}")
-    return obj
-
-
-def _ref_of(change: dict[str, Any]) -> ObjectRef:
-    kind, name = str(change["resource"]).split("/", 1)
-    api_version = str(change.get("api_version") or "")
-    group = api_version.split("/", 1)[0] if "/" in api_version else ""
-    return ObjectRef(group, kind, change.get("namespace") or "", name)
-
-
-def _short(rev: str | None) -> str:
-    return rev[:12] if rev else ""
-
-
-def _refusal(plan: Plan) -> str:
-    blocking = plan.blocking
-    first = blocking[0]
-    more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
-    return (
-        f"refused: {len(blocking)} conflict(s) must be resolved first; nothing was applied: "
-        f"{first.resource} ({first.type}): {first.description}{more}"
-    )
-
-
-def new_result(wf: Workflow, trigger: str, kind: str = "sync") -> SyncResult:
-    return SyncResult(
-        id=new_id("sync" if kind == "sync" else "rollback"),
-        workflow_id=wf.id,
-        status="running",
-        start_time=now_rfc3339(),
-        commit_hash=None,
-        message="",
-        kind=kind,
-        trigger=trigger,
-    )
+            result.message += f"; rollback failed: {rb.message}"
+        result.rolled_back = rb.status == "succeeded"
+        self.store.finish_sync(
+            result,
+            workflow_status="failed" if rb.status == "succeeded" else "degraded",
+            status_message=result.message,
+        )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from slipway.engine import Engine
-from slipway.errors import SyncInProgress
+from slipway.errors import ManifestError, SyncInProgress
 from slipway.kube import Kube
 from slipway.source import GitSource
 from slipway.store import Store
@@ -56,7 +56,8 @@ def test_first_sync_then_a_noop_resync_that_writes_nothing(
     last = status["last_sync_result"]
     assert set(last) == {"id", "status", "start_time", "commit_hash", "message", "metrics"}
     assert set(last["metrics"]) == {
-        "duration", "resources_processed", "resources_applied", "resources_skipped", "conflicts_resolved"
+        "duration", "resources_processed", "resources_applied", "resources_skipped", "conflicts_resolved",
+        "resources_deleted",  # beyond the seed: deletions are counted apart from applies
     }  # fmt: skip
     assert last["id"] == first.id and last["status"] == "succeeded"
 
@@ -88,7 +89,8 @@ def test_prune_on_and_off(engine: Engine, kube: Kube, make_git, namespace: str) 
     wf.sync_policy.auto_prune = True
     engine.store.put_workflow(wf)
     result = engine.sync(keep)
-    assert result.status == "succeeded" and result.metrics.resources_applied == 1
+    assert result.status == "succeeded" and result.metrics.resources_applied == 0
+    assert result.metrics.resources_deleted == 1 and "deleted 1" in result.message
     assert get(kube, "ConfigMap", namespace, "b") is None
     assert get(kube, "ConfigMap", namespace, "a") is not None
 
@@ -101,8 +103,11 @@ def test_empty_render_never_prunes_everything_unless_allowed(
     assert engine.sync(wf).status == "succeeded"
     repo.commit({"k8s/a.yaml": "# everything commented out\n"})
     result = engine.sync(wf)
-    assert result.status == "failed" and "render came out empty" in result.message
+    assert result.status == "failed" and "target_path 'k8s' renders no objects" in result.message
+    assert "it holds 1 file(s): a.yaml" in result.message and "allow_empty" in result.message
     assert get(kube, "ConfigMap", namespace, "a") is not None and get(kube, "ConfigMap", namespace, "b") is not None
+    with pytest.raises(ManifestError, match="renders no objects"):  # the diff says what the sync does
+        engine.plan(wf)
 
     cfg = engine.workflow(wf)
     cfg.sync_policy.allow_empty = True

@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from slipway.engine import Engine
 from slipway.errors import NotFoundError
 from slipway.lua import run_script, wait_for_signal_default
 from slipway.store import Store
@@ -40,7 +40,8 @@ class FakeGitops:
         self.delete = delete
         self.running = False
         if store is not None:
-            self.engine = lambda: SimpleNamespace(store=store)
+            engine = Engine(store)  # the real engine, on the test's store: the ai module records through it
+            self.engine = lambda: engine
 
     def register_repository(self, config: dict[str, Any]) -> str:
         self.calls.append(("register_repository", config))
@@ -240,8 +241,6 @@ def test_tables_in_and_out(tmp_path: Path) -> None:
 def test_a_failing_call_returns_nil_and_a_message_and_logs_it(tmp_path: Path) -> None:
     script = """
     local gitops = require("gitops")
-    local d, msg = gitops.generate_diff("nope")
-    print(d, msg)
     local id, msg2 = gitops.create_workflow({repository = "missing"})
     print(id, msg2)
     print(gitops.sync_workflow("nope"))
@@ -250,17 +249,32 @@ def test_a_failing_call_returns_nil_and_a_message_and_logs_it(tmp_path: Path) ->
     r = run(tmp_path, ("t.lua", script))
     assert r.code == 0
     assert r.out.splitlines() == [
-        "nil\tworkflow 'nope' does not exist",
         "nil\tworkflow: repository 'missing' is not registered",
         "false",
         "nil\texpected a workflow id, got a table: use the .workflow_id of the table gitops.workflow returned",
     ]
-    assert re.search(
-        r"^\d\d:\d\d:\d\d ERROR gitops\.generate_diff\(\"nope\"\): workflow 'nope' does not exist$", r.err, re.M
-    )
     assert "ERROR gitops.create_workflow: workflow: repository 'missing' is not registered" in r.err
     # The API's own log records reach the script's log.
     assert "ERROR sync_workflow('nope'): workflow 'nope' does not exist" in r.err
+
+
+@pytest.mark.parametrize("call", ['generate_diff("nope")', 'preview_changes("nope")', "generate_diff(nil)"])
+def test_a_diff_that_cannot_be_computed_raises_at_the_callers_line(tmp_path: Path, call: str) -> None:
+    # A nil diff reads as "no changes" in the seed's examples: it must never come back.
+    script = f"""
+    local gitops = require("gitops")
+    local ok, err = pcall(function() return gitops.{call} end)
+    print(ok, err)
+    local d = gitops.{call}
+    print("not reached", d)
+    """
+    r = run(tmp_path, ("t.lua", script))
+    assert r.code != 0 and "not reached" not in r.out
+    first = r.out.splitlines()[0]
+    assert first.startswith("false\t") and "gitops." in first
+    cause = "does not exist" if "nope" in call else "no workflow id given"
+    assert cause in first
+    assert re.search(r"t\.lua:5: gitops\.(generate_diff|preview_changes)\(.*\): .*" + cause, r.err), r.err
 
 
 def test_an_unexpected_python_error_does_not_escape_into_lua(tmp_path: Path) -> None:

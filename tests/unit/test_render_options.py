@@ -10,6 +10,7 @@ from slipway.cli.renderflags import helm_table, jsonnet_table
 from slipway.engine import Engine
 from slipway.errors import ConfigError
 from slipway.model import Repository, Workflow
+from slipway.render.options import render_options
 from slipway.source import GitSource
 from slipway.store import Store
 
@@ -28,10 +29,10 @@ def test_helm_and_jsonnet_tables_survive_the_state_store(tmp_path: Path) -> None
     store.put_workflow(wf)
     back = store.get_workflow("Web_App")
     assert back == wf
-    opts = back.render_options()
+    opts = render_options(back.id, back.helm, back.jsonnet)
     assert opts["helm"]["release_name"] == "web-app"  # the workflow id, made a valid release name
     assert opts["helm"]["values"] == {"a": {"b": [1, "x"]}} and opts["jsonnet"]["libs"] == ["vendor"]
-    assert Workflow.from_config({"id": "w", "repository": "r"}).render_options()["jsonnet"] is None
+    assert render_options("w", None, None)["jsonnet"] is None
 
 
 @pytest.mark.parametrize(

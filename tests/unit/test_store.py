@@ -12,7 +12,7 @@ from slipway.errors import ConfigError, NotFoundError, SyncInProgress
 from slipway.kube import ObjectRef
 from slipway.model import Repository, SyncResult, Workflow
 from slipway.store import Store
-from slipway.store.db import _HOST
+from slipway.store.sqlite.claims import _HOST
 
 
 @pytest.fixture

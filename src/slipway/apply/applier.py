@@ -17,14 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from .. import order
 from ..errors import Cancelled, SlipwayError, describe
+from ..items import Item
 from ..kube import Kube, Obj, ObjectRef
 from ..kube.objects import conditions
 from ..model import RetryPolicy
 from ..plan import mask
-from ..plan.planner import Item
 from ..retry import with_retry
-from . import order
 
 log = logging.getLogger("slipway.apply")
 
@@ -89,7 +89,7 @@ class Applier:
                 if it.recreate:
                     self._recreate(it)
                 assert it.info is not None and it.desired is not None
-                it.dry = with_retry(
+                it.returned = with_retry(
                     lambda: self.kube.apply(it.info, it.desired, force=True),  # type: ignore[arg-type]
                     self.retry,
                     what=f"apply {it.ref}",

@@ -1,6 +1,6 @@
-"""``slipway workflow create``'s flags for the ``helm`` and ``jsonnet`` tables.
+"""``slipway workflow create`` and ``set``: the flags for the ``helm`` and ``jsonnet`` tables.
 
-A table is only set when one of its flags is given. ``--helm-set a.b=3`` nests on dots and types the
+A table is only set when one of its flags is given (``set`` changes only the keys given). ``--helm-set a.b=3`` nests on dots and types the
 value as ``helm --set`` does (``true``, ``false``, ``null``, an integer, else text; one pair per flag);
 ``--helm-values-json`` takes a whole table, and ``--helm-set`` lands on top of it. Inline values
 are stored with the workflow: keep secrets out of them.
@@ -32,7 +32,7 @@ _OPTIONS = [
         help="One inline value (repeatable; dotted keys nest; typed as helm --set types it).",
     ),
     click.option("--helm-values-json", metavar="JSON", help="Inline values as a JSON object, merged last."),
-    click.option("--helm-skip-crds", is_flag=True, default=None, help="Leave out the chart's crds/ directory."),
+    click.option("--helm-skip-crds/--no-helm-skip-crds", default=None, help="Leave out the chart's crds/ directory."),
     click.option("--jsonnet-entry", metavar="FILE", help="The .jsonnet file to evaluate, relative to --path."),
     click.option("--jsonnet-tla", multiple=True, metavar="NAME=VALUE", help="A top-level argument (string)."),
     click.option(
@@ -70,8 +70,8 @@ def helm_table(opts: dict[str, Any]) -> dict[str, Any] | None:
         table["release_name"] = opts["helm_release_name"]
     if opts.get("helm_values_file"):
         table["values_files"] = list(opts["helm_values_file"])
-    if opts.get("helm_skip_crds"):
-        table["skip_crds"] = True
+    if opts.get("helm_skip_crds") is not None:
+        table["skip_crds"] = opts["helm_skip_crds"]
     values: dict[str, Any] = {}
     if opts.get("helm_values_json"):
         try:

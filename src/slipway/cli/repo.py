@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from ..model import REPOSITORY_TYPES
 from .common import engine, read_file, secret_from_env
 from .output import console, emit_json, json_mode
 
@@ -17,7 +18,7 @@ def repo() -> None:
 @repo.command("add")
 @click.argument("url")
 @click.option("--id", "repo_id", help="Repository id (generated when omitted). An existing id is updated.")
-@click.option("--type", "repo_type", type=click.Choice(["git", "helm"]), default="git", show_default=True,
+@click.option("--type", "repo_type", type=click.Choice(list(REPOSITORY_TYPES)), default="git", show_default=True,
               help="helm: a chart repository whose credentials serve chart dependencies under its URL.")  # fmt: skip
 @click.option("--branch", help="Branch to follow (git; default: main).")
 @click.option("--poll-interval", help='How often auto-sync checks (git; "30s", "5m"; default: 30s).')

@@ -18,7 +18,7 @@ from rich.status import Status
 from rich.table import Table
 
 from ..model import SyncResult
-from ..plan.planner import Plan
+from ..plan.model import Plan
 from .common import confirm, engine, interactive
 from .output import console, emit_json, err_console, json_mode
 
@@ -130,7 +130,7 @@ def _result_json(result: SyncResult) -> dict[str, Any]:
 def sync(workflow_id: str, yes: bool, wait_lock: float) -> None:
     """Show the plan, ask, apply it, wait for health, record. Exit 0: succeeded; 1: failed."""
     eng = engine()
-    plan = eng.plan(workflow_id)
+    plan = eng.preview_sync(workflow_id)
     if not json_mode():
         print_plan(plan)
     if plan.blocking:
@@ -151,7 +151,8 @@ def sync(workflow_id: str, yes: bool, wait_lock: float) -> None:
             )
         )
     print_result(result)
-    sys.exit(0 if result.status == "succeeded" else 1)
+    # A plan that the cluster refuses (bad input) is an error, like any other bad input: exit 2.
+    sys.exit(0 if result.status == "succeeded" else 2 if plan.blocking else 1)
 
 
 def run_cancellable(work: Any) -> SyncResult:

@@ -10,6 +10,7 @@ written last, so an interrupted build is never mistaken for a finished one.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .. import settings
 from ..errors import BuildError
@@ -167,9 +169,33 @@ def binary(name: str) -> Path:
 
 
 def build(component: Component, log: Callable[[str], None] = lambda _: None) -> float:
-    """Build one component unless the cache holds it; returns the seconds spent (0 when cached)."""
+    """Build one component unless the cache holds it; returns the seconds spent (0 when cached).
+
+    Two builds of one component at once (two checkouts running their setup) take turns on a lock
+    file: the second finds the first one's result instead of clobbering its staging directory.
+    """
     if is_built(component):
         return 0.0
+    lock_path = settings.cache() / "build" / f"{component.key}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        if not _try_lock(lock):
+            log(f"waiting for another build of {component.name} {component.version} to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(component):
+            return 0.0
+        return _build_locked(component, log)
+
+
+def _try_lock(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _build_locked(component: Component, log: Callable[[str], None]) -> float:
     go = shutil.which("go")
     work = settings.cache() / "build" / component.key
     work.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ workflows aimed at one cluster share one connection pool.
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from collections import Counter
@@ -36,6 +37,12 @@ from .discovery import Discovery, ResourceInfo
 from .objects import Obj
 
 APPLY_PATCH = "application/apply-patch+yaml"
+# Names, labels, annotations and owners only: how slipway looks at objects it may not read in full
+# (a namespace's Secrets) or does not need to (what else lives in a namespace).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+# Server-side apply answers a value of the wrong type (replicas: "three") with a 500; it is the
+# object that is wrong, not the server, and no retry helps.
+_SCHEMA_ERRORS = ("failed to create typed patch object", "failed to create typed live object")
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -73,6 +80,8 @@ def error_from_response(action: str, what: str, status: int, body: bytes) -> Kub
         return KubeForbidden(text, status=status, reason=reason)
     if status in (400, 415, 422) or (status == 409 and reason == "AlreadyExists"):
         return KubeInvalid(text, status=status, reason=reason)
+    if status == 500 and any(s in message for s in _SCHEMA_ERRORS):
+        return KubeInvalid(text, status=status, reason=reason or "Invalid")
     if status in (409, 429) or status >= 500:
         return KubeTransientError(text, status=status, reason=reason)
     return KubeError(text, status=status, reason=reason)
@@ -209,6 +218,23 @@ class Kube:
             for item in doc.get("items") or []:
                 item.setdefault("apiVersion", info.api_version)
                 item.setdefault("kind", info.kind)
+                items.append(item)
+            cont = (doc.get("metadata") or {}).get("continue")
+            if not cont:
+                return items
+            params["continue"] = cont
+
+    def list_metadata(self, info: ResourceInfo, namespace: str | None = None) -> builtins.list[Obj]:
+        """Every object of one kind as metadata only (PartialObjectMetadata): no spec, no data, no Secret values."""
+        params: dict[str, str] = {"limit": "500"}
+        items: builtins.list[Obj] = []
+        where = f"{info.kind} objects" + (f" in namespace {namespace}" if namespace else "")
+        while True:
+            doc = self.request(
+                "GET", info.path(namespace), action="list", what=where, params=params, accept=METADATA_LIST
+            )
+            for item in doc.get("items") or []:
+                item["apiVersion"], item["kind"] = info.api_version, info.kind
                 items.append(item)
             cont = (doc.get("metadata") or {}).get("continue")
             if not cont:

@@ -14,7 +14,7 @@ Contract of :func:`run_script` (the CLI calls it and exits with what it returns)
   ``io.read`` reads ``stdin`` (nil at end of input or when it is closed).
 - ``gitops_api``: the object behind ``require("gitops")``, by default the :mod:`slipway.gitops`
   module; any object with the same functions works (tests inject one). When it has
-  ``engine()``, executions are recorded in ``engine().store`` for the ``ai`` module.
+  ``engine()``, executions are recorded through ``engine()`` for the ``ai`` module.
 - ``debug``: show debug lines and tracebacks; by default from ``SLIPWAY_DEBUG``.
 - Exit code: 0 when the chunk ran and every workflow and task succeeded; 1 when the chunk
   stopped on a Lua error (printed as ``error: FILE:LINE: message``) or any task, callback or

@@ -165,6 +165,10 @@ def _number(text: str) -> int | float | None:
 ID_FUNCTIONS = ("get_workflow_status", "sync_workflow", "generate_diff", "preview_changes", "rollback_workflow")
 CONFIG_FUNCTIONS = ("workflow", "register_repository", "create_workflow")
 BOOL_FUNCTIONS = ("sync_workflow", "rollback_workflow")
+# These raise a Lua error when they cannot answer: a nil diff would read as "no changes".
+RAISING_FUNCTIONS = ("generate_diff", "preview_changes")
+# The third value a failed raising call returns; the prelude's wrapper turns it into error().
+RAISE = "slipway:raise"
 PLAIN_FUNCTIONS = ("list_workflows", "start_auto_sync", "stop_auto_sync")
 GITOPS_FUNCTIONS = (*CONFIG_FUNCTIONS, *ID_FUNCTIONS, *PLAIN_FUNCTIONS)
 
@@ -232,8 +236,10 @@ class GitopsModule:
             return bool(result)
         return self.conv.to_lua(result)
 
-    def _fail(self, label: str, message: str, failure: Any) -> tuple[Any, str]:
+    def _fail(self, label: str, message: str, failure: Any) -> tuple[Any, ...]:
         log.error("%s: %s", label, message)
+        if label.startswith(tuple(f"gitops.{n}(" for n in RAISING_FUNCTIONS)):
+            return None, f"{label}: {message}", RAISE
         return failure, message
 
     def stop_auto_sync(self) -> None:
@@ -262,8 +268,8 @@ class AiModule:
     the run gave — and does not record that run a second time.
     """
 
-    def __init__(self, store: Callable[[], Any], conv: Converter, context: Callable[[], list[str]]) -> None:
-        self._store = store
+    def __init__(self, engine: Callable[[], Any], conv: Converter, context: Callable[[], list[str]]) -> None:
+        self._engine = engine
         self.conv = conv
         self._context = context
         self.current_task: str | None = None
@@ -278,9 +284,13 @@ class AiModule:
             log.error("ai.predict_failure: %s", message)
             return None, message
         cmd = command if isinstance(command, str) else None
-        store = self._store()
+        engine = self._engine()
         try:
-            prediction = insight.predict_from_store(store, task_name, cmd, self._context())
+            prediction = (
+                engine.predict_failure(task_name, cmd, self._context())
+                if engine is not None
+                else insight.predict(task_name, cmd, [])
+            )
         except Exception as e:  # an unreadable store: predict from nothing, and say so
             log.warning("ai.predict_failure(%s): cannot read the history: %s", json.dumps(task_name), describe(e))
             prediction = insight.predict(task_name, cmd, [])
@@ -301,10 +311,10 @@ class AiModule:
         return True
 
     def write(self, data: Any) -> None:
-        store = self._store()
-        if store is None:
+        engine = self._engine()
+        if engine is None:
             raise SlipwayError("no state store is available to record into")
-        insight.record(store, data)
+        engine.record_ai_execution(data)
 
     def begin_task(self, name: str) -> None:
         self.current_task = name

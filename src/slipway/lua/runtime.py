@@ -1,6 +1,6 @@
 """One script run: a Lua 5.4 state, the sandbox, the chunk, the workflows, the auto-sync wait.
 
-A :class:`Session` owns one ``lupa.lua54.LuaRuntime``. The prelude (``prelude.py``) builds the
+A :class:`Session` owns one ``lupa.lua54.LuaRuntime``. The prelude (``prelude.lua``, shipped as package data) builds the
 sandbox and the DSL in Lua; Python provides the host functions (output, stdin, the modules)
 and calls every piece of script code through the prelude's ``call`` wrapper, which catches Lua
 errors with their traceback, enforces task deadlines with an instruction-count hook, and hands
@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import IO, Any
 
 import lupa.lua54 as lupa
@@ -24,9 +25,11 @@ from ..durations import parse_duration
 from ..errors import SlipwayError, describe
 from .chunk import CHUNK_NAME, Chunk
 from .convert import Converter
-from .modules import AiModule, Console, GitopsModule, StdinReader, log, routed_logging
-from .prelude import PRELUDE, PRELUDE_NAME
+from .modules import RAISE, AiModule, Console, GitopsModule, StdinReader, log, routed_logging
 from .workflows import WorkflowRunner
+
+PRELUDE_NAME = "slipway.prelude"
+PRELUDE = (resources.files(__package__) / "prelude.lua").read_text(encoding="utf-8")
 
 WaitForSignal = Callable[[], object]
 
@@ -81,9 +84,9 @@ class Session:
             raise SlipwayError(f"slipway needs Lua 5.4, lupa gave {version}")
         self.conv = Converter(self.runtime)
         self.gitops = GitopsModule(api, self.conv)
-        self.ai = AiModule(self.store, self.conv, lambda: list(self.params.values()))
-        self._store: Any = None
-        self._store_resolved = False
+        self.ai = AiModule(self.engine, self.conv, lambda: list(self.params.values()))
+        self._engine: Any = None
+        self._engine_resolved = False
         reader = StdinReader(stdin)
         rt = self.runtime
         host = rt.table_from(
@@ -97,23 +100,24 @@ class Session:
             }
         )
         host["gitops"] = rt.table_from(self.gitops.functions())
+        host["RAISE"] = RAISE
         host["ai"] = rt.table_from(self.ai.functions())
         globals_ = rt.globals()
         prelude = globals_.load(PRELUDE, "=" + PRELUDE_NAME, "t")
         self.internals = prelude(host)
         globals_.python = None  # lupa's bridge to Python builtins: not for scripts
 
-    def store(self) -> Any:
-        """The state store of the gitops API's engine, opened on first use (None without one)."""
-        if not self._store_resolved:
-            self._store_resolved = True
+    def engine(self) -> Any:
+        """The gitops API's engine, for the execution history, opened on first use (None without one)."""
+        if not self._engine_resolved:
+            self._engine_resolved = True
             engine = getattr(self.api, "engine", None)
             if callable(engine):
                 try:
-                    self._store = engine().store
+                    self._engine = engine()
                 except Exception as e:
                     log.warning("no state store for the execution history: %s", describe(e))
-        return self._store
+        return self._engine
 
     def call(self, fn: Any, *args: Any, deadline: float | None = None) -> CallResult:
         """Call Lua code protected: its values, or its error mapped back to the original files."""

@@ -342,8 +342,8 @@ class WorkflowRunner:
         return self._failure(f"the command returned {got}; {expected}")
 
     def _record(self, workflow_name: str, t: TaskDef, run: TaskRun, message: str) -> None:
-        store = self.s.store()
-        if store is None:
+        engine = self.s.engine()
+        if engine is None:
             return
         where = self.s.chunk.rewrite(t.command_where)
         command = t.command_where
@@ -359,6 +359,6 @@ class WorkflowRunner:
             "description": t.description,
         }
         try:
-            store.record_execution(t.name, command, run.success, run.duration, message, details)
+            engine.record_execution(t.name, command, run.success, run.duration, message, details)
         except Exception as e:  # history is a help, never a reason to fail a task
             self.console.log("warn", f"task {t.name}: could not record the execution: {describe(e)}")

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .. import settings
 from ..kube.objects import Obj
 
 SERVER_METADATA = (
@@ -41,12 +42,12 @@ def normalize(obj: Obj) -> Obj:
     return out
 
 
-def for_display(obj: Obj, hidden_annotations: tuple[str, ...]) -> Obj:
-    """``normalize`` minus slipway's own bookkeeping annotations, which are noise in a diff."""
+def display(obj: Obj) -> Obj:
+    """What a person is shown of an object: ``normalize`` minus slipway's own bookkeeping annotations."""
     out = normalize(obj)
     annotations = (out.get("metadata") or {}).get("annotations")
     if annotations:
-        for key in hidden_annotations:
+        for key in settings.BOOKKEEPING_ANNOTATIONS:
             annotations.pop(key, None)
         if not annotations:
             del out["metadata"]["annotations"]

@@ -13,23 +13,27 @@ chart), in a working copy of the chart:
 
 Credentials for a chart repository come from a lookup the engine gives (registered repositories
 of type ``helm`` whose URL prefixes the chart repository's); they go in an HTTP header only, and
-only to the repository's own host, never into an argument, a file Helm reads, or a message.
+only to the repository's own host (redirects elsewhere lose them), never into an argument, a file
+Helm reads, or a message. Downloads use the standard library's HTTP client, for http(s) only.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import io
 import os
 import shutil
 import tarfile
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx2 as httpx
 import yaml
 
 from ..errors import ManifestError
@@ -262,40 +266,56 @@ class Fetcher:
         part.replace(dest)
 
     def _get(self, repo: str, url: str, limit: int, what: str) -> bytes:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ManifestError(f"{what}: {_redact(url)} is not an http(s) URL")
         creds = self.credentials(repo) if self.credentials else None
-        # Like Helm without --pass-credentials: the password goes only to the repository's own host.
-        same_origin = _origin(url) == _origin(repo)
-        auth = httpx.BasicAuth(*creds) if creds and same_origin else None
-        secret = creds[1] if creds else ""
+        auth = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode() if creds else None
+        opener = urllib.request.build_opener(_Redirects(_origin(repo), auth))
+        request = urllib.request.Request(url, headers={"User-Agent": "slipway"})
+        if auth and _origin(url) == _origin(repo):
+            # Like Helm without --pass-credentials: the password goes only to the repository's own host.
+            request.add_unredirected_header("Authorization", auth)
         try:
-            with (
-                httpx.Client(timeout=TIMEOUT, follow_redirects=True, auth=auth) as client,
-                client.stream("GET", url) as response,
-            ):
-                if response.status_code in (401, 403):
-                    if creds:
-                        raise ManifestError(
-                            f"{what}: the chart repository refused the credentials of its registered repository "
-                            f"(HTTP {response.status_code})"
-                        )
+            with opener.open(request, timeout=TIMEOUT) as response:
+                body: bytes = response.read(limit + 1)
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                if creds:
                     raise ManifestError(
-                        f"{what}: the chart repository needs credentials (HTTP {response.status_code}); register "
-                        "it as a repository of type helm with them"
-                    )
-                if response.status_code >= 400:
-                    raise ManifestError(f"{what}: HTTP {response.status_code} from {_redact(url)}")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ManifestError(f"{what}: larger than {limit // (1024 * 1024)} MiB")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.TimeoutException:
-            raise ManifestError(f"{what}: the chart repository did not answer within {TIMEOUT:.0f}s") from None
-        except httpx.HTTPError as e:
-            reason = (str(e) or type(e).__name__).replace(secret, "***") if secret else str(e) or type(e).__name__
-            raise ManifestError(f"{what}: cannot reach the chart repository: {reason}") from None
+                        f"{what}: the chart repository refused the credentials of its registered repository "
+                        f"(HTTP {e.code})"
+                    ) from None
+                raise ManifestError(
+                    f"{what}: the chart repository needs credentials (HTTP {e.code}); register it as a "
+                    "repository of type helm with them"
+                ) from None
+            raise ManifestError(f"{what}: HTTP {e.code} from {_redact(url)}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            reason = getattr(e, "reason", None) or e
+            if isinstance(reason, TimeoutError):
+                raise ManifestError(f"{what}: the chart repository did not answer within {TIMEOUT:.0f}s") from None
+            text = str(reason.strerror if isinstance(reason, OSError) and reason.strerror else reason)
+            text = text.replace(creds[1], "***") if creds else text
+            raise ManifestError(f"{what}: cannot reach the chart repository: {text}") from None
+        if len(body) > limit:
+            raise ManifestError(f"{what}: larger than {limit // (1024 * 1024)} MiB")
+        return body
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only, keeping the login only while they stay on the repository's host."""
+
+    def __init__(self, origin: tuple[str, str], auth: str | None) -> None:
+        self.origin = origin
+        self.auth = auth
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if urlsplit(newurl).scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, "redirected away from http(s)", headers, fp)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and self.auth and _origin(newurl) == self.origin:
+            new.add_unredirected_header("Authorization", self.auth)
+        return new
 
 
 def _origin(url: str) -> tuple[str, str]:

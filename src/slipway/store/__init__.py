@@ -1,5 +1,30 @@
-"""Persistent state: SQLite with WAL and transactions; secrets encrypted at rest."""
+"""Persistent state behind one protocol (:class:`StateStore`): SQLite by default, chosen by ``SLIPWAY_STORE``.
 
-from .db import Store, owner_alive, owner_id
+Every front and the engine reach state only through the protocol's methods, so a second backend
+(Kubernetes objects) plugs in without them changing. Secrets are encrypted at rest.
+"""
 
-__all__ = ["Store", "owner_alive", "owner_id"]
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from .protocol import StateStore, SyncObject
+from .sqlite import SqliteStore, owner_alive, owner_id
+
+# The embedded default, under the name callers have always used.
+Store = SqliteStore
+
+BACKENDS = ("sqlite",)
+
+
+def open_store(home: Path | None = None) -> StateStore:
+    """The store ``SLIPWAY_STORE`` names (default ``sqlite``)."""
+    kind = (os.environ.get("SLIPWAY_STORE") or "sqlite").strip().lower()
+    if kind == "sqlite":
+        return SqliteStore(home=home)
+    raise ConfigError(f"SLIPWAY_STORE: {kind!r} is not one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "StateStore", "Store", "SyncObject", "open_store", "owner_alive", "owner_id"]

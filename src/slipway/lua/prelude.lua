@@ -1,15 +1,6 @@
-"""The Lua half of the runtime: the sandbox, ``task``, ``workflow.define`` and the call wrapper.
-
-It runs once per runtime with the full standard library and returns the functions Python needs;
-scripts only ever see the ``env`` table it builds. It is kept in a Python string (not a ``.lua``
-file) so it ships with the package without package-data configuration.
-"""
-
-from __future__ import annotations
-
-PRELUDE_NAME = "slipway.prelude"
-
-PRELUDE = r"""
+-- The Lua half of slipway's runtime: the sandbox, `task`, `workflow.define` and the call wrapper.
+-- It runs once per runtime with the full standard library and returns the functions Python needs;
+-- scripts only ever see the `env` table it builds. Loaded by runtime.py (package data).
 local host = ...
 
 local debug_sethook, debug_getinfo, debug_traceback = debug.sethook, debug.getinfo, debug.traceback
@@ -383,7 +374,12 @@ env.workflow = {
 local function wrap_module(functions)
     local m = {}
     for name, fn in pairs(functions) do
-        m[name] = function(...) return fn(...) end
+        m[name] = function(...)
+            local r = tpack(fn(...))
+            -- A call that cannot answer (generate_diff) raises, at the line of its caller.
+            if r.n == 3 and r[1] == nil and r[3] == host.RAISE then error(r[2], 2) end
+            return tunpack(r, 1, r.n)
+        end
     end
     return m
 end
@@ -426,4 +422,3 @@ return {
     workflows = workflows,
     env = env,
 }
-"""

@@ -1,0 +1,43 @@
+"""The plan's unit of work, shared by plan/ (which makes items) and apply/ (which carries them out).
+
+An :class:`Item` is one object of a plan — desired, or to be deleted — with what slipway will do
+to it and what the server answered. It lives here, beside the order table, so the planner and
+the applier each depend on it and never on each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import order
+from .kube import Obj, ObjectRef, ResourceInfo
+
+
+@dataclass
+class Item:
+    ref: ObjectRef
+    api_version: str
+    info: ResourceInfo | None
+    desired: Obj | None  # stamped manifest; None for deletions
+    source: str
+    manifest: Obj | None = None  # what Git declares (namespace defaulted, not stamped): kept with the sync
+    live: Obj | None = None
+    # What the server answered for our apply: the dry-run's object while planning, then the applied one.
+    returned: Obj | None = None
+    action: str = "unchanged"  # create | update | delete | unchanged | blocked
+    pending: bool = False  # its namespace or CRD does not exist yet: no dry-run possible
+    drifted: bool = False
+    recreate: bool = False
+    conflict_fields: list[str] = field(default_factory=list)
+    error: str | None = None
+    tracked: bool = True  # recorded in the inventory once applied (a namespace create_namespace made is not)
+
+    @property
+    def namespace(self) -> str | None:
+        return self.ref.namespace or None
+
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (order.wave(self.ref.kind), order.rank(self.ref.kind), self.ref.namespace, self.ref.name)
+
+
+__all__ = ["Item"]

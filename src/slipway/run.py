@@ -1,0 +1,214 @@
+"""What a sync, a rollback and a cascading removal share: the run, its converge step and its record.
+
+Every run is a small state machine over the pipeline's stages (:mod:`.sync`, :mod:`.rollback`,
+:mod:`.remove`). A run records itself as ``running`` before its first stage and always reaches its
+record (in a ``finally``), so it is never half-recorded: it ends succeeded, failed, or — if the
+process dies — is marked interrupted by the next process that opens the store. The work itself
+lives in the stage packages (source, render, plan, apply, health); a run only decides what runs
+next.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import health, settings
+from .apply.applier import Applier, ApplyOutcome
+from .durations import format_duration, parse_duration, rfc3339
+from .errors import Cancelled, SyncFailed
+from .items import Item
+from .kube import Kube, Obj, ObjectRef
+from .kube.fields import applied_by
+from .model import Repository, SyncMetrics, SyncResult, Workflow, new_id
+from .plan import mask
+from .plan.model import Plan
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .store import StateStore as Store
+
+log = logging.getLogger("slipway.sync")
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Run:
+    """What every run shares: the engine, the workflow, its cluster and the record being written."""
+
+    engine: Engine
+    wf: Workflow
+    repo: Repository
+    kube: Kube
+    result: SyncResult
+    cancel: threading.Event = field(default_factory=threading.Event)
+    progress: Progress = field(default=lambda event, data: None)
+    started: float = field(default_factory=time.monotonic)
+    outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
+    plan: Plan | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the values of the Secrets this run declares, nor the repository's credentials."""
+        objects = [it.manifest for it in self.plan.items] if self.plan is not None else []
+        text = mask.scrub(text, objects)
+        creds = self.repo.credentials
+        for value in (creds.token, creds.password) if creds is not None else ():
+            if value and len(value) >= 4:
+                text = text.replace(value, mask.MASK)
+        return text
+
+    def stage(self, name: str) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"cancelled before {name}")
+        self.progress("stage", {"name": name})
+
+    # -- shared stages -------------------------------------------------------------------------------
+
+    def converge(self, plan: Plan) -> tuple[bool, str]:
+        """The stages a sync and a rollback share: backup, apply and prune, then the health wait."""
+        self.stage("backup")
+        self.backup(plan)
+        self.stage("apply")
+        self.apply(plan, plan.deletions)
+        self.stage("health")
+        return self.wait_health(plan)
+
+    def backup(self, plan: Plan) -> None:
+        """Keep what slipway had applied to each object before we touch it, and what we are about to declare.
+
+        A backup is slipway's own part of the live object (its managed fields), not the whole of
+        it: restoring it never pins what the server generated nor takes fields others own.
+        """
+        backups = [
+            (it.ref, it.api_version, it.action, backup_of(it.live))
+            for it in [*plan.items, *plan.deletions]
+            if it.action in ("update", "delete") and it.live is not None
+        ]
+        desired = [
+            (it.ref, it.api_version, it.action, it.manifest)
+            for it in plan.items
+            if it.manifest is not None and it.action != "blocked"
+        ]
+        self.store.put_sync_objects(self.result.id, "backup", backups)
+        self.store.put_sync_objects(self.result.id, "desired", desired)
+
+    def apply(self, plan: Plan, deletions: list[Item]) -> None:
+        applier = Applier(
+            self.kube,
+            self.wf.sync_policy.retry,
+            concurrency=self.engine.concurrency,
+            cancel=self.cancel,
+            progress=self.progress,
+            on_applied=lambda items: self.store.add_inventory(
+                self.wf.id, {it.ref: it.api_version for it in items if it.tracked}
+            ),
+        )
+        self.outcome = applier.apply(plan.items)
+        if self.outcome.ok and deletions:
+            applier.prune(deletions, self.outcome)
+        if not self.outcome.ok:
+            first = self.outcome.failed[0][1]
+            more = len(self.outcome.failed) - 1
+            raise SyncFailed(f"apply failed: {first}" + (f" (and {more} more)" if more else ""))
+
+    def wait_health(self, plan: Plan) -> tuple[bool, str]:
+        policy = self.wf.sync_policy.health_check
+        if not policy.enabled:
+            return True, ""
+        targets = [
+            health.Target(it.ref, it.info) for it in plan.items if it.info is not None and it.action != "blocked"
+        ]
+        self.progress("health", {"total": len(targets), "healthy": 0})
+
+        def report(states: dict[ObjectRef, health.Health]) -> None:
+            healthy = sum(1 for h in states.values() if h.status == health.HEALTHY)
+            self.progress("health", {"total": len(targets), "healthy": healthy})
+
+        # What the apply returned, or the live object an unchanged item was compared with.
+        known = {it.ref: it.returned if it.action in ("create", "update") else it.live for it in plan.items}
+        ok, states = health.wait(
+            self.kube,
+            targets,
+            parse_duration(policy.timeout),
+            selector=f"{settings.LABEL_WORKFLOW}={self.wf.id}",
+            cancel=self.cancel,
+            progress=report,
+            known={ref: obj for ref, obj in known.items() if obj is not None},
+        )
+        self.result.health = [
+            {"resource": ref.resource, "namespace": ref.namespace or None, "status": h.status, "message": h.message}
+            for ref, h in sorted(states.items())
+        ]
+        if ok:
+            return True, ""
+        bad = [(ref, h) for ref, h in sorted(states.items()) if h.status != health.HEALTHY]
+        worst = next(((r, h) for r, h in bad if h.status == health.DEGRADED), bad[0] if bad else None)
+        if worst is None:
+            return False, f"health check timed out after {policy.timeout}"
+        ref, h = worst
+        verdict = "is degraded" if h.status == health.DEGRADED else f"not healthy after {policy.timeout}"
+        extra = f" (and {len(bad) - 1} more not healthy)" if len(bad) > 1 else ""
+        return False, f"health check failed: {ref.resource} {verdict}: {h.message}{extra}"
+
+    def metrics(self, plan: Plan | None) -> SyncMetrics:
+        items = plan.items if plan else []
+        deletions = plan.deletions if plan else []
+        return SyncMetrics(
+            duration=format_duration(time.monotonic() - self.started),
+            resources_processed=len(items) + len(deletions),
+            resources_applied=len(self.outcome.applied),
+            resources_deleted=len(self.outcome.deleted),
+            resources_skipped=sum(1 for it in items if it.action == "unchanged"),
+            conflicts_resolved=sum(1 for it in self.outcome.applied if it.drifted),
+        )
+
+    def inventory_after(self, plan: Plan | None) -> dict[ObjectRef, str]:
+        """What the workflow owns now: the store's inventory minus what was deleted, plus what was applied."""
+        inv = self.store.inventory(self.wf.id)
+        for it in self.outcome.deleted:
+            inv.pop(it.ref, None)
+        for it in self.outcome.applied:
+            if it.tracked:
+                inv[it.ref] = it.api_version
+        return inv
+
+
+def backup_of(live: Obj) -> Obj:
+    """What slipway applied to ``live`` (its managed fields); the whole object only if slipway applied nothing."""
+    return applied_by(live, settings.FIELD_MANAGER) or live
+
+
+def short(rev: str | None) -> str:
+    return rev[:12] if rev else ""
+
+
+def refusal(plan: Plan) -> str:
+    blocking = plan.blocking
+    first = blocking[0]
+    more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    return (
+        f"refused: {len(blocking)} conflict(s) must be resolved first; nothing was applied: "
+        f"{first.resource} ({first.type}): {first.description}{more}"
+    )
+
+
+def new_result(wf: Workflow, trigger: str, kind: str = "sync") -> SyncResult:
+    return SyncResult(
+        id=new_id("sync" if kind == "sync" else "rollback"),
+        workflow_id=wf.id,
+        status="running",
+        start_time=rfc3339(),
+        commit_hash=None,
+        message="",
+        kind=kind,
+        trigger=trigger,
+    )

@@ -1,0 +1,99 @@
+"""What the engine, the controller and the fronts need from state, as one typed protocol.
+
+A store keeps repositories and workflows (their configuration), each workflow's run state (status,
+the revision live, a rollback's hold), the one-sync-per-workflow claim, the record of every sync
+and rollback with the objects it applied and backed up, and the inventory of objects each workflow
+owns. SQLite (:mod:`.sqlite`) is the embedded default; every other backend implements the same
+methods with the same guarantees: a sync's record is written in whole transactions (never half),
+a claim is exclusive across processes, and what was recorded is never lost (only a workflow's
+``history_limit`` trims its oldest syncs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from ..kube.objects import ObjectRef
+from ..model import Repository, SyncResult, Workflow
+
+# (ref, apiVersion, action, object) rows a sync keeps: role "desired" (what it declared) or
+# "backup" (what slipway had applied to an object before the sync changed or deleted it).
+SyncObject = tuple[ObjectRef, str, str, Any]
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    @property
+    def instance_id(self) -> str:
+        """This store's identity, stamped on every object it applies: two stores never share objects."""
+        ...
+
+    def close(self) -> None: ...
+
+    # -- repositories --------------------------------------------------------------------------------
+    def put_repository(self, repo: Repository) -> None: ...
+    def get_repository(self, repo_id: str) -> Repository: ...
+    def list_repositories(self) -> list[Repository]: ...
+    def delete_repository(self, repo_id: str) -> None: ...
+
+    # -- workflows -----------------------------------------------------------------------------------
+    def put_workflow(self, wf: Workflow) -> None: ...
+    def get_workflow(self, workflow_id: str) -> Workflow: ...
+    def list_workflows(self) -> list[Workflow]: ...
+    def remove_workflow(self, workflow_id: str) -> None:
+        """Forget the workflow and its inventory; its history stays, marked removed."""
+        ...
+
+    def config_version(self) -> tuple[Any, ...]:
+        """Changes whenever a repository or workflow is added, updated or removed (not on syncs)."""
+        ...
+
+    def workflow_state(self, workflow_id: str) -> dict[str, Any]:
+        """status, status_message, hold_revision, applied_revision, last_sync_id, sync_owner, sync_id."""
+        ...
+
+    def set_workflow_state(self, workflow_id: str, **fields: Any) -> None: ...
+
+    # -- the one-sync-per-workflow claim ---------------------------------------------------------------
+    def claim(self, workflow_id: str, sync_id: str) -> None:
+        """Claim the workflow for one sync or rollback; SyncInProgress when someone alive holds it."""
+        ...
+
+    def release(self, workflow_id: str, sync_id: str) -> None: ...
+    def recover_interrupted(self) -> list[str]: ...
+
+    # -- syncs, rollbacks and what they applied -------------------------------------------------------
+    def start_sync(self, result: SyncResult) -> None: ...
+    def update_sync(self, result: SyncResult) -> None: ...
+    def finish_sync(
+        self,
+        result: SyncResult,
+        *,
+        workflow_status: str,
+        status_message: str,
+        inventory: dict[ObjectRef, str] | None = None,
+        applied_revision: str | None = None,
+        hold_revision: str | bool | None = False,
+        mark_rolled_back: list[str] = ...,
+        history_limit: int | None = None,
+    ) -> None: ...
+    def get_sync(self, sync_id: str) -> SyncResult: ...
+    def history(
+        self, workflow_id: str, limit: int | None = None, kind: str | None = None, *, removed: bool = False
+    ) -> list[SyncResult]:
+        """Newest first; ``removed``: the history a removed workflow of that id left."""
+        ...
+
+    def put_sync_objects(self, sync_id: str, role: str, objects: list[SyncObject]) -> None: ...
+    def sync_objects(self, sync_id: str, role: str) -> list[SyncObject]: ...
+    def add_inventory(self, workflow_id: str, entries: dict[ObjectRef, str]) -> None: ...
+    def inventory(self, workflow_id: str) -> dict[ObjectRef, str]: ...
+
+    # -- task executions (the Lua ai module) ----------------------------------------------------------
+    def record_execution(
+        self, task_name: str, command: str, success: bool, duration: float | None, message: str, details: Any
+    ) -> None: ...
+    def executions(self, task_name: str, limit: int = 200) -> list[dict[str, Any]]: ...
+
+
+__all__ = ["StateStore", "SyncObject"]

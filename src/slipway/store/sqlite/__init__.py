@@ -1,0 +1,23 @@
+"""The embedded state store: SQLite in WAL mode, every change in one transaction.
+
+Split along its parts: :mod:`.schema` (migrations), :mod:`.config` (repositories, workflows and
+their run state), :mod:`.claims` (one sync per workflow across processes) and :mod:`.records`
+(syncs, the objects they applied and backed up, inventories). Secrets are encrypted at rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .claims import Claims, owner_alive, owner_id
+from .config import Config
+from .records import Records
+
+
+class SqliteStore(Config, Claims, Records):
+    def __init__(self, path: Path | None = None, home: Path | None = None) -> None:
+        super().__init__(path, home)
+        self.recover_interrupted()
+
+
+__all__ = ["SqliteStore", "owner_alive", "owner_id"]
