@@ -96,5 +96,11 @@ def test_helm_from_the_command_line(cli: Cli, company: Company, kube: Kube, name
     deployment = kube.get(kube.discovery.lookup("apps/v1", "Deployment"), namespace, "shop") or {}
     assert deployment["spec"]["replicas"] == 2
     assert cli("diff", "shop-cli").returncode == 0  # nothing to change right after the sync
+    r = cli("workflow", "set", "shop-cli", "--helm-values-file", "values-prod.yaml")  # only that key changes
+    assert r.returncode == 0 and "helm.values_files" in r.stdout, r.stderr
+    assert cli("sync", "shop-cli", "--yes").returncode == 0
+    deployment = kube.get(kube.discovery.lookup("apps/v1", "Deployment"), namespace, "shop") or {}
+    assert deployment["spec"]["replicas"] == 3
+    assert (kube.get(configmaps, namespace, "shop-config") or {})["data"]["greeting"] == "json"  # values kept
     bad = cli("workflow", "create", "--id", "shop-cli", "--repository", "shop", "--helm-set", "novalue")
     assert bad.returncode == 2 and "--helm-set: expected NAME=VALUE" in bad.stderr and "Traceback" not in bad.stderr
