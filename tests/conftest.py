@@ -17,10 +17,11 @@ import pytest
 
 from slipway.cluster import local
 from slipway.kube import Kube, forget_connections
+from tests.chartrepo import chart_repo
 from tests.gitservers import git_config, git_http_server, git_ssh_server, slipway_env
 
-# The real Git servers and helpers of tests/gitservers.py, for every test directory.
-__all__ = ["git_config", "git_http_server", "git_ssh_server", "slipway_env"]
+# The real Git servers, the chart repository and helpers of tests/gitservers.py and tests/chartrepo.py.
+__all__ = ["chart_repo", "git_config", "git_http_server", "git_ssh_server", "slipway_env"]
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,10 @@ class Catalog:
 
     def register_repository(self, config: dict[str, Any]) -> Repository:
         repo = Repository.from_config(config)
+        if repo.type == "helm":
+            users = [wf.id for wf in self.store.list_workflows() if wf.repository == repo.id]
+            if users:
+                raise ConfigError(f"type: repository {repo.id} is read by workflow(s) {', '.join(users)}; it stays git")
         self.store.put_repository(repo)
         log.debug("registered repository %s (%s)", repo.id, repo.url)
         return repo
@@ -58,8 +62,17 @@ class Catalog:
                 f"workflow {wf.id} already exists; change it with `slipway workflow set {wf.id} ...` "
                 f"(see `slipway workflow show {wf.id}`)"
             )
+        self._check_git_repository(wf)
         self.store.put_workflow(wf)
         return wf
+
+    def _check_git_repository(self, wf: Workflow) -> None:
+        known = {r.id: r for r in self.store.list_repositories()}
+        if wf.repository in known and known[wf.repository].type == "helm":
+            raise ConfigError(
+                f"repository: {wf.repository} is a Helm chart repository; a workflow reads a Git repository "
+                "(a chart from a chart repository is a dependency in a Chart.yaml)"
+            )
 
     def workflow_exists(self, workflow_id: str) -> bool:
         try:
@@ -74,6 +87,7 @@ class Catalog:
         if "id" in changes and changes["id"] != workflow_id:
             raise ConfigError("id: a workflow's id cannot change; create a new workflow instead")
         new = Workflow.from_config(_merge(old.to_config(), changes))
+        self._check_git_repository(new)
         self.store.put_workflow(new)
         return old, new
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import render as render_stage
+from . import settings
 from .catalog import Catalog
 from .errors import (
     HeldBack,
@@ -33,6 +34,7 @@ from .plan.model import Plan
 from .plan.planner import Planner
 from .remove import RemoveRun
 from .render import Manifest, RenderContext
+from .render.options import render_options
 from .retry import with_retry
 from .rollback import RollbackRun
 from .run import Progress, new_result
@@ -131,7 +133,14 @@ class Engine(Catalog):
         or files no renderer reads), unless the workflow allows an empty render.
         """
         where = f"repository {repo.id} at {revision[:12]}"
-        context = RenderContext(workflow_id=wf.id, namespace=wf.destination.namespace)
+        context = RenderContext(
+            workflow_id=wf.id,
+            namespace=wf.destination.namespace,
+            options=render_options(wf.id, wf.helm, wf.jsonnet),
+            cache_dir=settings.helm_cache(),
+            credentials=self.chart_credentials,
+            discover=lambda: self.kube_for(wf).discovery.capabilities(),
+        )
         tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
         try:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
@@ -151,6 +160,20 @@ class Engine(Catalog):
             raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def chart_credentials(self, url: str) -> tuple[str, str] | None:
+        """The login for a chart repository: that of the registered repository of type helm whose URL is
+        the longest prefix of ``url`` (on a path boundary); None when there is none or it has no credentials."""
+        url = url.rstrip("/")
+        best: Repository | None = None
+        for repo in self.store.list_repositories():
+            base = repo.url.rstrip("/")
+            matches = repo.type == "helm" and (url == base or url.startswith(base + "/"))
+            if matches and (best is None or len(base) > len(best.url.rstrip("/"))):
+                best = repo
+        creds = best.credentials if best is not None else None
+        secret = creds and (creds.password or creds.token)
+        return (creds.username or "", secret) if creds and secret else None
 
     def planner(self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None) -> Planner:
         return Planner(kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel)

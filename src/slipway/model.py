@@ -13,11 +13,14 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .render.options import HelmOptions, JsonnetOptions
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -182,22 +185,32 @@ def expand_url(url: str) -> str:
     return url
 
 
+REPOSITORY_TYPES = {"git": "a Git repository workflows read", "helm": "a Helm chart repository for chart dependencies"}
+
+
 @dataclass
 class Repository:
+    """A Git repository workflows read from, or (``type = "helm"``) a Helm chart repository whose
+    credentials chart dependencies under its URL are fetched with."""
+
     id: str
     url: str
     branch: str = "main"
     poll_interval: str = "30s"
     credentials: Credentials | None = None
+    type: str = "git"
 
     @classmethod
     def from_config(cls, data: Any) -> Repository:
         r = _Reader(data, "")
         rid = r.get("id", str)
+        kind = r.choice("type", tuple(REPOSITORY_TYPES), "git")
         url = r.get("url", str)
         if not url:
             raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
         url, userinfo = _split_userinfo(url.strip())
+        if kind == "helm":
+            _check_chart_repository(r, url)
         creds_cfg = r.get("credentials", dict)
         if userinfo is not None:
             if creds_cfg:
@@ -211,8 +224,11 @@ class Repository:
             branch=r.get("branch", str, "main") or "main",
             poll_interval=r.duration("poll_interval", "30s"),
             credentials=Credentials.from_config(creds_cfg) if creds_cfg else None,
+            type=kind,
         )
         r.done()
+        if repo.type == "helm" and repo.credentials is not None and repo.credentials.type == "ssh":
+            raise ConfigError("credentials.type: a Helm chart repository takes userpass or token credentials")
         if parse_duration(repo.poll_interval) < 1:
             raise ConfigError(f"poll_interval: {repo.poll_interval!r} is too short; use at least 1s")
         if not re.match(r"^[^\s~^:?*\[\\]+$", repo.branch) or ".." in repo.branch or repo.branch.startswith("-"):
@@ -222,11 +238,20 @@ class Repository:
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "type": self.type,
             "url": self.url,
             "branch": self.branch,
             "poll_interval": self.poll_interval,
             "credentials": self.credentials.public() if self.credentials else None,
         }
+
+
+def _check_chart_repository(r: _Reader, url: str) -> None:
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"url: {url!r} is not an http(s) URL; a Helm chart repository is served over HTTP")
+    for name in ("branch", "poll_interval"):
+        if r.data.get(name) is not None:
+            raise ConfigError(f"{name}: a Helm chart repository has no {name.replace('_', ' ')}")
 
 
 # -- workflows ------------------------------------------------------------------------------------
@@ -332,6 +357,8 @@ class Workflow:
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     destination: Destination = field(default_factory=Destination)
     history_limit: int = 100
+    helm: HelmOptions | None = None
+    jsonnet: JsonnetOptions | None = None
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -360,6 +387,8 @@ class Workflow:
             sync_policy=SyncPolicy.from_config(r.get("sync_policy", dict)),
             destination=Destination.from_config(r.get("destination", dict)),
             history_limit=r.get("history_limit", int, 100),
+            helm=_optional(r, "helm", "HelmOptions"),
+            jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
         )
         r.done()
         if out.history_limit < 1:
@@ -368,6 +397,13 @@ class Workflow:
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _optional(r: _Reader, name: str, cls: str) -> Any:
+    from .render import options
+
+    value = r.get(name, dict)
+    return None if value is None else getattr(options, cls).from_config(value, r.key(name))
 
 
 # -- plans and results ----------------------------------------------------------------------------

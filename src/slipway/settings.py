@@ -38,6 +38,12 @@ def default_git_host() -> str:
     return (os.environ.get("SLIPWAY_GIT_HOST") or DEFAULT_GIT_HOST).rstrip("/")
 
 
+def helm_cache() -> Path:
+    """Chart packages fetched for chart dependencies: ``$SLIPWAY_HELM_CACHE``, else ``$SLIPWAY_CACHE/helm``."""
+    override = os.environ.get("SLIPWAY_HELM_CACHE")
+    return Path(override).expanduser() if override else cache() / "helm"
+
+
 def git_cache() -> Path:
     """Git mirrors: ``$SLIPWAY_GIT_CACHE``, else ``$SLIPWAY_CACHE/git``."""
     override = os.environ.get("SLIPWAY_GIT_CACHE")

@@ -38,7 +38,7 @@ def test_repo_commands_and_secrets_stay_out_of_argv_and_output(cli: Cli) -> None
     r = env_cli("repo", "add", "https://git.example.com/k8s.git", "--id", "k8s", "--token-env", "DEPLOY_TOKEN")
     assert r.returncode == 0, r.stderr
     listed = json.loads(cli("-o", "json", "repo", "list").stdout)
-    assert listed == [{"id": "k8s", "url": "https://git.example.com/k8s.git", "branch": "main", "poll_interval": "30s",
+    assert listed == [{"id": "k8s", "type": "git", "url": "https://git.example.com/k8s.git", "branch": "main", "poll_interval": "30s",
                        "credentials": {"type": "token", "username": "x-access-token"}}]  # fmt: skip
     shown = cli("repo", "show", "k8s")
     assert "x-access-token" in shown.stdout

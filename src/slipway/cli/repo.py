@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from ..model import REPOSITORY_TYPES
 from .common import engine, read_file, secret_from_env
 from .output import console, emit_json, json_mode
 
@@ -17,8 +18,10 @@ def repo() -> None:
 @repo.command("add")
 @click.argument("url")
 @click.option("--id", "repo_id", help="Repository id (generated when omitted). An existing id is updated.")
-@click.option("--branch", default="main", show_default=True)
-@click.option("--poll-interval", default="30s", show_default=True, help='How often auto-sync checks ("30s", "5m").')
+@click.option("--type", "repo_type", type=click.Choice(list(REPOSITORY_TYPES)), default="git", show_default=True,
+              help="helm: a chart repository whose credentials serve chart dependencies under its URL.")  # fmt: skip
+@click.option("--branch", help="Branch to follow (git; default: main).")
+@click.option("--poll-interval", help='How often auto-sync checks (git; "30s", "5m"; default: 30s).')
 @click.option("--username", help="HTTPS username (userpass), or the token's username.")
 @click.option("--token-env", metavar="VAR", help="Name of the environment variable holding an access token.")
 @click.option("--password-env", metavar="VAR", help="Name of the environment variable holding the password.")
@@ -27,8 +30,9 @@ def repo() -> None:
 def add(
     url: str,
     repo_id: str | None,
-    branch: str,
-    poll_interval: str,
+    repo_type: str,
+    branch: str | None,
+    poll_interval: str | None,
     username: str | None,
     token_env: str | None,
     password_env: str | None,
@@ -36,7 +40,7 @@ def add(
     known_hosts: str | None,
 ) -> None:
     """Register a repository (URL, or owner/name on the default Git host)."""
-    config: dict[str, object] = {"url": url, "branch": branch, "poll_interval": poll_interval}
+    config: dict[str, object] = {"url": url, "type": repo_type, "branch": branch, "poll_interval": poll_interval}
     if repo_id:
         config["id"] = repo_id
     token = secret_from_env(token_env, "--token-env")
@@ -54,7 +58,8 @@ def add(
     if json_mode():
         emit_json(r.public())
     else:
-        console.print(f"repository [bold]{r.id}[/bold] registered: {r.url} ({r.branch})")
+        what = f"({r.branch})" if r.type == "git" else "(Helm chart repository)"
+        console.print(f"repository [bold]{r.id}[/bold] registered: {r.url} {what}")
 
 
 @repo.command("list")
@@ -63,9 +68,11 @@ def list_() -> None:
     if json_mode():
         emit_json([r.public() for r in repos])
         return
-    table = Table("ID", "URL", "BRANCH", "POLL", "CREDENTIALS", box=None)
+    table = Table("ID", "TYPE", "URL", "BRANCH", "POLL", "CREDENTIALS", box=None)
     for r in repos:
-        table.add_row(r.id, r.url, r.branch, r.poll_interval, r.credentials.type if r.credentials else "-")
+        git = r.type == "git"
+        table.add_row(r.id, r.type, r.url, r.branch if git else "-", r.poll_interval if git else "-",
+                      r.credentials.type if r.credentials else "-")  # fmt: skip
     console.print(table)
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .common import confirm, engine, interactive
 from .output import console, emit_json, err_console, json_mode
+from .renderflags import helm_table, jsonnet_table, render_flags
 
 STATUS_STYLE = {"synced": "green", "failed": "red", "degraded": "yellow", "syncing": "cyan", "active": "white"}
 
@@ -63,7 +64,7 @@ def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for flag in reversed(flags):
             fn = flag(fn)
-        return fn
+        return render_flags(fn)
 
     return decorate
 
@@ -95,6 +96,8 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
             **({"pre_sync_hooks": list(opts["pre_hook"]), "post_sync_hooks": list(opts["post_hook"])}
                if hooks_given else {}),
         },
+        "helm": helm_table(opts),
+        "jsonnet": jsonnet_table(opts),
     }  # fmt: skip
     return table if create else _given(table)
 

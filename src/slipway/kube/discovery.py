@@ -3,7 +3,9 @@
 The whole map comes from two requests with aggregated discovery (``/api`` and ``/apis`` as
 ``APIGroupDiscoveryList``, GA since Kubernetes 1.30), falling back to the per-group documents on
 older servers. The cache is refreshed on a miss (at most once per second, so a typo does not
-hammer the server) and explicitly after CRDs are applied.
+hammer the server) and explicitly after CRDs are applied. The same map answers what Helm's
+``.Capabilities`` asks of a cluster (:meth:`Discovery.capabilities`), so a chart is rendered as
+``helm install`` would render it against this server without Helm ever contacting it.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class Discovery:
         self._lock = threading.Lock()
         self._by_gvk: dict[tuple[str, str, str], ResourceInfo] = {}
         self._preferred: dict[tuple[str, str], ResourceInfo] = {}
+        self._group_versions: frozenset[str] = frozenset()
         self._loaded_at = 0.0
+        self._server_version: str | None = None
 
     def lookup(self, api_version: str, kind: str) -> ResourceInfo:
         """The resource serving ``kind`` at ``api_version``; raises UnknownKind when there is none."""
@@ -99,19 +103,37 @@ class Discovery:
         with self._lock:
             by_gvk: dict[tuple[str, str, str], ResourceInfo] = {}
             preferred: dict[tuple[str, str], ResourceInfo] = {}
+            group_versions: set[str] = set()
             try:
                 groups = self._aggregated()
             except _NotAggregated:
                 groups = self._legacy()
             for group, versions in groups:
                 for i, (version, resources) in enumerate(versions):
+                    group_versions.add(f"{group}/{version}" if group else version)
                     for res in resources:
                         info = ResourceInfo(group, version, res["kind"], res["plural"], res["namespaced"], res["verbs"])
                         by_gvk[(group, version, info.kind)] = info
                         if i == 0 or (group, info.kind) not in preferred:
                             preferred.setdefault((group, info.kind), info)
             self._by_gvk, self._preferred = by_gvk, preferred
+            self._group_versions = frozenset(group_versions)
             self._loaded_at = time.monotonic()
+
+    def capabilities(self, max_age: float = 1.0) -> tuple[str, list[str]]:
+        """What Helm's ``.Capabilities`` says of this server: its version (``v1.37.2``) and every
+        group/version and group/version/Kind it serves (``apps/v1``, ``apps/v1/Deployment``), as
+        ``helm install`` collects them. The map is refreshed first when older than ``max_age`` seconds."""
+        if not self._by_gvk or time.monotonic() - self._loaded_at > max_age:
+            self.refresh()
+            self._server_version = None
+        if self._server_version is None:
+            doc = self._kube.request("GET", "/version", action="discover", what="the server version")
+            self._server_version = str((doc or {}).get("gitVersion") or "")
+        versions = set(self._group_versions)
+        for group, version, kind in list(self._by_gvk):
+            versions.add(f"{group}/{version}/{kind}" if group else f"{version}/{kind}")
+        return self._server_version, sorted(versions)
 
     def all(self) -> list[ResourceInfo]:
         if not self._by_gvk:

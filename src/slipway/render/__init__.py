@@ -1,8 +1,9 @@
 """Render: the objects a directory of a repository declares, each with the file and document it came from.
 
-A small registry of renderers, one module per format. Walking the target path, each directory
-is offered to the renderers in order (:data:`RENDERERS`); the first that claims it renders it as
-a whole and it is not walked further (a kustomization, a chart). A directory no renderer claims
+A small registry of renderers, one module per format: kustomize, Helm, Jsonnet, plain files.
+Walking the target path, each directory is offered to the renderers in order (:data:`RENDERERS`);
+the first that claims it renders it as a whole and it is not walked further (a kustomization, a
+chart, a Jsonnet directory). A directory no renderer claims
 contributes its plain ``*.yaml``/``*.yml``/``*.json`` files and its subdirectories are offered
 in turn. Bad input raises a ManifestError naming the file and document, and nothing is
 returned: a plan is computed from all of a path or from none of it.
@@ -13,10 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Manifest, RenderContext, Renderer, check_object, is_hook, objects_from, parse_yaml
+from .helm import Helm, is_chart
+from .jsonnet import Jsonnet, is_jsonnet_dir
 from .kustomize import Kustomize, has_kustomization
 from .plain import EXTENSIONS, load_file
 
-RENDERERS: list[Renderer] = [Kustomize()]
+# A kustomization wins over a chart in the same directory (it may inflate that chart itself).
+RENDERERS: list[Renderer] = [Kustomize(), Helm(), Jsonnet()]
 
 
 def register(renderer: Renderer, *, first: bool = False) -> None:
@@ -38,9 +42,10 @@ def _dirs(root: Path) -> list[Path]:
 def needs_whole_repository(root: Path, context: RenderContext | None = None) -> bool:
     """True when a renderer of some directory under ``root`` reads files outside it."""
     ctx = context or RenderContext()
+    ctx.root = root
     for d in [root, *_dirs(root)]:
         r = _claimant(d, ctx)
-        if r is not None and r.needs_repository(d):
+        if r is not None and r.needs_repository(d, ctx):
             return True
     return False
 
@@ -52,7 +57,9 @@ def render(root: Path, *, label: str = "", context: RenderContext | None = None)
     if not root.is_dir():
         raise ManifestError(f"{label or root}: not a directory")
     out: list[Manifest] = []
-    _walk(root, root, label, context or RenderContext(), out)
+    ctx = context or RenderContext()
+    ctx.root = root
+    _walk(root, root, label, ctx, out)
     return out
 
 
@@ -98,7 +105,9 @@ __all__ = [
     "check_object",
     "contents",
     "has_kustomization",
+    "is_chart",
     "is_hook",
+    "is_jsonnet_dir",
     "load_file",
     "needs_whole_repository",
     "objects_from",

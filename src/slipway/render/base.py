@@ -10,6 +10,7 @@ hold (binary, a set, NaN) is an error naming the file and document, never a cras
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,11 +39,20 @@ class RenderContext:
     workflow_id: str = ""
     namespace: str = "default"
     repository_root: Path | None = None  # the whole checkout when a renderer needs it, else None
+    root: Path | None = None  # the target path being rendered (set by the walk)
     options: dict[str, Any] = field(default_factory=dict)  # per renderer: {"helm": {...}, "jsonnet": {...}}
     kube_version: str | None = None  # the destination's version, for Helm's .Capabilities
     api_versions: list[str] = field(default_factory=list)
     cache_dir: Path | None = None  # where renderers may keep downloads (chart dependencies)
-    credentials: Any = None  # a lookup for chart repositories' credentials
+    credentials: Callable[[str], tuple[str, str] | None] | None = None  # chart repository URL -> login
+    # Asks the destination for (version, API versions) the first time a renderer needs them.
+    discover: Callable[[], tuple[str, list[str]]] | None = field(default=None, repr=False)
+
+    def capabilities(self) -> tuple[str | None, list[str]]:
+        """The destination's Kubernetes version and served API versions (None, [] when unknown)."""
+        if self.discover is not None and self.kube_version is None:
+            self.kube_version, self.api_versions = self.discover()
+        return self.kube_version, self.api_versions
 
 
 class Renderer(Protocol):
@@ -54,7 +64,7 @@ class Renderer(Protocol):
         """True when this renderer renders ``directory`` as a whole (it is then not walked further)."""
         ...
 
-    def needs_repository(self, directory: Path) -> bool:
+    def needs_repository(self, directory: Path, context: RenderContext) -> bool:
         """True when rendering ``directory`` reads files outside it (kustomize bases, local charts)."""
         ...
 

@@ -2,11 +2,13 @@
 
 Overlays refer to bases elsewhere in the repository, so this renderer asks for the whole
 checkout. Helm charts a kustomization names under ``helmCharts:`` are inflated by the same Helm
-binary slipway's own Helm renderer uses.
+binary slipway's own Helm renderer uses; kustomize gives Helm directories of its own, and slipway
+keeps the user's Helm settings and kubeconfig out of its environment.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -38,7 +40,7 @@ class Kustomize:
     def claims(self, directory: Path, context: RenderContext) -> bool:
         return has_kustomization(directory)
 
-    def needs_repository(self, directory: Path) -> bool:
+    def needs_repository(self, directory: Path, context: RenderContext) -> bool:
         return True
 
     def render(self, directory: Path, display: str, context: RenderContext) -> list[Manifest]:
@@ -50,9 +52,11 @@ class Kustomize:
             except BuildError as e:
                 raise ManifestError(f"{where}: uses helmCharts, and {e.message}") from None
             argv += ["--enable-helm", "--helm-command", helm]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_") and k != "KUBECONFIG"}
+        env["KUBECONFIG"] = os.devnull  # an empty kubeconfig: Helm has no cluster to reach
         try:
             proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=120,
-                                  stdin=subprocess.DEVNULL)  # fmt: skip
+                                  stdin=subprocess.DEVNULL, env=env)  # fmt: skip
         except subprocess.TimeoutExpired:
             raise ManifestError(f"{where}: kustomize build timed out after 120s") from None
         if proc.returncode != 0:

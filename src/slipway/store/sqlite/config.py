@@ -20,19 +20,19 @@ class Config(Base):
         t = now()
         with self.tx() as c:
             c.execute(
-                """INSERT INTO repositories (id, url, branch, poll_interval, credentials, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO repositories (id, url, branch, poll_interval, credentials, created_at, updated_at, type)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET url=excluded.url, branch=excluded.branch,
                      poll_interval=excluded.poll_interval, credentials=excluded.credentials,
-                     updated_at=excluded.updated_at""",
-                (repo.id, repo.url, repo.branch, repo.poll_interval, creds, t, t),
+                     updated_at=excluded.updated_at, type=excluded.type""",
+                (repo.id, repo.url, repo.branch, repo.poll_interval, creds, t, t, repo.type),
             )
 
     def _repo(self, row: sqlite3.Row) -> Repository:
         creds = None
         if row["credentials"] is not None:
             creds = Credentials(**self._open(row["credentials"]))
-        return Repository(row["id"], row["url"], row["branch"], row["poll_interval"], creds)
+        return Repository(row["id"], row["url"], row["branch"], row["poll_interval"], creds, row["type"])
 
     def get_repository(self, repo_id: str) -> Repository:
         row = self._conn().execute("SELECT * FROM repositories WHERE id = ?", (repo_id,)).fetchone()

@@ -99,6 +99,8 @@ MIGRATIONS = [
     ALTER TABLE syncs ADD COLUMN removed_at REAL;
     CREATE INDEX sync_objects_by_blob ON sync_objects (blob);
     """,
+    # Helm chart repositories are registered beside Git ones (their credentials serve chart dependencies).
+    "ALTER TABLE repositories ADD COLUMN type TEXT NOT NULL DEFAULT 'git'",
 ]
 
 
