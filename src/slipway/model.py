@@ -18,6 +18,7 @@ from typing import Any
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+from .urls import UrlError, UrlParts, redact_url, split_url
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -132,6 +133,8 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
     ssh_key: str | None = field(default=None, repr=False)
     known_hosts: str | None = None
+    # The token is sent as the user name with an empty password, as git sends https://<token>@host/x.
+    token_as_username: bool | None = None
 
     @classmethod
     def from_config(cls, data: Any, where: str = "credentials") -> Credentials:
@@ -144,21 +147,31 @@ class Credentials:
             password=r.get("password", str),
             ssh_key=r.get("ssh_key", str),
             known_hosts=r.get("known_hosts", str),
+            token_as_username=r.get("token_as_username", bool) or None,
         )
         r.done()
         needs = {"token": ("token",), "userpass": ("username", "password"), "ssh": ("ssh_key",)}[kind]
         for name in needs:
             if not getattr(creds, name):
                 raise ConfigError(f"{r.key(name)}: required for credentials of type {kind!r}")
-        if kind == "token" and not creds.username:
+        if creds.token_as_username and (kind != "token" or creds.username):
+            raise ConfigError(f"{r.key('token_as_username')}: only for a token without a username")
+        if kind == "token" and not creds.username and not creds.token_as_username:
             creds.username = "x-access-token"
         return creds
+
+    @classmethod
+    def from_url(cls, parts: UrlParts) -> Credentials:
+        """The credentials a URL carried (see :func:`slipway.urls.split_url`)."""
+        return cls.from_config(_url_credentials(parts), "url")
 
     def public(self) -> dict[str, Any]:
         """What may be shown: the type and the username, never a secret."""
         out: dict[str, Any] = {"type": self.type}
         if self.username:
             out["username"] = self.username
+        if self.token_as_username:
+            out["token_as_username"] = True
         if self.known_hosts:
             out["known_hosts"] = "given"
         return out
@@ -167,12 +180,15 @@ class Credentials:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def _split_userinfo(url: str) -> tuple[str, str | None]:
-    """``https://user:pw@host/x`` -> (``https://user@host/x`` or the bare URL, ``user:pw``)."""
-    m = re.match(r"^(https?://)([^/@]+)@(.*)$", url)
-    if not m or ":" not in m.group(2):
-        return url, None
-    return m.group(1) + m.group(3), m.group(2)
+def _url_credentials(parts: UrlParts) -> dict[str, Any]:
+    """The credentials a URL carried (see :func:`slipway.urls.split_url`), as a config table."""
+    user, password = parts.username or "", parts.password
+    if password is None or (user and not password):
+        # https://<token>@host/x, or https://user:@host/x: git sends the user name and an empty password
+        return {"type": "token", "token": user, "token_as_username": True}
+    if not user:
+        return {"type": "token", "token": password}
+    return {"type": "userpass", "username": user, "password": password}
 
 
 def expand_url(url: str) -> str:
@@ -197,14 +213,17 @@ class Repository:
         url = r.get("url", str)
         if not url:
             raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
-        url, userinfo = _split_userinfo(url.strip())
+        try:
+            parts = split_url(url.strip())
+        except UrlError as e:
+            raise ConfigError(f"url: {e}") from None
+        url = parts.url
         creds_cfg = r.get("credentials", dict)
-        if userinfo is not None:
+        if parts.username is not None:
             if creds_cfg:
-                raise ConfigError("url: has a user and password in it and credentials are given too; use one")
-            user, _, password = userinfo.partition(":")
-            # A password in a URL would be stored and shown in plain text: keep it as credentials.
-            creds_cfg = {"type": "userpass", "username": user, "password": password} if password else None
+                raise ConfigError("url: has credentials in it and credentials are given too; use one")
+            # A credential left in the URL would be stored and shown in plain text; credentials are sealed.
+            creds_cfg = _url_credentials(parts)
         repo = cls(
             id=check_id(rid, "id") if rid else new_id("repo"),
             url=expand_url(url),
@@ -222,7 +241,7 @@ class Repository:
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "url": self.url,
+            "url": redact_url(self.url),  # a repository stored before URLs were split may hold a token
             "branch": self.branch,
             "poll_interval": self.poll_interval,
             "credentials": self.credentials.public() if self.credentials else None,
