@@ -100,6 +100,13 @@ NAME = "repository production-repo (https://git.example/company/k8s.git)"
         ("ssh: connect to host h port 22: Connection refused", "ssh", TransientSourceError),
         ("fatal: unable to access '...': The requested URL returned error: 503", "token", TransientSourceError),
         ("fatal: couldn't find remote ref refs/heads/develop", "none", SourceError),
+        (
+            "error: object 36b4cb75d0da: duplicateEntries: contains duplicate file entries\n"
+            "fatal: fsck error in packed object\nfatal: index-pack failed",
+            "none",
+            SourceError,
+        ),
+        ("error: RPC failed; curl 18\nfatal: early EOF\nfatal: index-pack failed", "token", TransientSourceError),
         ("fatal: '/srv/x' does not appear to be a git repository", "none", SourceError),
         ("fatal: something nobody expected", "none", SourceError),
     ],
@@ -116,6 +123,11 @@ def test_classify_messages() -> None:
     changed = classify(NAME, REPO, "fetch", "REMOTE HOST IDENTIFICATION HAS CHANGED", _auth("ssh", tofu=True))
     assert "CHANGED" in str(changed) and "/h/known_hosts/r" in str(changed)
     assert TransientSourceError("x").retryable and not SourceAuthError("x").retryable
+    fsck = "error: object 36b4cb75d0daacaee926: duplicateEntries: contains duplicate file entries\nfatal: fsck error"
+    assert str(classify(NAME, REPO, "fetch", fsck, _auth())) == (
+        f"{NAME}: the server sent a Git object that fails git's checks, and nothing was fetched "
+        "(object 36b4cb75d0da: duplicateEntries: contains duplicate file entries)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 git and ssh say what went wrong only in English prose (slipway runs them with ``LC_ALL=C``), so
 :func:`classify` matches that prose against the tables below, most specific first: a changed or
-unknown SSH host key, a key ssh cannot load, refused credentials, a missing branch, an
-unreachable server (the only kind worth retrying), no repository at the URL.
+unknown SSH host key, a key ssh cannot load, refused credentials, a missing branch, objects that
+fail git's checks, an unreachable server (the only kind worth retrying), no repository at the URL.
 Every message starts with the repository's id and URL (without credentials).
 """
 
@@ -37,6 +37,9 @@ _AUTH = (
     "bad credentials",
 )
 _BAD_KEY = ("load key", "invalid format", "bad permissions", "unprotected private key")
+# fetch.fsckObjects refused an object: "error: object <id>: <msg-id>: ..." then "fatal: fsck error in ...".
+# Not "index-pack failed" alone: a connection dropped in the middle of the pack ends that way too.
+_BAD_OBJECT = ("fsck error",)
 _TRANSIENT = (
     "could not resolve host",
     "could not resolve hostname",
@@ -72,6 +75,7 @@ _NO_REPO = (
     "returned error: 404",
     "not found",
 )
+_FSCK_LINE = re.compile(r"^error: object ([0-9a-f]{7,64}): (\w+: .*)$", re.MULTILINE)
 
 
 def repo_label(repo: Repository) -> str:
@@ -131,6 +135,12 @@ def classify(name: str, repo: Repository, op: str, stderr: str, auth: Auth) -> S
         return SourceAuthError(f"{name}: the server refused the {what} (authentication failed)")
     if "couldn't find remote ref" in low or "could not find remote ref" in low:
         return SourceError(f'{name}: branch "{repo.branch}" does not exist')
+    bad = _FSCK_LINE.search(stderr)
+    if bad or any(s in low for s in _BAD_OBJECT):
+        what = f"object {bad.group(1)[:12]}: {bad.group(2)}" if bad else last_line(stderr)
+        return SourceError(
+            f"{name}: the server sent a Git object that fails git's checks, and nothing was fetched ({what})"
+        )
     if any(s in low for s in _TRANSIENT):
         return TransientSourceError(f"{name}: cannot reach the Git server: {_reason(stderr, _TRANSIENT)}")
     if any(s in low for s in _NO_REPO):

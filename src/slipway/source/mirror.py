@@ -3,8 +3,10 @@
 A mirror lives at ``<cache>/<repository id>/<hash of the URL>.git``. Fetches of one mirror take a
 thread lock and a file lock (``<hash>.lock``), so threads and processes wait for each other; a
 new mirror is built in a temporary directory and renamed into place, and git updates refs of an
-existing one atomically, so a failed fetch leaves the previous mirror as it was. What git says
-about an object named by its commit id never changes, so those answers are remembered.
+existing one atomically, so a failed fetch leaves the previous mirror as it was. Every fetch has
+git check the objects it receives (``fetch.fsckObjects``): a tree a hostile server crafted (two
+entries of one name, a ``.git`` path) is refused before anything is written from it. What git
+says about an object named by its commit id never changes, so those answers are remembered.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ _MIRROR_CONFIG = (
     ("core.logAllRefUpdates", "always"),
     ("gc.reflogExpire", "never"),
     ("gc.reflogExpireUnreachable", "never"),
+    ("fetch.fsckObjects", "true"),
+    ("transfer.fsckObjects", "true"),
 )
+# Given on every fetch as well: a mirror made before the checks were configured gets them too.
+_FETCH_CHECKS = ["-c", "fetch.fsckObjects=true", "-c", "transfer.fsckObjects=true"]
 
 _locks_guard = threading.Lock()
 _thread_locks: dict[str, threading.Lock] = {}
@@ -137,6 +143,7 @@ class Mirrors:
         with authenticate(self.git, self.home, repo, timeout) as auth:
             self.git.remote(
                 [
+                    *_FETCH_CHECKS,
                     "--git-dir",
                     str(git_dir),
                     "fetch",
