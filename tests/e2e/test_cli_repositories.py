@@ -1,4 +1,5 @@
-"""`slipway repo` as a user runs it against real Git servers: secrets in URLs."""
+"""`slipway repo` as a user runs it against real Git servers: secrets in URLs, and one home's
+mirrors apart from another's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.gitservers import HttpGitServer
+from tests.gitservers import HttpGitServer, make_repo, origin_of
 
 from .conftest import Cli
 
@@ -64,3 +65,33 @@ def test_a_token_in_a_url_is_a_secret_everywhere(cli: Cli, git_http_server: Http
         assert token.encode() not in p.read_bytes(), p.name
     left = [p for d in (cli.home, Path(cli.env["SLIPWAY_GIT_CACHE"])) for p in d.rglob("*") if p.is_file()]
     assert not [p for p in left if token.encode() in p.read_bytes()]
+
+
+@pytest.mark.cluster
+def test_two_homes_keep_their_own_mirrors(cli: Cli, namespace: str, tmp_path: Path) -> None:
+    work = make_repo(tmp_path / "shared", {"k8s/a.yaml": yaml.safe_dump(cm("two-homes", namespace, a="1"))})
+    homes = {name: tmp_path / f"home-{name}" for name in ("a", "b")}
+    clis = {}
+    for name, home in homes.items():
+        home.mkdir()
+        # One build cache for both (as on any machine); nothing else said about where mirrors go.
+        env = {**cli.env, "SLIPWAY_HOME": str(home), "SLIPWAY_CACHE": str(tmp_path / "shared-cache")}
+        env.pop("SLIPWAY_GIT_CACHE")
+        clis[name] = Cli(env, home, tmp_path)
+        for args in (
+            ("repo", "add", str(origin_of(work)), "--id", "same-id"),
+            ("workflow", "create", "--id", "wf", "--repository", "same-id", "--path", "k8s", "--namespace", namespace),
+        ):
+            r = clis[name](*args)
+            assert r.returncode == 0, r.stderr
+        r = clis[name]("diff", "wf")
+        assert r.returncode == 1, r.stderr
+    mirrors = {name: list((home / "git" / "same-id").glob("*.git")) for name, home in homes.items()}
+    assert all(len(m) == 1 and m[0].is_dir() for m in mirrors.values()), mirrors
+
+    for args in (("workflow", "remove", "wf"), ("repo", "remove", "same-id")):
+        assert clis["a"](*args).returncode == 0
+    assert not (homes["a"] / "git" / "same-id").exists()
+    assert mirrors["b"][0].is_dir() and (mirrors["b"][0] / "HEAD").is_file()
+    r = clis["b"]("diff", "wf")
+    assert r.returncode == 1 and "Creating ConfigMap/two-homes" in r.stdout, r.stderr
