@@ -47,8 +47,12 @@ class Engine:
 
     # -- repositories ------------------------------------------------------------------------------
 
-    def register_repository(self, config: dict[str, Any]) -> Repository:
+    def register_repository(self, config: dict[str, Any], *, check: bool = False) -> Repository:
+        """Store a repository. With ``check``, the server is asked first whether the branch exists
+        (with the repository's credentials), and any answer but yes raises and stores nothing."""
         repo = Repository.from_config(config)
+        if check:
+            self.source.remote_head(repo)
         self.store.put_repository(repo)
         log.debug("registered repository %s (%s)", repo.id, repo.url)
         return repo

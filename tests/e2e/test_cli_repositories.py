@@ -1,9 +1,10 @@
-"""`slipway repo` as a user runs it against real Git servers: secrets in URLs, and one home's
-mirrors apart from another's."""
+"""`slipway repo` as a user runs it against real Git servers: secrets in URLs, the check at `repo add`,
+and one home's mirrors apart from another's."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -12,13 +13,32 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.gitservers import HttpGitServer, make_repo, origin_of
+from slipway.engine import Engine
+from slipway.errors import TransientSourceError
+from slipway.source import GitSource
+from slipway.store import Store
+from tests.gitservers import GitConfig, HttpGitServer, free_port, make_repo, origin_of
 
 from .conftest import Cli
 
 
 def cm(name: str, namespace: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
+
+
+@pytest.fixture
+def plain_cli(slipway_home: Path, tmp_path: Path, git_config: GitConfig) -> Cli:
+    """The command without a cluster: for what `repo` does alone."""
+    env = {**os.environ, "SLIPWAY_HOME": str(slipway_home), "SLIPWAY_GIT_CACHE": str(tmp_path / "git-cache")}
+    env.pop("KUBECONFIG", None)
+    return Cli(env, slipway_home, tmp_path)
+
+
+def one_line(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
 
 
 @pytest.mark.cluster
@@ -65,6 +85,38 @@ def test_a_token_in_a_url_is_a_secret_everywhere(cli: Cli, git_http_server: Http
         assert token.encode() not in p.read_bytes(), p.name
     left = [p for d in (cli.home, Path(cli.env["SLIPWAY_GIT_CACHE"])) for p in d.rglob("*") if p.is_file()]
     assert not [p for p in left if token.encode() in p.read_bytes()]
+
+
+def test_repo_add_of_a_missing_branch_is_an_error_at_once(plain_cli: Cli, git_http_server: HttpGitServer) -> None:
+    repo_name = f"branch-check-{secrets.token_hex(4)}"
+    git_http_server.create_repo(repo_name, {"k8s/a.yaml": "a: 1\n"})
+    url = git_http_server.public_url(repo_name)
+    line = one_line(plain_cli("repo", "add", url, "--id", "br-repo", "--branch", "nope"))
+    assert line == f'error: repository br-repo ({url}): branch "nope" does not exist'
+    assert json.loads(plain_cli("-o", "json", "repo", "list").stdout) == []
+    assert plain_cli("repo", "add", url, "--id", "br-repo").returncode == 0
+    one_line(plain_cli("repo", "add", url, "--id", "br-repo", "--branch", "nope"))
+    assert json.loads(plain_cli("-o", "json", "repo", "show", "br-repo").stdout)["branch"] == "main"
+
+
+def test_repo_add_of_an_unreachable_server_needs_no_check(plain_cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}/git/offline.git"  # nothing listens there
+    line = one_line(plain_cli("repo", "add", url, "--id", "offline"))
+    assert "repository offline" in line and "cannot reach the Git server" in line and "--no-check" in line
+    assert json.loads(plain_cli("-o", "json", "repo", "list").stdout) == []
+    r = plain_cli("repo", "add", url, "--id", "offline", "--no-check")
+    assert r.returncode == 0, r.stderr
+    assert [x["id"] for x in json.loads(plain_cli("-o", "json", "repo", "list").stdout)] == ["offline"]
+
+
+def test_the_python_api_registers_offline(slipway_home: Path, tmp_path: Path) -> None:
+    """Scripts register repositories before any server is up; only the CLI (or check=True) asks."""
+    engine = Engine(Store(home=slipway_home), GitSource(cache_dir=tmp_path / "git", home=slipway_home))
+    url = f"http://127.0.0.1:{free_port()}/git/later.git"
+    engine.register_repository({"id": "later", "url": url})
+    with pytest.raises(TransientSourceError, match="repository checked"):
+        engine.register_repository({"id": "checked", "url": url}, check=True)
+    assert [r.id for r in engine.repositories()] == ["later"]
 
 
 @pytest.mark.cluster

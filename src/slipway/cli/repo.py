@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from ..errors import TransientSourceError
 from .common import engine, read_file, secret_from_env
 from .output import console, emit_json, json_mode
 
@@ -24,6 +25,9 @@ def repo() -> None:
 @click.option("--password-env", metavar="VAR", help="Name of the environment variable holding the password.")
 @click.option("--ssh-key", metavar="FILE", help="Private key file for SSH URLs.")
 @click.option("--known-hosts", metavar="FILE", help="known_hosts for SSH (default: trust on first use).")
+@click.option(
+    "--no-check", is_flag=True, help="Register without asking the server whether the branch exists (offline)."
+)
 def add(
     url: str,
     repo_id: str | None,
@@ -34,8 +38,14 @@ def add(
     password_env: str | None,
     ssh_key: str | None,
     known_hosts: str | None,
+    no_check: bool,
 ) -> None:
-    """Register a repository (URL, or owner/name on the default Git host)."""
+    """Register a repository (URL, or owner/name on the default Git host).
+
+    The server is asked first whether the branch exists (and takes the credentials): a mistake is
+    an error now, not at the first diff, and registers nothing. --no-check skips that, e.g. to
+    register a repository whose server cannot be reached from here yet.
+    """
     config: dict[str, object] = {"url": url, "branch": branch, "poll_interval": poll_interval}
     if repo_id:
         config["id"] = repo_id
@@ -50,7 +60,12 @@ def add(
         if known_hosts:
             creds["known_hosts"] = read_file(known_hosts, "--known-hosts")
         config["credentials"] = creds
-    r = engine().register_repository(config)
+    try:
+        r = engine().register_repository(config, check=not no_check)
+    except TransientSourceError as e:
+        raise TransientSourceError(
+            e.message, hint="nothing was registered; --no-check registers it without asking the server"
+        ) from e
     if json_mode():
         emit_json(r.public())
     else:
