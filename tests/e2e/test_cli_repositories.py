@@ -1,5 +1,5 @@
 """`slipway repo` as a user runs it against real Git servers: secrets in URLs, the check at `repo add`,
-and one home's mirrors apart from another's."""
+one home's mirrors apart from another's, and text printed as it is."""
 
 from __future__ import annotations
 
@@ -117,6 +117,29 @@ def test_the_python_api_registers_offline(slipway_home: Path, tmp_path: Path) ->
     with pytest.raises(TransientSourceError, match="repository checked"):
         engine.register_repository({"id": "checked", "url": url}, check=True)
     assert [r.id for r in engine.repositories()] == ["later"]
+
+
+def test_errors_and_urls_print_literally(plain_cli: Cli) -> None:
+    branch = "map[string]interface {}[/x]"
+    line = one_line(plain_cli("repo", "add", "https://h/x", "--branch", branch))
+    assert line == f"error: branch: {branch!r} is not a valid branch name"
+
+    url = f"http://127.0.0.1:{free_port()}/[/x]/map[string]interface {{}}.git"
+    line = one_line(plain_cli("repo", "add", url, "--id", "brackets"))
+    assert line.startswith(f"error: repository brackets ({url}): ")  # git's own complaint follows
+
+    added = plain_cli("repo", "add", url, "--id", "brackets", "--no-check")
+    assert added.returncode == 0 and f"registered: {url} (main)" in added.stdout, added.stderr
+    listed = plain_cli("repo", "list")
+    assert listed.returncode == 0 and url in listed.stdout, listed.stderr
+    shown = plain_cli("repo", "show", "brackets")
+    assert shown.returncode == 0 and f"url:           {url}" in shown.stdout, shown.stderr
+
+    made = plain_cli("workflow", "create", "--id", "wf", "--repository", "brackets", "--name", branch, "--path", "[/x]")
+    assert made.returncode == 0 and "created: brackets:[/x] -> namespace default" in made.stdout, made.stderr
+    for args in (("workflow", "list"), ("workflow", "status", "wf")):
+        r = plain_cli(*args)
+        assert r.returncode == 0 and branch in r.stdout, (args, r.stdout, r.stderr)
 
 
 @pytest.mark.cluster

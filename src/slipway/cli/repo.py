@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import TransientSourceError
 from .common import engine, read_file, secret_from_env
@@ -69,7 +70,7 @@ def add(
     if json_mode():
         emit_json(r.public())
     else:
-        console.print(f"repository [bold]{r.id}[/bold] registered: {r.url} ({r.branch})")
+        console.print(Text.assemble("repository ", (r.id, "bold"), f" registered: {r.public()['url']} ({r.branch})"))
 
 
 @repo.command("list")
@@ -80,7 +81,8 @@ def list_() -> None:
         return
     table = Table("ID", "URL", "BRANCH", "POLL", "CREDENTIALS", box=None)
     for r in repos:
-        table.add_row(r.id, r.url, r.branch, r.poll_interval, r.credentials.type if r.credentials else "-")
+        row = (r.id, r.public()["url"], r.branch, r.poll_interval, r.credentials.type if r.credentials else "-")
+        table.add_row(*(Text(cell) for cell in row))  # cells are text, not markup
     console.print(table)
 
 
@@ -92,7 +94,7 @@ def show(repo_id: str) -> None:
         emit_json(r.public())
         return
     for key, value in r.public().items():
-        console.print(f"{key + ':':<15}{value if value is not None else '-'}")
+        console.print(Text(f"{key + ':':<15}{value if value is not None else '-'}"))
 
 
 @repo.command("remove")

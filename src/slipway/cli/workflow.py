@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from .common import engine
@@ -71,7 +72,7 @@ def create(**opts: Any) -> None:
     if json_mode():
         emit_json(wf.to_config())
     else:
-        console.print(f"workflow [bold]{wf.id}[/bold] created: {wf.repository}:{wf.target_path or '/'} -> "
+        console.print(f"workflow [bold]{wf.id}[/bold] created: {escape(wf.repository)}:{escape(wf.target_path or '/')} -> "
                       f"namespace {wf.destination.namespace}")  # fmt: skip
 
 
@@ -87,8 +88,8 @@ def list_() -> None:
         last = st["last_sync_result"] or {}
         style = STATUS_STYLE.get(st["status"], "white")
         table.add_row(
-            st["id"], st["name"], f"[{style}]{st['status']}[/{style}]", "yes" if st["auto_sync"] else "no",
-            st["repository"], last.get("start_time", "-"), (last.get("commit_hash") or "-")[:12],
+            st["id"], escape(st["name"]), f"[{style}]{st['status']}[/{style}]", "yes" if st["auto_sync"] else "no",
+            escape(st["repository"]), last.get("start_time", "-"), (last.get("commit_hash") or "-")[:12],
         )  # fmt: skip
     console.print(table)
 
@@ -104,8 +105,8 @@ def status(workflow_id: str) -> None:
         return
     live = eng.live_state(workflow_id)
     style = STATUS_STYLE.get(st["status"], "white")
-    console.print(f"[bold]{st['id']}[/bold] ({st['name']}): [{style}]{st['status']}[/{style}]")
-    console.print(f"repository: {st['repository']}   auto-sync: {'on' if st['auto_sync'] else 'off'}")
+    console.print(f"[bold]{st['id']}[/bold] ({escape(st['name'])}): [{style}]{st['status']}[/{style}]")
+    console.print(f"repository: {escape(st['repository'])}   auto-sync: {'on' if st['auto_sync'] else 'off'}")
     if live["hold_revision"]:
         # The last sync is not what runs: say so, or its revision would read as the live one.
         at = (
