@@ -30,8 +30,8 @@ from typing import Any
 
 from slipway.engine import Engine
 from slipway.kube import Kube
-from slipway.model import SyncResult
 from slipway.plan.ownership import stamp
+from slipway.results import SyncResult
 from slipway.source import GitSource
 from slipway.store import Store
 

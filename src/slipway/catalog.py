@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from . import insight
 from .durations import rfc3339
 from .errors import ConfigError, NotFoundError, SlipwayError, describe
-from .model import Repository, SyncResult, Workflow
+from .model import Repository, Workflow
+from .results import SyncResult
 from .run import new_result
 
 if TYPE_CHECKING:
@@ -32,8 +33,12 @@ class Catalog:
 
     # -- repositories ------------------------------------------------------------------------------
 
-    def register_repository(self, config: dict[str, Any]) -> Repository:
+    def register_repository(self, config: dict[str, Any], *, check: bool = False) -> Repository:
+        """Store a repository. With ``check``, the server is asked first whether the branch exists
+        (with the repository's credentials), and any answer but yes raises and stores nothing."""
         repo = Repository.from_config(config)
+        if check and repo.type == "git":
+            self.source.remote_head(repo)
         if repo.type == "helm":
             users = [wf.id for wf in self.store.list_workflows() if wf.repository == repo.id]
             if users:

@@ -29,12 +29,13 @@ from .errors import (
 )
 from .events import EventBus
 from .kube import Kube, connect
-from .model import Repository, RetryPolicy, SyncResult, Workflow
+from .model import Repository, RetryPolicy, Workflow
 from .plan.model import Plan
 from .plan.planner import Planner
 from .remove import RemoveRun
 from .render import Manifest, RenderContext
 from .render.options import render_options
+from .results import SyncResult
 from .retry import with_retry
 from .rollback import RollbackRun
 from .run import Progress, new_result

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+from .urls import UrlError, UrlParts, redact_url, split_url
 
 if TYPE_CHECKING:
     from .render.options import HelmOptions, JsonnetOptions
@@ -135,6 +136,8 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
     ssh_key: str | None = field(default=None, repr=False)
     known_hosts: str | None = None
+    # The token is sent as the user name with an empty password, as git sends https://<token>@host/x.
+    token_as_username: bool | None = None
 
     @classmethod
     def from_config(cls, data: Any, where: str = "credentials") -> Credentials:
@@ -147,21 +150,31 @@ class Credentials:
             password=r.get("password", str),
             ssh_key=r.get("ssh_key", str),
             known_hosts=r.get("known_hosts", str),
+            token_as_username=r.get("token_as_username", bool) or None,
         )
         r.done()
         needs = {"token": ("token",), "userpass": ("username", "password"), "ssh": ("ssh_key",)}[kind]
         for name in needs:
             if not getattr(creds, name):
                 raise ConfigError(f"{r.key(name)}: required for credentials of type {kind!r}")
-        if kind == "token" and not creds.username:
+        if creds.token_as_username and (kind != "token" or creds.username):
+            raise ConfigError(f"{r.key('token_as_username')}: only for a token without a username")
+        if kind == "token" and not creds.username and not creds.token_as_username:
             creds.username = "x-access-token"
         return creds
+
+    @classmethod
+    def from_url(cls, parts: UrlParts) -> Credentials:
+        """The credentials a URL carried (see :func:`slipway.urls.split_url`)."""
+        return cls.from_config(_url_credentials(parts), "url")
 
     def public(self) -> dict[str, Any]:
         """What may be shown: the type and the username, never a secret."""
         out: dict[str, Any] = {"type": self.type}
         if self.username:
             out["username"] = self.username
+        if self.token_as_username:
+            out["token_as_username"] = True
         if self.known_hosts:
             out["known_hosts"] = "given"
         return out
@@ -170,12 +183,15 @@ class Credentials:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def _split_userinfo(url: str) -> tuple[str, str | None]:
-    """``https://user:pw@host/x`` -> (``https://user@host/x`` or the bare URL, ``user:pw``)."""
-    m = re.match(r"^(https?://)([^/@]+)@(.*)$", url)
-    if not m or ":" not in m.group(2):
-        return url, None
-    return m.group(1) + m.group(3), m.group(2)
+def _url_credentials(parts: UrlParts) -> dict[str, Any]:
+    """The credentials a URL carried (see :func:`slipway.urls.split_url`), as a config table."""
+    user, password = parts.username or "", parts.password
+    if password is None or (user and not password):
+        # https://<token>@host/x, or https://user:@host/x: git sends the user name and an empty password
+        return {"type": "token", "token": user, "token_as_username": True}
+    if not user:
+        return {"type": "token", "token": password}
+    return {"type": "userpass", "username": user, "password": password}
 
 
 def expand_url(url: str) -> str:
@@ -208,16 +224,19 @@ class Repository:
         url = r.get("url", str)
         if not url:
             raise ConfigError("url: required (a Git URL, or owner/name on the default Git host)")
-        url, userinfo = _split_userinfo(url.strip())
+        try:
+            parts = split_url(url.strip())
+        except UrlError as e:
+            raise ConfigError(f"url: {e}") from None
+        url = parts.url
         if kind == "helm":
             _check_chart_repository(r, url)
         creds_cfg = r.get("credentials", dict)
-        if userinfo is not None:
+        if parts.username is not None:
             if creds_cfg:
-                raise ConfigError("url: has a user and password in it and credentials are given too; use one")
-            user, _, password = userinfo.partition(":")
-            # A password in a URL would be stored and shown in plain text: keep it as credentials.
-            creds_cfg = {"type": "userpass", "username": user, "password": password} if password else None
+                raise ConfigError("url: has credentials in it and credentials are given too; use one")
+            # A credential left in the URL would be stored and shown in plain text; credentials are sealed.
+            creds_cfg = _url_credentials(parts)
         repo = cls(
             id=check_id(rid, "id") if rid else new_id("repo"),
             url=expand_url(url),
@@ -239,7 +258,7 @@ class Repository:
         return {
             "id": self.id,
             "type": self.type,
-            "url": self.url,
+            "url": redact_url(self.url),  # a repository stored before URLs were split may hold a token
             "branch": self.branch,
             "poll_interval": self.poll_interval,
             "credentials": self.credentials.public() if self.credentials else None,
@@ -404,110 +423,3 @@ def _optional(r: _Reader, name: str, cls: str) -> Any:
 
     value = r.get(name, dict)
     return None if value is None else getattr(options, cls).from_config(value, r.key(name))
-
-
-# -- plans and results ----------------------------------------------------------------------------
-
-IMPACT_LEVELS = ("low", "medium", "high", "critical")
-
-
-@dataclass
-class Change:
-    """What happens (or would happen) to one object: the unit plan, apply, history and fronts share."""
-
-    type: str  # create | update | delete
-    resource: str  # Kind/name
-    namespace: str | None
-    api_version: str
-    impact: str = "low"
-    diff: str = ""
-    current_state: dict[str, Any] | None = None  # masked, normalized
-    desired_state: dict[str, Any] | None = None  # masked, normalized
-    reasons: list[str] = field(default_factory=list)  # why this impact
-    drifted: bool = False  # live fields slipway applied were changed outside slipway
-    recreate: bool = False  # an immutable field changes: delete and create
-
-    def to_seed(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type,
-            "resource": self.resource,
-            "namespace": self.namespace,
-            "impact": self.impact,
-            "diff": self.diff,
-        }
-        if self.current_state is not None:
-            out["current_state"] = self.current_state
-        if self.desired_state is not None:
-            out["desired_state"] = self.desired_state
-        return out
-
-    def to_record(self) -> dict[str, Any]:
-        """What history keeps: the seed's fields plus identity and why."""
-        return {**self.to_seed(), "api_version": self.api_version, "reasons": self.reasons, "drifted": self.drifted}
-
-
-@dataclass
-class Conflict:
-    resource: str
-    namespace: str | None
-    type: str  # resource_exists | out_of_sync | validation
-    description: str
-    suggestions: list[str]
-    current_state: dict[str, Any] | None = None
-    desired_state: dict[str, Any] | None = None
-
-    @property
-    def blocking(self) -> bool:
-        return self.type in ("resource_exists", "validation")
-
-    def to_seed(self) -> dict[str, Any]:
-        return {
-            "resource": self.resource,
-            "namespace": self.namespace,
-            "type": self.type,
-            "description": self.description,
-            "current_state": self.current_state,
-            "desired_state": self.desired_state,
-            "suggestions": list(self.suggestions),
-        }
-
-
-@dataclass
-class SyncMetrics:
-    duration: str = "0.0s"
-    resources_processed: int = 0
-    resources_applied: int = 0
-    resources_deleted: int = 0
-    resources_skipped: int = 0
-    conflicts_resolved: int = 0
-
-
-@dataclass
-class SyncResult:
-    id: str
-    workflow_id: str
-    status: str  # running | succeeded | failed | interrupted
-    start_time: str
-    commit_hash: str | None
-    message: str
-    metrics: SyncMetrics = field(default_factory=SyncMetrics)
-    kind: str = "sync"  # sync | rollback
-    end_time: str | None = None
-    trigger: str = "manual"
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    hooks: list[dict[str, Any]] = field(default_factory=list)
-    health: list[dict[str, Any]] = field(default_factory=list)
-    rolled_back: bool = False
-    reason: str | None = None
-    target_sync_id: str | None = None
-    from_revision: str | None = None
-
-    def to_seed(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "start_time": self.start_time,
-            "commit_hash": self.commit_hash,
-            "message": self.message,
-            "metrics": asdict(self.metrics),
-        }

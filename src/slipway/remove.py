@@ -15,8 +15,8 @@ import logging
 
 from .durations import rfc3339
 from .errors import Cancelled, SlipwayError, describe
-from .model import SyncResult
 from .plan.model import Plan
+from .results import SyncResult
 from .run import Run, refusal
 
 log = logging.getLogger("slipway.sync")

@@ -18,11 +18,11 @@ from .apply.applier import restore_object
 from .durations import rfc3339
 from .errors import Cancelled, SlipwayError, SyncFailed, describe
 from .kube import ObjectRef
-from .model import SyncResult
 from .plan import mask
 from .plan.model import Plan
 from .plan.ownership import HASH_ANNOTATION
 from .render import Manifest
+from .results import SyncResult
 
 if TYPE_CHECKING:
     pass

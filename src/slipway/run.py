@@ -24,9 +24,10 @@ from .errors import Cancelled, SyncFailed
 from .items import Item
 from .kube import Kube, Obj, ObjectRef
 from .kube.fields import applied_by
-from .model import Repository, SyncMetrics, SyncResult, Workflow, new_id
+from .model import Repository, Workflow, new_id
 from .plan import mask
 from .plan.model import Plan
+from .results import SyncMetrics, SyncResult
 
 if TYPE_CHECKING:
     from .engine import Engine

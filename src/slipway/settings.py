@@ -1,9 +1,10 @@
 """Where slipway keeps things, from the environment, read at call time so tests can redirect them.
 
-``SLIPWAY_HOME`` (default ``~/.local/share/slipway``) holds the state store and the local
-encryption key; ``SLIPWAY_CACHE`` (default ``~/.cache/slipway``) holds Git mirrors, built
-binaries and the local cluster. ``SLIPWAY_GIT_HOST`` is the host an ``owner/name`` repository
-shorthand expands to.
+``SLIPWAY_HOME`` (default ``~/.local/share/slipway``) holds everything of one installation: the
+state store, the local encryption key, pinned SSH host keys and the Git mirrors, so two homes never
+touch each other's. ``SLIPWAY_CACHE`` (default ``~/.cache/slipway``) holds what any number of homes
+may share: built binaries and the local cluster. ``SLIPWAY_GIT_HOST`` is the host an ``owner/name``
+repository shorthand expands to.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def helm_cache() -> Path:
 
 
 def git_cache() -> Path:
-    """Git mirrors: ``$SLIPWAY_GIT_CACHE``, else ``$SLIPWAY_CACHE/git``."""
+    """Git mirrors: ``$SLIPWAY_GIT_CACHE``, else ``$SLIPWAY_HOME/git``.
+
+    Not under ``$SLIPWAY_CACHE``, which homes share: mirrors are named by repository id, and
+    removing a repository in one home would remove another home's mirror of the same id. They
+    also keep every revision ever deployed (for rollbacks), which is state, not a cache.
+    """
     override = os.environ.get("SLIPWAY_GIT_CACHE")
-    return Path(override).expanduser() if override else cache() / "git"
+    return Path(override).expanduser() if override else home() / "git"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from . import hooks
 from .durations import parse_duration, rfc3339
 from .errors import Cancelled, HookError, SlipwayError, SyncFailed, describe
-from .model import SyncResult
 from .plan.model import Plan
+from .results import SyncResult
 
 if TYPE_CHECKING:
     pass

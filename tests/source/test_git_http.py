@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -113,6 +114,26 @@ def test_credentials_in_url_are_used_and_redacted(
         source.fetch(wrong)
     assert "wrong-pw-in-url" not in str(err.value)
     assert f"(http://{base})" in str(err.value)
+
+
+def test_a_token_written_as_the_user_name_of_the_url(
+    git_http_server: HttpGitServer, source: GitSource, repo_name: str
+) -> None:
+    work = git_http_server.create_repo(repo_name, FILES)
+    secret = "urltok-" + secrets.token_hex(12)
+    git_http_server.add_user(secret, "")  # the token as the user name, without a password
+    clean = git_http_server.url(repo_name)
+    in_url = clean.replace("http://", f"http://{secret}@")
+    repo = Repository.from_config({"id": "url-token", "url": in_url})
+    assert repo.url == clean and repo.credentials is not None and repo.credentials.token == secret
+    head = git("rev-parse", "HEAD", cwd=work)
+    assert source.remote_head(repo) == head and source.fetch(repo) == head
+    # A repository stored with the token still in its URL authenticates the same way.
+    assert source.remote_head(Repository("url-token", in_url)) == head
+    wrong = Repository.from_config({"id": "url-token", "url": clean.replace("http://", "http://not-it-77@")})
+    with pytest.raises(SourceAuthError, match="refused the token") as err:
+        source.fetch(wrong)
+    assert "not-it-77" not in str(err.value) and f"({clean})" in str(err.value)
 
 
 def test_remote_head_sees_a_push_without_fetching(

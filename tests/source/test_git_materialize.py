@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -315,29 +316,43 @@ def test_concurrent_fetches_in_threads(git_http_server: HttpGitServer, source: G
     assert [p.name for p in source.mirror_path(repo).parent.iterdir() if p.name.startswith(".tmp")] == []
 
 
-class CountingSource(GitSource):
-    """A real GitSource that counts the git subcommands it runs."""
+class GitCalls:
+    """A ``git`` first on PATH that logs the subcommand of every call slipway makes, then runs the real git
+    (git's own children find the real one: git puts its exec-path first on their PATH)."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        super().__init__(cache_dir=cache_dir)
-        self.ran: list[str] = []
-        self._ran_lock = threading.Lock()
+    def __init__(self, bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        bin_dir.mkdir()
+        self.log = bin_dir / "calls"
+        self.log.touch()
+        wrapper = bin_dir / "git"
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            'sub=""; skip=""\n'
+            'for a in "$@"; do\n'
+            '  if [ -n "$skip" ]; then skip=""; continue; fi\n'
+            '  case "$a" in -c|--git-dir) skip=1 ;; -*) ;; *) sub="$a"; break ;; esac\n'
+            "done\n"
+            f'echo "$sub" >> "{self.log}"\n'
+            f'exec {shutil.which("git")} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
-    def _run(self, args: list[str], **kwargs):  # type: ignore[no-untyped-def, override]
-        sub = next(a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "--git-dir"))
-        with self._ran_lock:
-            self.ran.append(sub)
-        return super()._run(args, **kwargs)
+    def take(self) -> list[str]:
+        calls = self.log.read_text().split()
+        self.log.write_text("")
+        return calls
 
 
 def test_workflows_of_one_repository_share_one_fetch_and_one_listing(
-    local_repo: tuple[Path, Repository], tmp_path: Path
+    local_repo: tuple[Path, Repository], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work, repo = local_repo
     head = git("rev-parse", "HEAD", cwd=work)
-    alone = CountingSource(tmp_path / "alone")
-    alone.materialize(repo, head, "k8s/prod", tmp_path / "alone-dest")
-    together = CountingSource(tmp_path / "together")
+    calls = GitCalls(tmp_path / "bin", monkeypatch)
+    GitSource(cache_dir=tmp_path / "alone").materialize(repo, head, "k8s/prod", tmp_path / "alone-dest")
+    alone = calls.take()
+    together = GitSource(cache_dir=tmp_path / "together")
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -355,8 +370,9 @@ def test_workflows_of_one_repository_share_one_fetch_and_one_listing(
     for t in threads:
         t.join()
     assert errors == []
-    assert together.ran.count("fetch") == alone.ran.count("fetch") == 1
-    assert together.ran.count("ls-tree") == alone.ran.count("ls-tree")
+    shared = calls.take()
+    assert shared.count("fetch") == alone.count("fetch") == 1
+    assert shared.count("ls-tree") == alone.count("ls-tree") > 0
 
 
 def test_fetch_waits_for_another_process(source: GitSource, local_repo: tuple[Path, Repository]) -> None:
@@ -410,3 +426,98 @@ def test_unwritable_destination_is_a_clear_error(
     (dest / "k8s" / "prod").write_text("a file where a directory goes")
     with pytest.raises(SourceError, match=r"repository local-repo .*cannot write into"):
         source.materialize(repo, head, "k8s/prod", dest)
+
+
+def chained_links_commit(origin: Path) -> str:
+    """A commit whose root tree holds ``l1 -> .``, ``l2 -> l1/..``, ``l3 -> l2/..`` and a directory ``l3``
+    with the file ``evil``: on paper every link stays in the repository; on disk ``l3/evil`` is two
+    levels above it. Git's porcelain cannot make such a tree (``l3`` is twice in it); a hostile
+    server can serve one."""
+
+    def blob(text: str) -> str:
+        return subprocess.run(["git", "--git-dir", str(origin), "hash-object", "-w", "--stdin"], input=text,
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+
+    def mktree(lines: list[str]) -> str:
+        return subprocess.run(["git", "--git-dir", str(origin), "mktree"], input="".join(lines),
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+
+    sub = mktree([f"100644 blob {blob('written outside')}\tevil\n"])
+    root = mktree([
+        f"120000 blob {blob('.')}\tl1\n",
+        f"120000 blob {blob('l1/..')}\tl2\n",
+        f"120000 blob {blob('l2/..')}\tl3\n",
+        f"040000 tree {sub}\tl3\n",
+        f"100644 blob {blob('app: ok')}\tapp.yaml\n",
+    ])  # fmt: skip
+    sha = git("-c", "user.name=t", "-c", "user.email=t@t", "--git-dir", origin, "commit-tree", "-m", "links", root)
+    git("--git-dir", origin, "update-ref", "refs/heads/main", sha)
+    return sha
+
+
+def snapshot(*dirs: Path, skip: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``dirs`` (but not under ``skip``) with its type and mtime, and the dirs' own."""
+    out = {}
+    for d in dirs:
+        out[str(d)] = (d.lstat().st_mode, d.lstat().st_mtime_ns)
+        for p in d.rglob("*"):
+            if p != skip and skip not in p.parents:
+                out[str(p)] = (p.lstat().st_mode, p.lstat().st_mtime_ns)
+    return out
+
+
+def test_chained_symlinks_never_write_outside_the_checkout(source: GitSource, tmp_path: Path) -> None:
+    work = make_repo(tmp_path / "work", {"app.yaml": "app: ok\n"})
+    repo = Repository("links-repo", str(tmp_path / "work.git"))
+    assert work.is_dir()
+    sha = chained_links_commit(tmp_path / "work.git")
+    # A mirror filled without git's object checks, as slipway's mirrors were before them.
+    mirror = source.mirror_path(repo)
+    mirror.parent.mkdir(parents=True)
+    git("init", "--quiet", "--bare", mirror)
+    git("--git-dir", mirror, "fetch", "--quiet", tmp_path / "work.git", "+refs/heads/main:refs/heads/main")
+
+    outer = tmp_path / "outer"
+    dest = outer / "inner" / "dest"
+    dest.mkdir(parents=True)
+    before = snapshot(outer, outer / "inner", skip=dest)
+    time.sleep(0.01)  # a directory changed and changed back would still show a newer mtime
+    with pytest.raises(SourceError) as err:
+        source.materialize(repo, sha, "", dest)
+    message = str(err.value)
+    assert "repository links-repo" in message and repo.url in message
+    assert "'l3/evil'" in message and "symlink 'l3'" in message
+    assert snapshot(outer, outer / "inner", skip=dest) == before
+    assert not (outer / "evil").exists() and not (outer / "inner" / "evil").exists()
+    assert tree(dest) == {}
+
+
+def test_fetch_checks_the_objects_it_receives(
+    git_http_server: HttpGitServer, source: GitSource, repo_name: str
+) -> None:
+    git_http_server.create_repo(repo_name, {"app.yaml": "app: ok\n"})
+    repo = Repository("fsck-repo", git_http_server.public_url(repo_name))
+    good = source.fetch(repo)
+    bad = chained_links_commit(git_http_server.root / f"{repo_name}.git")
+    with pytest.raises(SourceError) as err:
+        source.fetch(repo)
+    message = str(err.value)
+    assert "repository fsck-repo" in message and "duplicateEntries" in message
+    assert source.fetch(repo, want=good) == good  # the mirror still serves what it had
+    with pytest.raises(SourceError, match="duplicateEntries"):
+        source.materialize(repo, bad, "", source.cache_dir / "never")
+    assert not (source.cache_dir / "never").exists()
+
+
+def test_links_are_written_after_the_files_and_may_point_at_them(
+    source: GitSource, local_repo: tuple[Path, Repository], dest: Path
+) -> None:
+    work, repo = local_repo
+    # "a-link" sorts before the directory it points into; it must still resolve once written.
+    commit(work, {"k8s/prod/a-link": Symlink("sub"), "k8s/prod/sub/z-link": Symlink("db.yaml")})
+    push(work)
+    head = source.fetch(repo)
+    out = source.materialize(repo, head, "k8s/prod", dest)
+    assert (out / "a-link" / "db.yaml").read_text() == "db: prod\n"
+    assert (out / "sub" / "z-link").read_text() == "db: prod\n"
+    assert os.readlink(out / "a-link") == "sub"

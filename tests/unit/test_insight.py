@@ -10,7 +10,8 @@ import pytest
 
 from slipway import insight
 from slipway.errors import ConfigError
-from slipway.model import Repository, SyncResult, Workflow
+from slipway.model import Repository, Workflow
+from slipway.results import SyncResult
 from slipway.store import Store
 
 

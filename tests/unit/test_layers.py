@@ -15,7 +15,7 @@ FRONTS = ["cli", "lua", "server", "gitops.py", "controller.py"]
 # What a front may import from slipway besides itself: the engine, its nouns and result types.
 FRONT_MAY_IMPORT = {
     "slipway.engine", "slipway.model", "slipway.errors", "slipway.durations", "slipway.settings",
-    "slipway.plan.model", "slipway.insight", "slipway.controller", "slipway.lua", "slipway.gitops",
+    "slipway.plan.model", "slipway.results", "slipway.insight", "slipway.controller", "slipway.lua", "slipway.gitops",
     "slipway.cluster",  # the local control plane of `slipway cluster`: development infrastructure
 }  # fmt: skip
 ENGINE_INTERNALS = ("store", "source", "kube", "_kube_factory")

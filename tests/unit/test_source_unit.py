@@ -9,7 +9,8 @@ import pytest
 from slipway.errors import HostKeyError, SourceAuthError, SourceError, TransientSourceError
 from slipway.model import Repository
 from slipway.source import GitSource, clean_target_path, redact_url
-from slipway.source import git as gitmod
+from slipway.source.auth import Auth
+from slipway.source.classify import classify
 
 
 @pytest.mark.parametrize(
@@ -30,12 +31,6 @@ from slipway.source import git as gitmod
 )
 def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
-
-
-def test_redact_text_scrubs_urls_and_values() -> None:
-    text = "fatal: unable to access 'https://bob:pa55word@h/x.git/': The requested URL returned error: 500 pa55word"
-    out = gitmod._redact_text(text, ("pa55word",))
-    assert "pa55word" not in out and "bob" not in out and "https://h/x.git/" in out
 
 
 @pytest.mark.parametrize(
@@ -76,8 +71,8 @@ def test_target_path_refused(path: str, why: str) -> None:
     assert str(err.value).startswith("repository r (u): target_path: ")
 
 
-def _auth(kind: str = "none", tofu: bool = False) -> gitmod._Auth:
-    return gitmod._Auth(url="u", kind=kind, tofu=tofu, known_hosts_file=Path("/h/known_hosts/r") if tofu else None)
+def _auth(kind: str = "none", tofu: bool = False) -> Auth:
+    return Auth(url="u", kind=kind, tofu=tofu, known_hosts_file=Path("/h/known_hosts/r") if tofu else None)
 
 
 REPO = Repository("production-repo", "https://git.example/company/k8s.git", branch="develop")
@@ -105,22 +100,34 @@ NAME = "repository production-repo (https://git.example/company/k8s.git)"
         ("ssh: connect to host h port 22: Connection refused", "ssh", TransientSourceError),
         ("fatal: unable to access '...': The requested URL returned error: 503", "token", TransientSourceError),
         ("fatal: couldn't find remote ref refs/heads/develop", "none", SourceError),
+        (
+            "error: object 36b4cb75d0da: duplicateEntries: contains duplicate file entries\n"
+            "fatal: fsck error in packed object\nfatal: index-pack failed",
+            "none",
+            SourceError,
+        ),
+        ("error: RPC failed; curl 18\nfatal: early EOF\nfatal: index-pack failed", "token", TransientSourceError),
         ("fatal: '/srv/x' does not appear to be a git repository", "none", SourceError),
         ("fatal: something nobody expected", "none", SourceError),
     ],
 )
 def test_classify(stderr: str, kind: str, error: type[SourceError]) -> None:
-    exc = gitmod._classify(NAME, REPO, "fetch", stderr, _auth(kind))
+    exc = classify(NAME, REPO, "fetch", stderr, _auth(kind))
     assert type(exc) is error
     assert str(exc).startswith(NAME + ": ")
 
 
 def test_classify_messages() -> None:
-    missing = gitmod._classify(NAME, REPO, "fetch", "fatal: couldn't find remote ref refs/heads/develop", _auth())
+    missing = classify(NAME, REPO, "fetch", "fatal: couldn't find remote ref refs/heads/develop", _auth())
     assert str(missing) == f'{NAME}: branch "develop" does not exist'
-    changed = gitmod._classify(NAME, REPO, "fetch", "REMOTE HOST IDENTIFICATION HAS CHANGED", _auth("ssh", tofu=True))
+    changed = classify(NAME, REPO, "fetch", "REMOTE HOST IDENTIFICATION HAS CHANGED", _auth("ssh", tofu=True))
     assert "CHANGED" in str(changed) and "/h/known_hosts/r" in str(changed)
     assert TransientSourceError("x").retryable and not SourceAuthError("x").retryable
+    fsck = "error: object 36b4cb75d0daacaee926: duplicateEntries: contains duplicate file entries\nfatal: fsck error"
+    assert str(classify(NAME, REPO, "fetch", fsck, _auth())) == (
+        f"{NAME}: the server sent a Git object that fails git's checks, and nothing was fetched "
+        "(object 36b4cb75d0da: duplicateEntries: contains duplicate file entries)"
+    )
 
 
 @pytest.mark.parametrize(

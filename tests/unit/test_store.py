@@ -10,7 +10,8 @@ import pytest
 
 from slipway.errors import ConfigError, NotFoundError, SyncInProgress
 from slipway.kube import ObjectRef
-from slipway.model import Repository, SyncResult, Workflow
+from slipway.model import Repository, Workflow
+from slipway.results import SyncResult
 from slipway.store import Store
 from slipway.store.sqlite.claims import _HOST
 

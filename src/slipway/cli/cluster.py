@@ -22,7 +22,7 @@ def build_cmd() -> None:
         return
     for name, component in build.COMPONENTS.items():
         state = f"built in {took[name]:.0f}s" if took[name] else "cached"
-        console.print(f"{name} {component.version}: {state} ({build.bin_dir(component)})")
+        console.print(f"{name} {component.version}: {state} ({build.bin_dir(component)})", markup=False)
 
 
 @cluster.command("up")
@@ -44,7 +44,7 @@ def down(name: str) -> None:
     if json_mode():
         emit_json({"name": name, "stopped": stopped})
     else:
-        console.print(f"cluster {name} stopped" if stopped else f"cluster {name} was not running")
+        console.print(f"cluster {name} stopped" if stopped else f"cluster {name} was not running", markup=False)
 
 
 @cluster.command("status")
@@ -56,13 +56,14 @@ def status(name: str) -> None:
         emit_json(st)
         return
     if not st["processes"]:
-        console.print(f"cluster {name}: not running")
+        console.print(f"cluster {name}: not running", markup=False)
         return
-    console.print(f"cluster {name}: {'running' if st['running'] else 'NOT healthy'} at {st['server']}")
-    console.print(f"kubeconfig: {st['kubeconfig']}")
+    # Names and paths come from the command line and the environment: printed as they are.
+    console.print(f"cluster {name}: {'running' if st['running'] else 'NOT healthy'} at {st['server']}", markup=False)
+    console.print(f"kubeconfig: {st['kubeconfig']}", markup=False)
     for p in st["processes"]:
         state = "running" if p["alive"] else "stopped"
-        console.print(f"  {p['name']:<24} pid {p['pid']:<8} {state:<8} log: {p['log']}")
+        console.print(f"  {p['name']:<24} pid {p['pid']:<8} {state:<8} log: {p['log']}", markup=False)
 
 
 @cluster.command("kubeconfig")

@@ -12,6 +12,7 @@ import sys
 import traceback
 
 import click
+from rich.text import Text
 
 from ..errors import SlipwayError, describe
 from .cluster import cluster
@@ -63,10 +64,16 @@ def main() -> None:
     except SlipwayError as e:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/red] {describe(e)}", markup=True)
+        err_console.print(_error_line(describe(e)))
         sys.exit(2)
     except Exception as e:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/red] {describe(e)} (run with --debug for details)", markup=True)
+        err_console.print(_error_line(f"{describe(e)} (run with --debug for details)"))
         sys.exit(2)
+
+
+def _error_line(message: str) -> Text:
+    # The message is printed as it is: it quotes URLs, names and server text ("map[string]interface {}",
+    # "[/x]") that Rich would otherwise read as markup, mangle, or crash on.
+    return Text.assemble(("error:", "red"), " ", message)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 # Piped output keeps whole lines (a table is not squeezed into 80 columns for grep or CI logs).
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -28,5 +29,5 @@ def emit_json(data: Any) -> None:
 
 
 def info(message: str) -> None:
-    """Progress for people: on stderr, so stdout stays clean for -o json."""
-    err_console.print(message)
+    """Progress for people: on stderr, so stdout stays clean for -o json; printed as it is (no markup)."""
+    err_console.print(Text(message))

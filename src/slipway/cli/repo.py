@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
+from ..errors import TransientSourceError
 from ..model import REPOSITORY_TYPES
 from .common import engine, read_file, secret_from_env
 from .output import console, emit_json, json_mode
@@ -27,6 +29,9 @@ def repo() -> None:
 @click.option("--password-env", metavar="VAR", help="Name of the environment variable holding the password.")
 @click.option("--ssh-key", metavar="FILE", help="Private key file for SSH URLs.")
 @click.option("--known-hosts", metavar="FILE", help="known_hosts for SSH (default: trust on first use).")
+@click.option(
+    "--no-check", is_flag=True, help="Register without asking the server whether the branch exists (offline)."
+)
 def add(
     url: str,
     repo_id: str | None,
@@ -38,8 +43,14 @@ def add(
     password_env: str | None,
     ssh_key: str | None,
     known_hosts: str | None,
+    no_check: bool,
 ) -> None:
-    """Register a repository (URL, or owner/name on the default Git host)."""
+    """Register a repository (URL, or owner/name on the default Git host).
+
+    The server is asked first whether the branch exists (and takes the credentials): a mistake is
+    an error now, not at the first diff, and registers nothing. --no-check skips that, e.g. to
+    register a repository whose server cannot be reached from here yet.
+    """
     config: dict[str, object] = {"url": url, "type": repo_type, "branch": branch, "poll_interval": poll_interval}
     if repo_id:
         config["id"] = repo_id
@@ -54,12 +65,17 @@ def add(
         if known_hosts:
             creds["known_hosts"] = read_file(known_hosts, "--known-hosts")
         config["credentials"] = creds
-    r = engine().register_repository(config)
+    try:
+        r = engine().register_repository(config, check=not no_check)
+    except TransientSourceError as e:
+        raise TransientSourceError(
+            e.message, hint="nothing was registered; --no-check registers it without asking the server"
+        ) from e
     if json_mode():
         emit_json(r.public())
     else:
         what = f"({r.branch})" if r.type == "git" else "(Helm chart repository)"
-        console.print(f"repository [bold]{r.id}[/bold] registered: {r.url} {what}")
+        console.print(Text.assemble("repository ", (r.id, "bold"), f" registered: {r.public()['url']} {what}"))
 
 
 @repo.command("list")
@@ -71,8 +87,9 @@ def list_() -> None:
     table = Table("ID", "TYPE", "URL", "BRANCH", "POLL", "CREDENTIALS", box=None)
     for r in repos:
         git = r.type == "git"
-        table.add_row(r.id, r.type, r.url, r.branch if git else "-", r.poll_interval if git else "-",
-                      r.credentials.type if r.credentials else "-")  # fmt: skip
+        row = (r.id, r.type, r.public()["url"], r.branch if git else "-", r.poll_interval if git else "-",
+               r.credentials.type if r.credentials else "-")  # fmt: skip
+        table.add_row(*(Text(cell) for cell in row))  # cells are text, not markup
     console.print(table)
 
 
@@ -84,7 +101,7 @@ def show(repo_id: str) -> None:
         emit_json(r.public())
         return
     for key, value in r.public().items():
-        console.print(f"{key + ':':<15}{value if value is not None else '-'}")
+        console.print(Text(f"{key + ':':<15}{value if value is not None else '-'}"))
 
 
 @repo.command("remove")

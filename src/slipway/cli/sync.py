@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from ..model import SyncResult
 from ..plan.model import Plan
+from ..results import SyncResult
 from .common import confirm, engine, interactive
 from .output import console, emit_json, err_console, json_mode
 
@@ -35,7 +35,7 @@ def print_plan(plan: Plan) -> None:
                   f"{s['warning_count']} warning(s)")  # fmt: skip
     for change in plan.changes:
         style = IMPACT_STYLE[change.impact]
-        ns = f" [dim]({change.namespace})[/dim]" if change.namespace else ""
+        ns = f" [dim]({escape(change.namespace)})[/dim]" if change.namespace else ""
         console.print(
             f"\n[{style}]{change.impact.upper()}[/{style}]{ns} [dim]{escape(', '.join(change.reasons))}[/dim]"
         )
@@ -83,17 +83,18 @@ class _Progress:
         if self.status is None:
             return
         with self.lock:
+            # Resource names and hook commands are the user's text, not markup.
             if event == "stage":
-                self.status.update(f"{data['name']}...")
+                self.status.update(f"{escape(str(data['name']))}...")
             elif event in ("applied", "deleted"):
                 self.applied += 1
-                self.status.update(f"{event} {self.applied}: {data['resource']}")
+                self.status.update(f"{event} {self.applied}: {escape(str(data['resource']))}")
             elif event == "health":
                 self.status.update(f"waiting for health: {data['healthy']} of {data['total']} healthy")
             elif event == "hook":
-                self.status.update(f"running {data['phase']}-sync hook: {data['command']}")
+                self.status.update(f"running {data['phase']}-sync hook: {escape(str(data['command']))}")
             elif event == "waiting":
-                self.status.update(f"waiting for {data['what']}")
+                self.status.update(f"waiting for {escape(str(data['what']))}")
 
 
 def print_result(result: SyncResult) -> None:

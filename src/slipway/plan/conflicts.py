@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..items import Item
 from ..kube import Obj
-from ..model import Conflict
+from ..results import Conflict
 from . import mask, ownership
 from .normalize import display
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..items import Item
-from ..model import Change, Conflict
+from ..results import Change, Conflict
 from .normalize import normalize
 from .ownership import content_hash
 

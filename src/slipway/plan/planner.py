@@ -22,8 +22,9 @@ from ..durations import rfc3339
 from ..errors import KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
 from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo, UnknownKind
 from ..kube.objects import get_annotations, meta, split_api_version
-from ..model import Change, Conflict, Workflow
+from ..model import Workflow
 from ..render import Manifest
+from ..results import Change, Conflict
 from ..retry import with_retry
 from . import conflicts, impact, mask, ownership, prune, textdiff
 from .live import LiveReader, LiveState

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from ..kube.objects import ObjectRef
-from ..model import Repository, SyncResult, Workflow
+from ..model import Repository, Workflow
+from ..results import SyncResult
 
 # (ref, apiVersion, action, object) rows a sync keeps: role "desired" (what it declared) or
 # "backup" (what slipway had applied to an object before the sync changed or deleted it).

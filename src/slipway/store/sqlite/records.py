@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import NotFoundError
 from ...kube.objects import ObjectRef
-from ...model import SyncMetrics, SyncResult
+from ...results import SyncMetrics, SyncResult
 from ..protocol import SyncObject
 from .base import Base, now
 from .claims import owner_id

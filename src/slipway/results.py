@@ -1,0 +1,114 @@
+"""The results every stage and front shares: a Change, a Conflict, a sync's metrics and its record.
+
+A :class:`Change` is the one record of what happens to one object: plan, apply, history, the CLI,
+Lua and the server all print it. ``to_seed`` gives exactly the seed's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+IMPACT_LEVELS = ("low", "medium", "high", "critical")
+
+
+@dataclass
+class Change:
+    """What happens (or would happen) to one object: the unit plan, apply, history and fronts share."""
+
+    type: str  # create | update | delete
+    resource: str  # Kind/name
+    namespace: str | None
+    api_version: str
+    impact: str = "low"
+    diff: str = ""
+    current_state: dict[str, Any] | None = None  # masked, normalized
+    desired_state: dict[str, Any] | None = None  # masked, normalized
+    reasons: list[str] = field(default_factory=list)  # why this impact
+    drifted: bool = False  # live fields slipway applied were changed outside slipway
+    recreate: bool = False  # an immutable field changes: delete and create
+
+    def to_seed(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "impact": self.impact,
+            "diff": self.diff,
+        }
+        if self.current_state is not None:
+            out["current_state"] = self.current_state
+        if self.desired_state is not None:
+            out["desired_state"] = self.desired_state
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """What history keeps: the seed's fields plus identity and why."""
+        return {**self.to_seed(), "api_version": self.api_version, "reasons": self.reasons, "drifted": self.drifted}
+
+
+@dataclass
+class Conflict:
+    resource: str
+    namespace: str | None
+    type: str  # resource_exists | out_of_sync | validation
+    description: str
+    suggestions: list[str]
+    current_state: dict[str, Any] | None = None
+    desired_state: dict[str, Any] | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.type in ("resource_exists", "validation")
+
+    def to_seed(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "type": self.type,
+            "description": self.description,
+            "current_state": self.current_state,
+            "desired_state": self.desired_state,
+            "suggestions": list(self.suggestions),
+        }
+
+
+@dataclass
+class SyncMetrics:
+    duration: str = "0.0s"
+    resources_processed: int = 0
+    resources_applied: int = 0
+    resources_deleted: int = 0
+    resources_skipped: int = 0
+    conflicts_resolved: int = 0
+
+
+@dataclass
+class SyncResult:
+    id: str
+    workflow_id: str
+    status: str  # running | succeeded | failed | interrupted
+    start_time: str
+    commit_hash: str | None
+    message: str
+    metrics: SyncMetrics = field(default_factory=SyncMetrics)
+    kind: str = "sync"  # sync | rollback
+    end_time: str | None = None
+    trigger: str = "manual"
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    health: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back: bool = False
+    reason: str | None = None
+    target_sync_id: str | None = None
+    from_revision: str | None = None
+
+    def to_seed(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "start_time": self.start_time,
+            "commit_hash": self.commit_hash,
+            "message": self.message,
+            "metrics": asdict(self.metrics),
+        }
