@@ -35,7 +35,7 @@ class RemoveRun(Run):
             self.stage("backup")
             self.backup(plan)
             self.stage("prune")
-            self.apply(plan, plan.deletions)
+            self.prune_only(plan.deletions)
         except Cancelled as e:
             failure = f"cancelled: {e}"
         except SlipwayError as e:

@@ -33,11 +33,13 @@ def print_plan(plan: Plan) -> None:
                   f"([green]+{s['created_resources']}[/green] [yellow]~{s['updated_resources']}[/yellow] "
                   f"[red]-{s['deleted_resources']}[/red]), {s['conflict_count']} conflict(s), "
                   f"{s['warning_count']} warning(s)")  # fmt: skip
+    waved = len({c.wave for c in plan.changes}) > 1 or any(c.wave for c in plan.changes)
     for change in plan.changes:
         style = IMPACT_STYLE[change.impact]
         ns = f" [dim]({escape(change.namespace)})[/dim]" if change.namespace else ""
+        wave = f" [cyan]wave {change.wave}[/cyan]" if waved else ""
         console.print(
-            f"\n[{style}]{change.impact.upper()}[/{style}]{ns} [dim]{escape(', '.join(change.reasons))}[/dim]"
+            f"\n[{style}]{change.impact.upper()}[/{style}]{wave}{ns} [dim]{escape(', '.join(change.reasons))}[/dim]"
         )
         for line in change.diff.splitlines():
             color = ""
@@ -53,6 +55,15 @@ def print_plan(plan: Plan) -> None:
         console.print(f"\n[{style}]CONFLICT {c.type}[/{style}] {escape(c.resource)}: {escape(c.description)}")
         for tip in c.suggestions:
             console.print(f"  - {escape(tip)}")
+    if seed["hooks"]:
+        console.print("\n[bold]hooks[/bold] (run in their phase, not part of what Git declares):")
+    for h in seed["hooks"]:
+        if h["runs"]:
+            policy = ", ".join(h["delete_policies"])
+            console.print(f"  {escape('/'.join(h['phases']))} wave {h['wave']}: {escape(h['resource'])} "
+                          f"[dim](delete policy {escape(policy)}; {escape(h['source'])})[/dim]")  # fmt: skip
+        else:
+            console.print(f"  never run by a sync: {escape(h['resource'])} [dim]({escape(h['note'])})[/dim]")
     if plan.warnings:
         console.print()
     for w in plan.warnings:
@@ -111,8 +122,12 @@ def print_result(result: SyncResult) -> None:
                   f"applied {m.resources_applied}, skipped {m.resources_skipped}, "
                   f"conflicts resolved {m.conflicts_resolved}")  # fmt: skip
     for h in result.hooks:
-        mark = "ok" if h["exit_code"] == 0 else "FAILED"
-        console.print(f"  {h['phase']}-sync hook {escape(h['command'])!s}: {mark}")
+        if h.get("kind") == "resource":
+            mark = "ok" if h["status"] == "Succeeded" else f"FAILED: {h['message']}"
+            console.print(f"  {h['phase']} hook {escape(h['resource'])}: {escape(mark)}")
+        else:
+            mark = "ok" if h["exit_code"] == 0 else "FAILED"
+            console.print(f"  {h['phase']}-sync hook {escape(h['command'])!s}: {mark}")
     bad = [h for h in result.health if h["status"] != "Healthy"]
     for h in bad[:10]:
         console.print(f"  [yellow]{h['status']}[/yellow] {escape(h['resource'])}: {escape(h['message'])}")

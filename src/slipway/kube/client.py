@@ -272,6 +272,27 @@ class Kube:
             )
         )
 
+    def create(
+        self, info: ResourceInfo, obj: Obj, *, dry_run: bool = False, field_manager: str = settings.FIELD_MANAGER
+    ) -> Obj:
+        """POST a new object (the only way to use ``metadata.generateName``); the object as created."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or ""
+        params = {"fieldManager": field_manager}
+        if dry_run:
+            params["dryRun"] = "All"
+        name = meta.get("name") or f"{meta.get('generateName', '')}*"
+        return dict(
+            self.request(
+                "POST",
+                info.path(namespace),
+                action="dry-run create" if dry_run else "create",
+                what=info.describe(namespace, name),
+                params=params,
+                body=obj,
+            )
+        )
+
     def patch_merge(self, info: ResourceInfo, namespace: str, name: str, patch: Obj) -> Obj:
         return dict(
             self.request(
