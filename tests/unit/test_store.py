@@ -116,3 +116,26 @@ def test_inventory_and_sync_objects_round_trip(store: Store) -> None:
     assert store.sync_objects("sync-9", "backup") == [(ref, "apps/v1", "update", obj)]
     count = store._conn().execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
     assert count == 1
+
+
+def test_a_token_an_older_slipway_stored_in_a_url_is_sealed_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    token = "ghp_" + "a1b2c3d4e5f6" * 3
+    Store(home=tmp_path).close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    # As a store written before URLs were split holds it: the token in plain text in the url column.
+    db.execute(
+        "INSERT INTO repositories (id, url, branch, poll_interval, credentials, created_at, updated_at) "
+        "VALUES ('old', ?, 'main', '30s', NULL, 0, 0)",
+        (f"https://{token}@git.example.com/x.git",),
+    )
+    db.commit()
+    db.close()
+    store = Store(home=tmp_path)
+    r = store.get_repository("old")
+    assert r.url == "https://git.example.com/x.git"
+    assert r.credentials is not None and r.credentials.token == token
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    assert token.encode() not in raw

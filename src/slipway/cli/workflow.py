@@ -102,10 +102,17 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
     return table if create else _given(table)
 
 
+# Tables the user writes whole (Helm values, Jsonnet arguments): a null in them is a value, not "not given".
+_VERBATIM = ("values", "tlas", "ext_vars")
+
+
 def _given(table: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in table.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key in _VERBATIM:
+            if value:
+                out[key] = value
+        elif isinstance(value, dict):
             value = _given(value)
             if value:
                 out[key] = value

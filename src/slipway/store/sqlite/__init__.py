@@ -17,6 +17,7 @@ from .records import Records
 class SqliteStore(Config, Claims, Records):
     def __init__(self, path: Path | None = None, home: Path | None = None) -> None:
         super().__init__(path, home)
+        self.seal_url_credentials()
         self.recover_interrupted()
 
 

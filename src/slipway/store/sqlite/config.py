@@ -8,11 +8,33 @@ from typing import Any
 
 from ...errors import ConfigError, NotFoundError, SyncInProgress
 from ...model import Credentials, Repository, Workflow
+from ...urls import UrlError, split_url
 from .base import Base, now
 from .claims import owner_alive
 
 
 class Config(Base):
+    def seal_url_credentials(self) -> int:
+        """Repositories stored before URLs were split keep a token in their URL: move it into the
+        sealed credentials (the URL keeps no secret); returns how many were rewritten."""
+        rows = self._conn().execute("SELECT id, url, credentials FROM repositories WHERE url LIKE '%://%@%'").fetchall()
+        fixed = 0
+        for row in rows:
+            try:
+                parts = split_url(row["url"])
+            except UrlError:
+                continue  # a query-string token: shown redacted; registering it again is the way out
+            if parts.username is None:
+                continue
+            creds = row["credentials"]
+            if creds is None:
+                creds = self._seal(Credentials.from_url(parts).to_dict())
+            with self.tx() as c:
+                c.execute("UPDATE repositories SET url = ?, credentials = ? WHERE id = ? AND url = ?",
+                          (parts.url, creds, row["id"], row["url"]))  # fmt: skip
+            fixed += 1
+        return fixed
+
     # -- repositories ------------------------------------------------------------------------------
 
     def put_repository(self, repo: Repository) -> None:
