@@ -10,10 +10,11 @@ next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from . import health, settings
 from .apply.applier import Applier, ApplyOutcome
 from .apply.hooks import HookRunner
 from .durations import format_duration, parse_duration, rfc3339
-from .errors import Cancelled, SyncFailed
+from .errors import Cancelled, SlipwayError, SyncFailed, describe
 from .items import Item
 from .kube import Kube, Obj, ObjectRef
 from .kube.fields import applied_by
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.sync")
 
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Failure:
+    message: str | None = None
 
 
 @dataclass
@@ -67,6 +73,24 @@ class Run:
             if value and len(value) >= 4:
                 text = text.replace(value, mask.MASK)
         return text
+
+    @contextlib.contextmanager
+    def failures(self, what: str) -> Iterator[Failure]:
+        """Run the block; what stopped it, as one line, lands in the Failure (never an exception out of a run).
+
+        A cancel says so, slipway's own errors say what they say, and anything else is a bug: it is
+        logged with its traceback and reported as an internal error.
+        """
+        failed = Failure()
+        try:
+            yield failed
+        except Cancelled as e:
+            failed.message = f"cancelled: {e}"
+        except SlipwayError as e:
+            failed.message = describe(e)
+        except Exception as e:
+            log.exception("%s %s: unexpected error", what, self.result.id)
+            failed.message = f"internal error: {describe(e)}"
 
     def stage(self, name: str) -> None:
         if self.cancel.is_set():

@@ -38,49 +38,44 @@ class SyncRun(Run):
         health_failed = False
         plan: Plan | None = None
         try:
-            self.stage("fetch")
-            rev = self.engine.fetch(self.repo, revision, cancel=self.cancel, policy=wf.sync_policy.retry)
-            result.commit_hash = rev
-            store.update_sync(result)
-            self.stage("render")
-            manifests = self.engine.render(wf, self.repo, rev)
-            self.stage("plan")
-            plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
-                manifests, store.inventory(wf.id), rev
-            )
-            result.changes = [c.to_record() for c in plan.changes]
-            if wf.diff_preview:
-                self.preview(plan)
-            if plan.blocking:
-                raise SyncFailed(refusal(plan))
-            if expected_plan is not None and plan.fingerprint() != expected_plan:
-                raise SyncFailed(
-                    "refused: the plan changed since it was shown (Git or the cluster moved); review it again"
+            with self.failures("sync") as failed:
+                self.stage("fetch")
+                rev = self.engine.fetch(self.repo, revision, cancel=self.cancel, policy=wf.sync_policy.retry)
+                result.commit_hash = rev
+                store.update_sync(result)
+                self.stage("render")
+                manifests = self.engine.render(wf, self.repo, rev)
+                self.stage("plan")
+                plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
+                    manifests, store.inventory(wf.id), rev
                 )
-            if plan.empty_render_refused:
-                raise SyncFailed(f"refused: {plan.warnings[-1]}")
-            self.stage("pre-hooks")
-            self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
-            hooks = self.hook_runner()
-            self.namespaces_for_hooks(plan)
-            hooks.run("PreSync", plan.hooks)
-            ok, why = self.converge(plan, hooks)
-            if not ok:
-                mode = wf.sync_policy.health_check.failure_mode
-                if mode != "ignore":
-                    health_failed = True
-                    raise SyncFailed(why)
-                result.message = f"{why} (ignored: failure_mode is ignore)"
-            self.stage("post-hooks")
-            hooks.run("PostSync", plan.hooks)
-            self.run_hooks("post", wf.sync_policy.post_sync_hooks, rev)
-        except Cancelled as e:
-            failure = f"cancelled: {e}"
-        except SlipwayError as e:
-            failure = describe(e)
-        except Exception as e:
-            log.exception("sync %s: unexpected error", result.id)
-            failure = f"internal error: {describe(e)}"
+                result.changes = [c.to_record() for c in plan.changes]
+                if wf.diff_preview:
+                    self.preview(plan)
+                if plan.blocking:
+                    raise SyncFailed(refusal(plan))
+                if expected_plan is not None and plan.fingerprint() != expected_plan:
+                    raise SyncFailed(
+                        "refused: the plan changed since it was shown (Git or the cluster moved); review it again"
+                    )
+                if plan.empty_render_refused:
+                    raise SyncFailed(f"refused: {plan.warnings[-1]}")
+                self.stage("pre-hooks")
+                self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
+                hooks = self.hook_runner()
+                self.namespaces_for_hooks(plan)
+                hooks.run("PreSync", plan.hooks)
+                ok, why = self.converge(plan, hooks)
+                if not ok:
+                    mode = wf.sync_policy.health_check.failure_mode
+                    if mode != "ignore":
+                        health_failed = True
+                        raise SyncFailed(why)
+                    result.message = f"{why} (ignored: failure_mode is ignore)"
+                self.stage("post-hooks")
+                hooks.run("PostSync", plan.hooks)
+                self.run_hooks("post", wf.sync_policy.post_sync_hooks, rev)
+            failure = failed.message
         finally:
             if self._hooks is not None:
                 result.hooks += self._hooks.results()
