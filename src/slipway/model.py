@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+from .paths import PathError, clean_repo_path
 from .urls import UrlError, UrlParts, redact_url, split_url
 
 if TYPE_CHECKING:
@@ -392,9 +393,10 @@ class Workflow:
         repository = r.get("repository", str)
         if not repository:
             raise ConfigError("repository: required (the id register_repository returned)")
-        target = (r.get("target_path", str, "") or "").strip().strip("/")
-        if target in (".", ""):
-            target = ""
+        try:
+            target = clean_repo_path(r.get("target_path", str, "") or "")
+        except PathError as e:
+            raise ConfigError(f"target_path: {e}") from None
         out = cls(
             id=wid,
             name=r.get("name", str) or wid,

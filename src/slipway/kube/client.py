@@ -42,7 +42,12 @@ APPLY_PATCH = "application/apply-patch+yaml"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 # Server-side apply answers a value of the wrong type (replicas: "three") with a 500; it is the
 # object that is wrong, not the server, and no retry helps.
-_SCHEMA_ERRORS = ("failed to create typed patch object", "failed to create typed live object")
+_SCHEMA_ERRORS = (
+    "failed to create typed patch object",
+    "failed to create typed live object",
+    "failed to convert new object",  # a Secret's data that is not base64
+    "unable to convert unstructured object",
+)
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -78,7 +83,7 @@ def error_from_response(action: str, what: str, status: int, body: bytes) -> Kub
         return KubeNotFound(text, status=status, reason=reason)
     if status in (401, 403):
         return KubeForbidden(text, status=status, reason=reason)
-    if status in (400, 415, 422) or (status == 409 and reason == "AlreadyExists"):
+    if status in (400, 413, 415, 422) or (status == 409 and reason == "AlreadyExists"):
         return KubeInvalid(text, status=status, reason=reason)
     if status == 500 and any(s in message for s in _SCHEMA_ERRORS):
         return KubeInvalid(text, status=status, reason=reason or "Invalid")

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import settings, waves
 from ..durations import rfc3339
-from ..errors import KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
-from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo, UnknownKind
+from ..errors import KubeError, KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
+from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo
 from ..kube.objects import get_annotations, meta, split_api_version
 from ..model import Workflow
 from ..render import Manifest
@@ -173,7 +173,9 @@ class Planner:
                 it.drifted = True
                 it.conflict_fields = e.conflicts
                 it.returned = with_retry(lambda: apply(True), policy, what=f"dry-run {it.ref}", cancel=self.cancel)
-        except (UnknownKind, KubeInvalid, KubeNotFound, KubeForbidden) as e:
+        except KubeError as e:
+            if e.retryable:
+                raise  # the retry policy ran out: the plan cannot be computed, it is not the object's fault
             text = mask.scrub(str(e), [it.desired, it.live])
             if isinstance(e, KubeInvalid) and "field is immutable" in text and it.live is not None:
                 if self.wf.sync_policy.recreate:
