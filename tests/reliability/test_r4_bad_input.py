@@ -144,4 +144,3 @@ def test_r4_figure(record: Any) -> None:
     held = sum(RESULTS.values())
     record("R4", "bad input: a clear error naming file, document and object, exit 2, nothing applied",
            len(RESULTS), held, "make reliability  # tests/reliability/test_r4_bad_input.py")  # fmt: skip
-
