@@ -18,6 +18,7 @@ from typing import Any
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+from .notify import Notify
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -332,6 +333,7 @@ class Workflow:
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     destination: Destination = field(default_factory=Destination)
     history_limit: int = 100
+    notify: Notify | None = None
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -360,6 +362,7 @@ class Workflow:
             sync_policy=SyncPolicy.from_config(r.get("sync_policy", dict)),
             destination=Destination.from_config(r.get("destination", dict)),
             history_limit=r.get("history_limit", int, 100),
+            notify=Notify.from_config(r.get("notify", dict)),
         )
         r.done()
         if out.history_limit < 1:
@@ -368,6 +371,10 @@ class Workflow:
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
+        return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
 
 
 # -- plans and results ----------------------------------------------------------------------------
@@ -465,6 +472,7 @@ class SyncResult:
     reason: str | None = None
     target_sync_id: str | None = None
     from_revision: str | None = None
+    actor: str | None = None  # who asked: an API token's name, the OS user of a CLI; None for the controller
 
     def to_seed(self) -> dict[str, Any]:
         return {
