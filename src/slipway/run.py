@@ -75,6 +75,11 @@ class Run:
 
     def converge(self, plan: Plan) -> tuple[bool, str]:
         """The stages a sync and a rollback share: backup, apply and prune, then the health wait."""
+        # How much there is to do, so a watcher can show "applied 3 of 10".
+        writes = sum(1 for it in plan.items if it.action in ("create", "update"))
+        self.progress(
+            "planned", {"apply": writes, "delete": len(plan.deletions), "total": writes + len(plan.deletions)}
+        )
         self.stage("backup")
         self.backup(plan)
         self.stage("apply")
