@@ -85,12 +85,16 @@ class Tokens:
     _token_cache: OrderedDict[str, tuple[bytes, bytes]]
     _token_lock: threading.Lock
     _token_key: bytes
+    _token_checks: dict[str, threading.Lock]  # one scrypt at a time per token: many clients start at once
+    _token_touched: dict[str, float]
 
     def _tokens_init(self) -> None:
         if not hasattr(self, "_token_key"):
             self._token_cache = OrderedDict()
             self._token_lock = threading.Lock()
             self._token_key = secrets.token_bytes(32)
+            self._token_checks = {}
+            self._token_touched = {}
 
     def create_token(self, name: str, role: str, *, created_by: str | None = None) -> tuple[ApiToken, str]:
         """A new token named ``name``; returns it and its secret text (shown once, stored only hashed)."""
@@ -130,22 +134,33 @@ class Tokens:
         if row is None:
             return None
         fast = hmac.new(self._token_key, token.encode(), hashlib.sha256).digest()
-        with self._token_lock:
-            cached = self._token_cache.get(token_id)
-        ok = cached is not None and hmac.compare_digest(cached[0], row["hash"]) and hmac.compare_digest(cached[1], fast)
-        if not ok:
-            ok = hmac.compare_digest(_hash(secret, row["salt"]), row["hash"])
-            if not ok:
-                return None
+        if not self._known(token_id, row["hash"], fast):
             with self._token_lock:
-                self._token_cache[token_id] = (row["hash"], fast)
-                self._token_cache.move_to_end(token_id)
-                while len(self._token_cache) > _CACHE_SIZE:
-                    self._token_cache.popitem(last=False)
+                check = self._token_checks.setdefault(token_id, threading.Lock())
+            with check:  # the others wait for the first one's answer instead of paying scrypt too
+                if not self._known(token_id, row["hash"], fast):
+                    if not hmac.compare_digest(_hash(secret, row["salt"]), row["hash"]):
+                        return None
+                    with self._token_lock:
+                        self._token_cache[token_id] = (row["hash"], fast)
+                        self._token_cache.move_to_end(token_id)
+                        while len(self._token_cache) > _CACHE_SIZE:
+                            self._token_cache.popitem(last=False)
         now = time.time()
-        if row["last_used_at"] is None or now - row["last_used_at"] > _TOUCH_EVERY:
+        with self._token_lock:
+            last = max(row["last_used_at"] or 0.0, self._token_touched.get(token_id, 0.0))
+            due = now - last > _TOUCH_EVERY
+            if due:
+                self._token_touched[token_id] = now
+        if due:
             self.store.touch_token(token_id, now)
         return _row_token(row)
+
+    def _known(self, token_id: str, stored: bytes, fast: bytes) -> bool:
+        """Whether this very token passed scrypt before, against the hash the store still holds."""
+        with self._token_lock:
+            cached = self._token_cache.get(token_id)
+        return cached is not None and hmac.compare_digest(cached[0], stored) and hmac.compare_digest(cached[1], fast)
 
 
 __all__ = ["PREFIX", "ROLES", "ApiToken", "Tokens", "check_role"]
