@@ -37,7 +37,7 @@ def test_50_concurrent_clients_while_a_sync_runs(start_server, tmp_path: Path, n
     server = start_server()
     objects = [configmap(f"cm-{i}", {"v": str(i)}) for i in range(40)]
     wf, _ = setup_workflow(
-        server, tmp_path, namespace, {"k8s/app.yaml": dump(*objects)}, sync_policy={"pre_sync_hooks": ["sleep 2"]}
+        server, tmp_path, namespace, {"k8s/app.yaml": dump(*objects)}, sync_policy={"pre_sync_hooks": ["sleep 4"]}
     )
     sync_id = server.client("operator").post(f"/api/v1/workflows/{wf}/sync").json()["id"]
     token = server.tokens["viewer"]
@@ -49,6 +49,7 @@ def test_50_concurrent_clients_while_a_sync_runs(start_server, tmp_path: Path, n
         "/api/v1/repositories",
     ]
     latencies: list[float] = []
+    warm: list[float] = []  # each client's requests after its first (connection set up, token checked)
     errors: list[str] = []
     during_sync: list[bool] = []
 
@@ -65,6 +66,8 @@ def test_50_concurrent_clients_while_a_sync_runs(start_server, tmp_path: Path, n
                     errors.append(f"{path}: {type(e).__name__}: {e}")
                     continue
                 latencies.append(time.perf_counter() - started)
+                if i:
+                    warm.append(latencies[-1])
                 if r.status_code != 200:
                     errors.append(f"{path}: {r.status_code} {r.text[:200]}")
                 elif path.startswith("/api/v1/syncs/"):
@@ -78,8 +81,9 @@ def test_50_concurrent_clients_while_a_sync_runs(start_server, tmp_path: Path, n
     wall = asyncio.run(all_clients())
     assert not errors, errors[:10]
     assert len(latencies) == CLIENTS * REQUESTS_EACH
+    result = finish(server, sync_id)
+    assert result["status"] == "succeeded", result["result"]["message"]
     assert any(during_sync), "the sync was over before the clients started"
-    assert finish(server, sync_id)["status"] == "succeeded"
     report: dict[str, Any] = {
         "clients": CLIENTS,
         "requests": len(latencies),
@@ -89,6 +93,7 @@ def test_50_concurrent_clients_while_a_sync_runs(start_server, tmp_path: Path, n
         "p90_ms": round(percentile(latencies, 90) * 1000, 1),
         "p99_ms": round(percentile(latencies, 99) * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1),
+        "p99_after_first_ms": round(percentile(warm, 99) * 1000, 1),
         "answered_while_syncing": sum(during_sync),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),

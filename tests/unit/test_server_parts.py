@@ -195,3 +195,16 @@ def test_a_slow_event_client_loses_events_and_is_told_and_never_blocks_the_publi
         assert not hub.clients  # closing the stream disconnects the client
     finally:
         loop.close()
+
+
+def test_a_notify_url_is_stored_encrypted_and_read_back_whole(engine: Engine, tmp_path: Path) -> None:
+    url = "https://chat.example.com/hooks/deploys/VERYSECRETPART?sig=ALSOSECRET"
+    engine.register_repository({"id": "r", "url": "https://git.example.com/r.git"})
+    engine.create_workflow({"id": "w", "repository": "r", "notify": {"url": url, "events": ["failed"]}})
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    assert b"VERYSECRETPART" not in raw and b"ALSOSECRET" not in raw
+    wf = engine.workflow("w")
+    assert wf.notify is not None and wf.notify.url == url
+    _, changed = engine.update_workflow("w", {"notify": {"events": ["failed", "succeeded"]}})
+    assert changed.notify is not None and changed.notify.url == url
+    assert engine.update_workflow("w", {"notify": None})[1].notify is None
