@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -209,3 +212,21 @@ def test_health_of_resources_reflects_the_cluster(start_server, tmp_path: Path, 
     assert res["ConfigMap/cfg"]["health"]["status"] == "Healthy"
     assert res["Deployment/stuck"]["health"]["status"] in ("Degraded", "Progressing")
     assert res["Deployment/stuck"]["sync"] == "Synced"
+
+
+def test_the_cli_records_the_os_user_and_history_shows_who(start_server, tmp_path: Path, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    wf, _ = setup_workflow(server, tmp_path, namespace, {"k8s/app.yaml": dump(configmap("app"))})
+    assert finish(server, server.client("operator").post(f"/api/v1/workflows/{wf}/sync").json()["id"])["done"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "slipway", *args], env={**server.env, "COLUMNS": "250"},
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    r = cli("rollback", wf, "--reason", "by hand")
+    assert r.returncode in (0, 1), r.stderr
+    history = server.client("viewer").get(f"/api/v1/workflows/{wf}/history").json()
+    assert [h["actor"] for h in history][:1] == [f"user:{getpass.getuser()}"]
+    assert history[1]["actor"].startswith("token:operator-")
+    table = cli("history", wf).stdout
+    assert "BY" in table and f"user:{getpass.getuser()}" in table and "token:operator-" in table
