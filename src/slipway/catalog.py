@@ -15,6 +15,7 @@ from .errors import ConfigError, NotFoundError, SlipwayError, describe
 from .model import Repository, Workflow
 from .results import SyncResult
 from .run import new_result
+from .tokens import Tokens
 
 if TYPE_CHECKING:
     from .plan.model import Plan
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.engine")
 
 
-class Catalog:
+class Catalog(Tokens):
     store: StateStore
     source: GitSource
 
@@ -170,6 +171,14 @@ class Catalog:
         rollback), the revision a rollback holds auto-sync away from, and the latest status message."""
         state = self.store.workflow_state(workflow_id)
         return {k: state[k] for k in ("applied_revision", "hold_revision", "status_message")}
+
+    def sync_record(self, sync_id: str) -> SyncResult:
+        """One sync or rollback as recorded (running ones too); NotFoundError if there is none."""
+        return self.store.get_sync(sync_id)
+
+    def owned_count(self, workflow_id: str) -> int:
+        """How many objects the workflow owns in the cluster (its inventory), without asking the cluster."""
+        return len(self.store.inventory(workflow_id))
 
     def history(self, workflow_id: str, limit: int | None = None) -> list[SyncResult]:
         """Newest first; for a workflow that was removed, the history it left (kept for the audit trail)."""

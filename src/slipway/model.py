@@ -23,6 +23,7 @@ from .urls import UrlError, UrlParts, redact_url, split_url
 
 if TYPE_CHECKING:
     from .render.options import HelmOptions, JsonnetOptions
+from .notify import Notify
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -379,6 +380,7 @@ class Workflow:
     history_limit: int = 100
     helm: HelmOptions | None = None
     jsonnet: JsonnetOptions | None = None
+    notify: Notify | None = None
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -410,6 +412,7 @@ class Workflow:
             history_limit=r.get("history_limit", int, 100),
             helm=_optional(r, "helm", "HelmOptions"),
             jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
+            notify=Notify.from_config(r.get("notify", dict)),
         )
         r.done()
         if out.history_limit < 1:
@@ -418,6 +421,10 @@ class Workflow:
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
+        return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
 
 
 def _optional(r: _Reader, name: str, cls: str) -> Any:

@@ -104,6 +104,7 @@ class SyncResult:
     reason: str | None = None
     target_sync_id: str | None = None
     from_revision: str | None = None
+    actor: str | None = None  # who asked: an API token's name, the OS user of a CLI; None for the controller
 
     def to_seed(self) -> dict[str, Any]:
         return {

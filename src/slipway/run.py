@@ -106,6 +106,11 @@ class Run:
         for until healthy before the next wave starts: a wave that does not become healthy stops the
         sync there. Pruning walks the waves in reverse.
         """
+        # How much there is to do, so a watcher can show "applied 3 of 10".
+        writes = sum(1 for it in plan.items if it.action in ("create", "update"))
+        self.progress(
+            "planned", {"apply": writes, "delete": len(plan.deletions), "total": writes + len(plan.deletions)}
+        )
         self.stage("backup")
         self.backup(plan)
         self.stage("apply")

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..plan.model import Plan
 from ..results import SyncResult
-from .common import confirm, engine, interactive
+from .common import actor, confirm, engine, interactive
 from .output import console, emit_json, err_console, json_mode
 
 IMPACT_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
@@ -164,6 +164,7 @@ def sync(workflow_id: str, yes: bool, wait_lock: float) -> None:
                 progress=_Progress(status if use_status else None),
                 wait=wait_lock,
                 cancel=cancel,
+                actor=actor(),
             )
         )
     print_result(result)
@@ -220,7 +221,12 @@ def rollback(workflow_id: str, reason: str, to: str | None) -> None:
     with Status("rolling back...", console=err_console) if use_status else _nullcontext() as status:
         result = run_cancellable(
             lambda cancel: engine().rollback(
-                workflow_id, reason, to=to, progress=_Progress(status if use_status else None), cancel=cancel
+                workflow_id,
+                reason,
+                to=to,
+                progress=_Progress(status if use_status else None),
+                cancel=cancel,
+                actor=actor(),
             )
         )
     print_result(result)
@@ -236,7 +242,9 @@ def history(workflow_id: str, limit: int) -> None:
     if json_mode():
         emit_json([_result_json(r) for r in rows])
         return
-    table = Table("ID", "KIND", "STATUS", "TRIGGER", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None)
+    table = Table(
+        "ID", "KIND", "STATUS", "TRIGGER", "BY", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None
+    )
     for r in rows:
         style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "white")
         rev = (r.commit_hash or "-")[:12]
@@ -245,6 +253,6 @@ def history(workflow_id: str, limit: int) -> None:
         message = r.message if r.kind != "rollback" else f"{r.message}"
         table.add_row(
             r.id, r.kind, f"[{style}]{r.status}[/{style}]" + (" (rolled back)" if r.rolled_back else ""), r.trigger,
-            r.start_time, rev, r.metrics.duration, str(r.metrics.resources_applied), escape(message),
+            escape(r.actor or "-"), r.start_time, rev, r.metrics.duration, str(r.metrics.resources_applied), escape(message),
         )  # fmt: skip
     console.print(table)

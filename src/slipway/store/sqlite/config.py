@@ -88,18 +88,33 @@ class Config(Base):
                    VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET repository_id=excluded.repository_id,
                      config=excluded.config, updated_at=excluded.updated_at""",
-                (wf.id, wf.repository, json.dumps(wf.to_config()), t, t),
+                (wf.id, wf.repository, json.dumps(self._sealed(wf.to_config())), t, t),
             )
 
     def get_workflow(self, workflow_id: str) -> Workflow:
         row = self._conn().execute("SELECT config FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"workflow {workflow_id!r} does not exist")
-        return Workflow.from_record(json.loads(row["config"]))
+        return Workflow.from_record(self._unsealed(json.loads(row["config"])))
 
     def list_workflows(self) -> list[Workflow]:
         rows = self._conn().execute("SELECT config FROM workflows ORDER BY created_at, id").fetchall()
-        return [Workflow.from_record(json.loads(r["config"])) for r in rows]
+        return [Workflow.from_record(self._unsealed(json.loads(r["config"]))) for r in rows]
+
+    # A notification URL may hold a token: it is kept encrypted inside the config.
+    def _sealed(self, config: dict[str, Any]) -> dict[str, Any]:
+        notify = config.get("notify")
+        if notify and notify.get("url"):
+            sealed = self._seal(notify["url"]).decode()
+            config = {**config, "notify": {**{k: v for k, v in notify.items() if k != "url"}, "sealed_url": sealed}}
+        return config
+
+    def _unsealed(self, config: dict[str, Any]) -> dict[str, Any]:
+        notify = config.get("notify")
+        if notify and "sealed_url" in notify:
+            url = self._open(notify["sealed_url"].encode())
+            config["notify"] = {**{k: v for k, v in notify.items() if k != "sealed_url"}, "url": url}
+        return config
 
     def config_version(self) -> tuple[Any, ...]:
         row = (
