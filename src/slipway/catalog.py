@@ -141,10 +141,12 @@ class Catalog(Tokens):
     def workflows(self) -> list[Workflow]:
         return self.store.list_workflows()
 
-    def record_failure(self, workflow_id: str, trigger: str, error: BaseException) -> SyncResult:
+    def record_failure(
+        self, workflow_id: str, trigger: str, error: BaseException, result: SyncResult | None = None
+    ) -> SyncResult:
         """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
         wf = self.store.get_workflow(workflow_id)
-        result = new_result(wf, trigger)
+        result = result or new_result(wf, trigger)
         result.status, result.end_time = "failed", rfc3339()
         result.message = f"Sync failed: {describe(error)}"
         self.store.start_sync(result)
