@@ -11,6 +11,7 @@ does. Screenshots go to a temporary directory, or to ``docs/`` for the documenta
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, sync_playwright
 
-from tests.gitservers import make_repo
+from tests.gitservers import HttpGitServer, make_repo
 from tests.server.conftest import SlipwayServer, start_server, wait_until
 
 __all__ = ["UiBrowser", "add_workflow", "browser", "playwright", "screenshot", "start_server", "wait_until"]
@@ -117,13 +118,26 @@ def browser(playwright: Playwright, tmp_path: Path) -> Iterator[Callable[..., Ui
 
 
 def add_workflow(
-    server: SlipwayServer, tmp_path: Path, wf_id: str, namespace: str, files: dict[str, str], **options: Any
+    server: SlipwayServer,
+    tmp_path: Path,
+    wf_id: str,
+    namespace: str,
+    files: dict[str, str],
+    git: HttpGitServer | None = None,
+    **options: Any,
 ) -> Path:
     """A Git repository (``repo-<wf_id>``) and a workflow ``wf_id`` on it, registered over the API as admin;
-    returns the repository's work tree (commit and push to change what the workflow declares)."""
-    work = make_repo(tmp_path / f"repo-{wf_id}", files)
+    returns the repository's work tree (commit and push to change what the workflow declares). With
+    ``git``, the repository is served over HTTP by that server; else it is a local path."""
+    if git is not None:
+        name = f"{wf_id}-{secrets.token_hex(3)}"
+        work = git.create_repo(name, files, workdir=tmp_path / f"repo-{wf_id}")
+        url = git.public_url(name)
+    else:
+        work = make_repo(tmp_path / f"repo-{wf_id}", files)
+        url = str(work.with_name(work.name + ".git"))
     admin = server.client("admin")
-    r = admin.post("/api/v1/repositories", json={"id": f"repo-{wf_id}", "url": str(work.with_name(work.name + ".git"))})
+    r = admin.post("/api/v1/repositories", json={"id": f"repo-{wf_id}", "url": url})
     assert r.status_code == 201, r.text
     policy = options.pop("sync_policy", {})
     body = {
@@ -139,9 +153,14 @@ def add_workflow(
     return work
 
 
-def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
-    """A PNG of the page: into docs/ with SLIPWAY_UI_SCREENSHOTS=docs, else into the test's temp dir."""
-    target = DOCS / f"ui-{name}.png" if os.environ.get("SLIPWAY_UI_SCREENSHOTS") == "docs" else tmp_path / f"{name}.png"
-    page.screenshot(path=str(target), full_page=True)
+def screenshot(page: Page, name: str, tmp_path: Path, *, docs: bool = False, element: str | None = None) -> Path:
+    """A PNG of the page (or of one element of it) in the test's temp dir; one the docs show goes to
+    ``docs/ui-<name>.png`` instead when ``SLIPWAY_UI_SCREENSHOTS=docs``."""
+    to_docs = docs and os.environ.get("SLIPWAY_UI_SCREENSHOTS") == "docs"
+    target = DOCS / f"ui-{name}.png" if to_docs else tmp_path / f"{name}.png"
+    if element:
+        page.locator(element).screenshot(path=str(target))
+    else:
+        page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 10_000, f"{target} looks empty"
     return target

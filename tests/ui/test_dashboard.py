@@ -19,12 +19,14 @@ from .conftest import add_workflow, screenshot, wait_until
 pytestmark = pytest.mark.cluster
 
 
-def test_login_find_sync_diff_and_roll_back(start_server, browser, tmp_path: Path, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_login_find_sync_diff_and_roll_back(
+    start_server, browser, git_http_server, tmp_path: Path, namespace: str
+) -> None:  # type: ignore[no-untyped-def]
     server = start_server()
     app = {"k8s/app.yaml": dump(configmap("web-config", {"greeting": "hello"}), deployment("web", 2))}
     wf, other = "web", "billing"
-    work = add_workflow(server, tmp_path, wf, namespace, app, name="Web shop")
-    add_workflow(server, tmp_path, other, namespace, {"k8s/app.yaml": dump(configmap("other"))})
+    work = add_workflow(server, tmp_path, wf, namespace, app, git_http_server, name="Web shop")
+    add_workflow(server, tmp_path, other, namespace, {"k8s/app.yaml": dump(configmap("other"))}, git_http_server)
     ui = browser(server)
     page = ui.login("operator")
 
@@ -89,7 +91,7 @@ def test_login_find_sync_diff_and_roll_back(start_server, browser, tmp_path: Pat
     assert page.locator("#diff .line.add").count() >= 2 and page.locator("#diff .line.del").count() >= 2
     assert "impact" in changed.first.inner_text() and "wave 0" in changed.first.inner_text()
     wait_until(lambda: "behind Git" in page.inner_text("#summary"), 20)
-    screenshot(page, "workflow-pending-diff", tmp_path)
+    screenshot(page, "workflow-pending-diff", tmp_path, docs=True)
 
     # Sync that commit, then roll back with a reason (required), and read it in the history.
     page.get_by_role("button", name="Sync", exact=True).click()
@@ -109,7 +111,7 @@ def test_login_find_sync_diff_and_roll_back(start_server, browser, tmp_path: Pat
     page.wait_for_selector("#progress .done.good")
     assert "Rollback succeeded" in page.inner_text("#progress")
     assert page.evaluate("window.__stayed") is True and navigations == []
-    screenshot(page, "workflow-history", tmp_path)
+    screenshot(page, "workflow-history", tmp_path, docs=True, element="section:has(#history)")
 
     # Back on the overview: synced, and the last sync (the rollback) with its outcome and duration.
     page.get_by_role("link", name="Workflows").first.click()
@@ -117,7 +119,7 @@ def test_login_find_sync_diff_and_roll_back(start_server, browser, tmp_path: Pat
     row = page.locator(f"#workflows tr[data-workflow='{wf}']")
     wait_until(lambda: "Succeeded" in row.inner_text() and "took" in row.inner_text(), 20)
     assert "Healthy" in row.inner_text() and "held by a rollback" in row.inner_text()
-    screenshot(page, "overview", tmp_path)
+    screenshot(page, "overview", tmp_path, docs=True)
 
     # Nothing but the server was asked for anything, and nothing failed in the page.
     assert ui.blocked == [] and ui.errors == []

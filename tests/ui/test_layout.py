@@ -19,17 +19,18 @@ WIDE = """() => [...document.querySelectorAll('body *')].filter(e => e.getBoundi
   .slice(0, 8).map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`)"""
 
 
-def test_a_phone_never_scrolls_sideways(start_server, browser, tmp_path: Path, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_phone_never_scrolls_sideways(start_server, browser, git_http_server, tmp_path: Path, namespace: str) -> None:  # type: ignore[no-untyped-def]
     server = start_server()
     long_name = "a-workflow-with-a-rather-long-name-that-goes-on-and-on"
     files = {"k8s/app.yaml": dump(configmap("settings-with-a-long-name", {"url": "https://" + "very-long." * 30}),
                                   deployment("web", 2))}  # fmt: skip
-    add_workflow(server, tmp_path, long_name, namespace, files, name="Checkout " * 12)
+    add_workflow(server, tmp_path, long_name, namespace, files, git_http_server, name="Checkout " * 12)
     ui = browser(server, width=390, height=844)
     page = ui.login("operator")
     page.wait_for_selector("body[data-loaded=yes]")
     width, inner = page.evaluate(NO_SIDEWAYS)
     assert inner == 390 and width <= inner, (width, inner, page.evaluate(WIDE))
+    screenshot(page, "phone", tmp_path, docs=True)
 
     page.goto(f"{server.url}/workflows/{long_name}")
     page.wait_for_selector("#diff .changes")
@@ -44,7 +45,7 @@ def test_a_phone_never_scrolls_sideways(start_server, browser, tmp_path: Path, n
     page.wait_for_selector("#history tbody tr")
     width, inner = page.evaluate(NO_SIDEWAYS)
     assert width <= inner, ("workflow page", width, inner, page.evaluate(WIDE))
-    screenshot(page, "phone", tmp_path)
+    screenshot(page, "phone-workflow", tmp_path)
     assert ui.blocked == [] and ui.errors == []
 
 

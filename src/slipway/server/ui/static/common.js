@@ -90,6 +90,7 @@ const STATUS = {
   Progressing: ["Progressing", "busy"],
   Degraded: ["Degraded", "bad"],
   Unknown: ["Unknown", "neutral"],
+  Missing: ["Missing", "warn"],
   Synced: ["Synced", "good"],
   OutOfSync: ["OutOfSync", "warn"],
   low: ["low", "neutral"],

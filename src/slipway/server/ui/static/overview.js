@@ -67,7 +67,7 @@ function renderCounts() {
   const by = {};
   for (const wf of workflows) by[wf.status] = (by[wf.status] || 0) + 1;
   const behind = workflows.filter(outOfSync).length;
-  const items = [h("li", {}, h("strong", {}, String(workflows.length)), " workflows")];
+  const items = [h("li", {}, h("strong", {}, String(workflows.length)), workflows.length === 1 ? " workflow" : " workflows")];
   for (const status of ["synced", "syncing", "failed", "degraded", "active"]) {
     if (by[status]) items.push(h("li", {}, badge(status, `${by[status]} ${label(status).toLowerCase()}`)));
   }

@@ -18,14 +18,14 @@ function diffText(text) {
   }));
 }
 
-function change(c) {
+function change(c, open) {
   return h("li", { class: `change ${c.type}`, "data-resource": c.resource },
     h("div", { class: "change-line" },
       h("span", { class: `verb ${c.type}` }, VERB[c.type] || c.type), " ",
       h("strong", {}, c.resource), c.namespace ? h("span", { class: "muted" }, ` in ${c.namespace}`) : "", " ",
       h("span", { class: "muted" }, "impact "), badge(c.impact), " ",
       h("span", { class: "badge neutral" }, `wave ${c.wave ?? 0}`)),
-    h("details", { class: "diff-view", open: true },
+    h("details", { class: "diff-view", open },
       h("summary", {}, `Diff of ${c.resource}`),
       diffText(c.diff)));
 }
@@ -62,7 +62,8 @@ export function renderDiff(box, plan) {
     return;
   }
   fill(box, counts(plan), conflicts(plan), warnings(plan),
-    h("ul", { class: "changes" }, plan.changes.map(change)));
+    // Every diff open when there are a few; past that, a list to open one by one.
+    h("ul", { class: "changes" }, plan.changes.map((c) => change(c, plan.changes.length <= 6))));
 }
 
 export function renderWaves(box, plan, policy) {
