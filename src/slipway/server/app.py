@@ -3,9 +3,9 @@
 :func:`build` wires one engine to everything the server does — the auto-sync controller, the
 sync tracker, the event stream, metrics and notifications, all fed by the engine's events — and
 :func:`create_app` puts the routes on it: ``/api/v1/...`` (bearer tokens), the webhooks
-(signatures), ``/metrics``, ``/healthz``, ``/readyz`` and ``/openapi.json``. ``/`` is left free
-for a dashboard: pass ``ui=`` a function that mounts one (``app.mount("/", StaticFiles(...))``,
-templates); it is called after every other route is in place, so those always win.
+(signatures), ``/metrics``, ``/healthz``, ``/readyz`` and ``/openapi.json``. ``/`` is for a
+dashboard: pass ``ui=`` a function that mounts one (slipway's own is :func:`slipway.server.ui.mount`);
+it is called after every other route is in place, so those always win.
 
 Every request goes through one ASGI guard: its body may not exceed 1 MiB (413, checked as it
 streams in, not only by Content-Length), and it is counted by route template and status. Every
