@@ -97,7 +97,7 @@ def browser(playwright: Playwright, tmp_path: Path) -> Iterator[Callable[..., Ui
             color_scheme=scheme,  # type: ignore[arg-type]
         )
         opened.append(context)
-        context.set_default_timeout(30_000)
+        context.set_default_timeout(60_000)  # a shared 2-core machine can be slow
         ours = urlsplit(server.url).netloc
         ui = UiBrowser(server, context, context.pages[0] if context.pages else context.new_page())
 

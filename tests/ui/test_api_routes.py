@@ -35,7 +35,7 @@ def test_sources_live_state_manifests_and_auto_sync(start_server, tmp_path: Path
     # Branch heads, asked of Git on the first read; an unreachable repository says why.
     sources = {s["repository"]: s for s in viewer.get("/api/v1/sources").json()}
     head = sources["repo-web"]["head"]["revision"]
-    assert len(head) == 40 and sources["repo-web"]["last_error"] is None
+    assert len(head) == 40 and sources["repo-web"]["last_error"] is None and sources["repo-web"]["checking"] is False
     assert sources["repo-web"]["last_fetch"]["how"] == "check"
     assert sources["gone"]["head"] is None and sources["gone"]["last_error"]["operation"] == "check"
     assert "no-such-repo" in sources["gone"]["last_error"]["message"]

@@ -37,7 +37,8 @@ def test_login_find_sync_diff_and_roll_back(
     assert "2 workflows" in page.inner_text("#counts") and "2 not synced yet" in page.inner_text("#counts")
     repos = page.locator("#repositories tbody tr")
     assert repos.count() == 2
-    assert "just now" in repos.first.inner_text() and "none" in repos.first.inner_text()  # fetched, no error
+    # Asked of Git when the page read it (a slow Git server answers a moment later): no error.
+    wait_until(lambda: "just now" in repos.first.inner_text() and "none" in repos.first.inner_text(), 40)
     screenshot(page, "overview-unsynced", tmp_path)
 
     # Filter by text, then by repository: the URL keeps the filter, nothing navigates.

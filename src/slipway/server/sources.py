@@ -4,7 +4,8 @@ What the server saw of each Git server since it started, from the engine's event
 controller's checks of a branch (``check``, ``repository``) and the fetch stage of every sync in
 this process. A repository whose branch head is unknown or older than ``FRESH`` seconds (with
 ``?refresh=true``: every repository) is asked again (``git ls-remote``, never a fetch) when the route is read, at most once at a time and for
-at most ``WAIT`` seconds: an unreachable server answers later, it never holds the page up. Before
+at most ``WAIT`` seconds: an unreachable server answers later (``checking`` says one is still being
+asked), it never holds the page up. Before
 this server has fetched a repository, its last fetch is taken from the history (the newest sync
 of a workflow that reads it).
 """
@@ -140,6 +141,7 @@ class Sources:
                 out.append({
                     "repository": repo.id,
                     "branch": repo.branch,
+                    "checking": entry.asking is not None and not entry.asking.done(),
                     "head": {"revision": entry.head[0], "checked_at": rfc3339(entry.head[1])} if entry.head else None,
                     "last_fetch": {"at": rfc3339(fetch[0]), "revision": fetch[1], "how": fetch[2]} if fetch else None,
                     "last_error": (

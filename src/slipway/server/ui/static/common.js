@@ -127,6 +127,13 @@ export function follow(workflow, onEvent) {
     });
   }
   source.addEventListener("hello", () => document.body.setAttribute("data-events", "connected"));
+  // The browser retries a broken stream by itself, but not one the server refused (an ended
+  // session): ask who we are, which goes to the login form on 401, else follow again shortly.
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) return;
+    document.body.setAttribute("data-events", "closed");
+    setTimeout(() => api("/api/v1/whoami").then(() => follow(workflow, onEvent), () => {}), 3000);
+  });
   return source;
 }
 

@@ -120,13 +120,21 @@ async function load() {
     readFilters();
     render();
     renderRepositories(repositories);
-    const sources = await api("/api/v1/sources");
-    heads = Object.fromEntries(sources.map((s) => [s.repository, s]));
-    render();
-    renderRepositories(repositories);
+    await loadSources(10);
     document.body.setAttribute("data-loaded", "yes");
   } catch (error) {
     errorText(note, error);
+  }
+}
+
+// A Git server that answers slowly gives its branch head later: ask again a few times for it.
+async function loadSources(tries) {
+  const sources = await api("/api/v1/sources");
+  heads = Object.fromEntries(sources.map((s) => [s.repository, s]));
+  render();
+  renderRepositories(repositories);
+  if (tries > 1 && sources.some((s) => s.checking)) {
+    setTimeout(() => loadSources(tries - 1).catch(() => {}), 3000);
   }
 }
 

@@ -40,7 +40,7 @@ async function loadStatus(refresh = false) {
     ["Repository", [h("code", {}, cfg.repository), " · path ", h("code", {}, cfg.target_path || "/")]],
     ["Destination", [h("code", {}, cfg.destination?.namespace || "default"), cfg.destination?.context ? ` (context ${cfg.destination.context})` : ""]],
     ["Live revision", h("code", { id: "live-revision", title: live.applied_revision || "" }, short(live.applied_revision))],
-    ["Branch head", h("code", { id: "head-revision" }, "…")],
+    ["Branch head", h("span", { id: "head-revision" }, "…")],
     ["Last sync", last ? [badge(last.status), " ", when(last.start_time), ` · took ${last.metrics?.duration ?? "?"} · `,
       h("span", { class: "clip" }, last.message)] : h("span", { class: "muted" }, "never")],
   ];
@@ -50,17 +50,20 @@ async function loadStatus(refresh = false) {
   loadHead(cfg.repository, live.applied_revision, refresh);
 }
 
-async function loadHead(repository, live, refresh) {
+async function loadHead(repository, live, refresh, tries = 10) {
   try {
     const sources = await api(`/api/v1/sources${refresh ? "?refresh=true" : ""}`);
     const source = sources.find((s) => s.repository === repository);
     const head = source?.head?.revision;
     const cell = $("head-revision");
     if (!cell) return;
-    fill(cell, short(head));
-    cell.title = head || "";
-    if (head && head !== live) cell.after(" ", badge("OutOfSync", "behind Git"));
-    if (source?.last_error) cell.after(" ", h("span", { class: "error-text" }, `last error: ${source.last_error.message}`));
+    fill(cell, h("code", { title: head || "" }, source?.checking && !head ? "…" : short(head)),
+      head && head !== live ? [" ", badge("OutOfSync", "behind Git")] : null,
+      source?.last_error ? [" ", h("span", { class: "error-text" }, `last error: ${source.last_error.message}`)] : null);
+    if (source?.checking && tries > 1) {
+      // A Git server that answers slowly gives its branch head a moment later.
+      setTimeout(() => loadHead(repository, live, false, tries - 1), 3000);
+    }
   } catch {
     // the head is a nicety: the rest of the page stands without it
   }
