@@ -55,8 +55,10 @@ def chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Per module, not per session: Playwright's sync API keeps an event loop running in this thread
+    # until it stops, and tests after these start loops of their own.
     with sync_playwright() as p:
         yield p
 
