@@ -80,6 +80,16 @@ class Catalog(Tokens):
                 "(a chart from a chart repository is a dependency in a Chart.yaml)"
             )
 
+    def credential_values(self, *extra: Repository) -> list[str]:
+        """The secret values of every registered repository's credentials (and of ``extra``): what to scrub."""
+        out = []
+        for repo in [*self.store.list_repositories(), *extra]:
+            creds = repo.credentials
+            for value in (creds.token, creds.password, creds.ssh_key) if creds is not None else ():
+                if value and len(value) >= 4:
+                    out.append(value)
+        return out
+
     def workflow_exists(self, workflow_id: str) -> bool:
         try:
             self.store.get_workflow(workflow_id)
@@ -131,10 +141,12 @@ class Catalog(Tokens):
     def workflows(self) -> list[Workflow]:
         return self.store.list_workflows()
 
-    def record_failure(self, workflow_id: str, trigger: str, error: BaseException) -> SyncResult:
+    def record_failure(
+        self, workflow_id: str, trigger: str, error: BaseException, result: SyncResult | None = None
+    ) -> SyncResult:
         """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
         wf = self.store.get_workflow(workflow_id)
-        result = new_result(wf, trigger)
+        result = result or new_result(wf, trigger)
         result.status, result.end_time = "failed", rfc3339()
         result.message = f"Sync failed: {describe(error)}"
         self.store.start_sync(result)

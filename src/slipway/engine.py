@@ -25,6 +25,7 @@ from .errors import (
     HeldBack,
     ManifestError,
     NotFoundError,
+    SlipwayError,
     SyncInProgress,
 )
 from .events import EventBus
@@ -238,7 +239,12 @@ class Engine(Catalog):
         try:
             if trigger != "manual":
                 revision = self._automatic_revision(wf, repo, trigger, revision, cancel)
-            kube = self.kube_for(wf)
+            try:
+                kube = self.kube_for(wf)
+            except SlipwayError as e:  # no cluster to sync to (a bad kubeconfig or context): on the record too
+                self.record_failure(wf.id, trigger, e, result)
+                self._finished(result)
+                return result
             run = SyncRun(self, wf, repo, kube, result, cancel, self._watched(result, progress))
             run.execute(revision, expected_plan)
             self._finished(result)

@@ -59,6 +59,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
     plan: Plan | None = None
+    _credentials: list[str] | None = None
 
     @property
     def store(self) -> Store:
@@ -68,10 +69,11 @@ class Run:
         """``text`` without the values of the Secrets this run declares, nor the repository's credentials."""
         objects = [it.manifest for it in self.plan.items] if self.plan is not None else []
         text = mask.scrub(text, objects)
-        creds = self.repo.credentials
-        for value in (creds.token, creds.password) if creds is not None else ():
-            if value and len(value) >= 4:
-                text = text.replace(value, mask.MASK)
+        if self._credentials is None:
+            # Every registered repository's, not only this one's: a hook's environment may hold any of them.
+            self._credentials = sorted(set(self.engine.credential_values(self.repo)), key=len, reverse=True)
+        for value in self._credentials:
+            text = text.replace(value, mask.MASK)
         return text
 
     @contextlib.contextmanager

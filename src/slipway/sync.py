@@ -12,7 +12,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from . import hooks
+from . import hooks, settings
 from .durations import parse_duration, rfc3339
 from .errors import Cancelled, HookError, SlipwayError, SyncFailed, describe
 from .plan.model import Plan
@@ -128,7 +128,7 @@ class SyncRun(Run):
         if not commands:
             return
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in settings.SECRET_ENVIRONMENT},
             "SLIPWAY_WORKFLOW_ID": self.wf.id,
             "SLIPWAY_SYNC_ID": self.result.id,
             "SLIPWAY_REVISION": revision,

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Cli, cli  # noqa: F401  (the slipway command as a user runs it)
+from tests.server.conftest import SlipwayServer, start_server  # noqa: F401  (the real server on loopback)
 
 FULL = os.environ.get("SLIPWAY_RELIABILITY") == "full"
 OUT = Path(os.environ.get("SLIPWAY_RELIABILITY_OUT") or Path(__file__).with_name("results.json"))

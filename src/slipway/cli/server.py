@@ -36,7 +36,8 @@ def webhook_secret(path: str | None) -> bytes | None:
         if not secret:
             raise ConfigError(f"--webhook-secret-file: {p} is empty")
         return secret.encode()
-    value = os.environ.get(SECRET_ENV, "").strip()
+    # Taken out of the environment once read: no hook, git or helm process started later inherits it.
+    value = os.environ.pop(SECRET_ENV, "").strip()
     return value.encode() if value else None
 
 
