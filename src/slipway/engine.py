@@ -343,9 +343,12 @@ class Engine(Catalog):
         """An id for a sync (or rollback) about to start: see ``sync_id`` of :meth:`sync`."""
         return new_id("sync" if kind == "sync" else "rollback")
 
-    def resources(self, workflow_id: str, cancel: threading.Event | None = None) -> list[dict[str, Any]]:
-        """Every object the workflow declares or owns, with its sync state and health, as planned now."""
-        return resources.of_plan(self.plan(workflow_id, cancel=cancel))
+    def resources(
+        self, workflow_id: str, cancel: threading.Event | None = None, *, manifests: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every object the workflow declares or owns, with its sync state and health, as planned now;
+        with ``manifests``, each with its live and desired YAML too (Secret values masked)."""
+        return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
 
     def _watched(self, result: SyncResult, progress: Progress | None) -> Progress:
         """The run's progress, for its caller and for every subscriber of :attr:`events`."""

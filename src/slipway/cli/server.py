@@ -66,8 +66,9 @@ def server(
     concurrency: int,
     no_controller: bool,
 ) -> None:
-    """Run the auto-sync controller and serve the HTTP API, webhooks and /metrics until SIGTERM."""
+    """Run the auto-sync controller and serve the web dashboard, the HTTP API, webhooks and /metrics until SIGTERM."""
     from ..server.app import build, create_app, parse_listen, serve
+    from ..server.ui import mount as dashboard
 
     # A daemon's log is its output: requests, syncs and their outcomes.
     logging.getLogger("slipway").setLevel(min(logging.getLogger().level, logging.INFO))
@@ -80,4 +81,4 @@ def server(
     ctx = build(engine(), controller=not no_controller, concurrency=concurrency, webhook_secret=secret)
     if secret is None:
         err_console.print(f"webhooks are off (set {SECRET_ENV} or --webhook-secret-file to turn them on)")
-    serve(create_app(ctx), ctx, host, port, tls_cert=tls_cert, tls_key=tls_key)
+    serve(create_app(ctx, ui=dashboard), ctx, host, port, tls_cert=tls_cert, tls_key=tls_key)

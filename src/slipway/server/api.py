@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from ..errors import ConfigError, NotFoundError
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
+from .metrics import workflow_health
 
 log = logging.getLogger("slipway.server")
 
@@ -87,14 +88,34 @@ def delete_repository(repo_id: str, ctx: Ctx, who: Admin) -> dict[str, Any]:
 
 
 @router.get("/workflows", tags=["workflows"], summary="Every workflow's status table")
-def list_workflows(ctx: Ctx, who: Viewer) -> list[dict[str, Any]]:
+def list_workflows(
+    ctx: Ctx,
+    who: Viewer,
+    live: Annotated[
+        bool, Query(description="Add each workflow's live_state and the health of its objects at its last sync")
+    ] = False,
+) -> list[dict[str, Any]]:
     out = []
     for wf in ctx.engine.workflows():
         try:
-            out.append(ctx.engine.status(wf.id))
+            status = ctx.engine.status(wf.id)
+            if live:
+                status["live_state"] = ctx.engine.live_state(wf.id)
+                status["health"] = _last_health(ctx, status)
+            out.append(status)
         except NotFoundError:
             continue  # removed while we listed
     return out
+
+
+def _last_health(ctx: Context, status: dict[str, Any]) -> str:
+    last = status.get("last_sync_result")
+    if not last:
+        return "Unknown"
+    try:
+        return workflow_health(ctx.engine.sync_record(last["id"]).health)
+    except NotFoundError:
+        return "Unknown"
 
 
 @router.post("/workflows", tags=["workflows"], status_code=201, summary="Create a workflow")
@@ -182,9 +203,35 @@ def history(
     tags=["workflows"],
     summary="Every object the workflow declares or owns, with its sync state and health",
 )
-def resources(workflow_id: str, ctx: Ctx, who: Viewer) -> dict[str, Any]:
-    rows = ctx.engine.resources(workflow_id, cancel=ctx.cancel)
+def resources(
+    workflow_id: str,
+    ctx: Ctx,
+    who: Viewer,
+    manifests: Annotated[
+        bool, Query(description="Add each object's live and desired YAML (Secret values masked)")
+    ] = False,
+) -> dict[str, Any]:
+    rows = ctx.engine.resources(workflow_id, cancel=ctx.cancel, manifests=manifests)
     return {"workflow_id": workflow_id, "resources": rows}
+
+
+@router.post("/workflows/{workflow_id}/auto-sync", tags=["workflows"], summary="Turn a workflow's auto-sync on or off")
+def set_auto_sync(
+    workflow_id: str,
+    body: Annotated[dict[str, Any], Body(description='{"enabled": true | false}')],
+    ctx: Ctx,
+    who: Operator,
+) -> dict[str, Any]:
+    unknown = sorted(set(body) - {"enabled"})
+    if unknown:
+        raise ApiError(400, f"{unknown[0]}: unknown key (known keys: enabled)")
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        raise ApiError(400, "enabled: required, true or false")
+    old, new = ctx.engine.update_workflow(workflow_id, {"auto_sync": enabled})
+    if old.auto_sync != new.auto_sync:
+        _audit(who, f"turned auto-sync of workflow {workflow_id} {'on' if enabled else 'off'}")
+    return {"id": workflow_id, "auto_sync": new.auto_sync, "changed": old.auto_sync != new.auto_sync}
 
 
 # -- tokens -----------------------------------------------------------------------------------------

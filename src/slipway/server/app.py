@@ -3,9 +3,9 @@
 :func:`build` wires one engine to everything the server does — the auto-sync controller, the
 sync tracker, the event stream, metrics and notifications, all fed by the engine's events — and
 :func:`create_app` puts the routes on it: ``/api/v1/...`` (bearer tokens), the webhooks
-(signatures), ``/metrics``, ``/healthz``, ``/readyz`` and ``/openapi.json``. ``/`` is left free
-for a dashboard: pass ``ui=`` a function that mounts one (``app.mount("/", StaticFiles(...))``,
-templates); it is called after every other route is in place, so those always win.
+(signatures), ``/metrics``, ``/healthz``, ``/readyz`` and ``/openapi.json``. ``/`` is for a
+dashboard: pass ``ui=`` a function that mounts one (slipway's own is :func:`slipway.server.ui.mount`);
+it is called after every other route is in place, so those always win.
 
 Every request goes through one ASGI guard: its body may not exceed 1 MiB (413, checked as it
 streams in, not only by Content-Length), and it is counted by route template and status. Every
@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..controller import Controller
 from ..engine import Engine
 from ..errors import ConfigError, SlipwayError, describe
-from . import api, events, runs, webhooks
+from . import api, events, runs, sources, webhooks
 from .auth import Throttle
 from .context import ApiError, BodyTooLarge, Context, Ctx, status_of
 from .metrics import Metrics
@@ -71,6 +71,7 @@ def build(
         hub=events.Hub(workflows_of=workflows_of),
         metrics=metrics,
         notifier=Notifier(engine, metrics=metrics) if notifications else None,
+        sources=sources.Sources(engine),
         webhook_secret=webhook_secret,
     )
 
@@ -91,7 +92,10 @@ def create_app(ctx: Context, *, ui: Callable[[FastAPI], None] | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = ctx.engine.events
-        stops = [bus.subscribe(_safe(fn)) for fn in (ctx.tracker.listen, ctx.hub.listen, ctx.metrics.listen)]
+        listeners = [ctx.tracker.listen, ctx.hub.listen, ctx.metrics.listen]
+        if ctx.sources is not None:
+            listeners.append(ctx.sources.listen)
+        stops = [bus.subscribe(_safe(fn)) for fn in listeners]
         if ctx.notifier is not None:
             ctx.notifier.start()
         if ctx.controller is not None:
@@ -116,7 +120,7 @@ def create_app(ctx: Context, *, ui: Callable[[FastAPI], None] | None = None) -> 
     )
     app.state.slipway = ctx
     app.state.throttle = Throttle()
-    for router in (api.router, runs.router, events.router, webhooks.router):
+    for router in (api.router, runs.router, events.router, sources.router, webhooks.router):
         app.include_router(router)
     _probes(app)
     _errors(app)
@@ -132,6 +136,8 @@ def _stop(ctx: Context) -> None:
     ctx.join(SHUTDOWN_WAIT)
     if ctx.notifier is not None:
         ctx.notifier.stop(5.0)
+    if ctx.sources is not None:
+        ctx.sources.close()
     log.info("slipway server stopped")
 
 

@@ -7,6 +7,10 @@ slowed down: from the 5th failure on, each of its requests waits longer before i
 (up to 5 s), and from the 50th it is refused outright with 429 until it has been quiet for ten
 minutes or one of its requests succeeds. The table of addresses is bounded (least recently seen
 go first), so a flood of addresses cannot grow it.
+
+With the dashboard mounted (``app.state.sessions``), a request without an ``Authorization``
+header may instead carry the dashboard's session cookie (:mod:`.ui.sessions`, which also checks
+the CSRF token and Origin of unsafe requests); a bearer token always wins over a cookie.
 """
 
 from __future__ import annotations
@@ -109,10 +113,16 @@ def require(role: str) -> Callable[..., Awaitable[Principal]]:
             raise ApiError(429, "too many failed attempts from this address; try again later")
         if wait:
             await asyncio.sleep(wait)
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        sessions = getattr(request.app.state, "sessions", None)  # the dashboard's, when it is mounted
+        who: Principal | None
+        if credentials is None and sessions is not None and request.cookies.get(sessions.cookie):
+            # A session that ended is not a guess (its id has 256 random bits): it slows no one down.
+            who = await sessions.principal(request, ctx.engine)
+        elif credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             throttle.failed(address)
             raise ApiError(401, "missing bearer token: send Authorization: Bearer <token>")
-        who: Principal | None = await run_in_threadpool(ctx.engine.authenticate, credentials.credentials)
+        else:
+            who = await run_in_threadpool(ctx.engine.authenticate, credentials.credentials)
         if who is None:
             throttle.failed(address)
             raise ApiError(401, "invalid or revoked token")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .notifications import Notifier
     from .runs import Tracker
+    from .sources import Sources
     from .webhooks import Replays
 
 log = logging.getLogger("slipway.server")
@@ -83,6 +84,7 @@ class Context:
     hub: Hub
     metrics: Metrics
     notifier: Notifier | None = None
+    sources: Sources | None = None  # what the server saw of each Git server (GET /api/v1/sources)
     webhook_secret: bytes | None = field(default=None, repr=False)
     max_body: int = MAX_BODY
     # Set on SIGTERM: syncs and plans the server started stop at their next safe point.
