@@ -35,6 +35,7 @@ from ..errors import (
 )
 from .discovery import Discovery, ResourceInfo
 from .objects import Obj
+from .openapi import OpenAPI
 
 APPLY_PATCH = "application/apply-patch+yaml"
 # Names, labels, annotations and owners only: how slipway looks at objects it may not read in full
@@ -42,7 +43,11 @@ APPLY_PATCH = "application/apply-patch+yaml"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 # Server-side apply answers a value of the wrong type (replicas: "three") with a 500; it is the
 # object that is wrong, not the server, and no retry helps.
-_SCHEMA_ERRORS = ("failed to create typed patch object", "failed to create typed live object")
+_SCHEMA_ERRORS = (
+    "failed to create typed patch object",
+    "failed to create typed live object",
+    "unable to convert unstructured object",  # e.g. a Secret's data that is not base64
+)
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -134,6 +139,7 @@ class Kube:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         self.discovery = Discovery(self)
+        self._openapi: OpenAPI | None = None
         # Requests sent, by verb ("GET", "PATCH", "DRYRUN", "DELETE"...): how tests and benchmarks
         # see that a no-op sync writes nothing.
         self.counts: Counter[str] = Counter()
@@ -141,6 +147,13 @@ class Kube:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def openapi(self) -> OpenAPI:
+        """The server's OpenAPI v3 schemas, loaded on first use (see :mod:`.openapi`)."""
+        if self._openapi is None:
+            self._openapi = OpenAPI(self)
+        return self._openapi
 
     # -- transport -------------------------------------------------------------------------------
 

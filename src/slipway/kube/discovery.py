@@ -64,6 +64,7 @@ class Discovery:
         self._group_versions: frozenset[str] = frozenset()
         self._loaded_at = 0.0
         self._server_version: str | None = None
+        self.generation = 0  # bumped by every refresh: what depends on the map (OpenAPI) reloads
 
     def lookup(self, api_version: str, kind: str) -> ResourceInfo:
         """The resource serving ``kind`` at ``api_version``; raises UnknownKind when there is none."""
@@ -119,6 +120,7 @@ class Discovery:
             self._by_gvk, self._preferred = by_gvk, preferred
             self._group_versions = frozenset(group_versions)
             self._loaded_at = time.monotonic()
+            self.generation += 1
 
     def capabilities(self, max_age: float = 1.0) -> tuple[str, list[str]]:
         """What Helm's ``.Capabilities`` says of this server: its version (``v1.37.2``) and every
