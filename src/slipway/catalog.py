@@ -28,7 +28,7 @@ class Catalog:
     store: StateStore
     source: GitSource
 
-    def plan(self, workflow_id: str) -> Plan:  # the pipeline's, in Engine
+    def plan(self, workflow_id: str, *, local_checks: bool = False) -> Plan:  # the pipeline's, in Engine
         raise NotImplementedError
 
     # -- repositories ------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class Catalog:
     def preview_sync(self, workflow_id: str) -> Plan:
         """The plan a person approves before a sync; when it cannot be computed the sync failed, and is recorded so."""
         try:
-            return self.plan(workflow_id)
+            return self.plan(workflow_id, local_checks=True)  # as the sync will check it
         except NotFoundError:
             raise
         except SlipwayError as e:

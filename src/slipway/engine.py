@@ -176,10 +176,22 @@ class Engine(Catalog):
         secret = creds and (creds.password or creds.token)
         return (creds.username or "", secret) if creds and secret else None
 
-    def planner(self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None) -> Planner:
-        return Planner(kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel)
+    def planner(
+        self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None, *, local_checks: bool = False
+    ) -> Planner:
+        return Planner(
+            kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel,
+            local_checks=local_checks,
+        )  # fmt: skip
 
-    def plan(self, workflow_id: str, *, revision: str | None = None, cancel: threading.Event | None = None) -> Plan:
+    def plan(
+        self,
+        workflow_id: str,
+        *,
+        revision: str | None = None,
+        cancel: threading.Event | None = None,
+        local_checks: bool = False,
+    ) -> Plan:
         """What a sync would change now (generate_diff): fetch, render, plan; nothing is changed.
 
         ``revision``: plan that commit instead of the branch's head (self-heal plans what is live).
@@ -189,7 +201,8 @@ class Engine(Catalog):
         revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel)
         manifests = self.render(wf, repo, revision)
         kube = self.kube_for(wf)
-        return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), revision)
+        planner = self.planner(wf, kube, cancel, local_checks=local_checks)
+        return planner.plan(manifests, self.store.inventory(wf.id), revision)
 
     # -- sync and rollback ---------------------------------------------------------------------------
 

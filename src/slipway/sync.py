@@ -45,7 +45,7 @@ class SyncRun(Run):
             self.stage("render")
             manifests = self.engine.render(wf, self.repo, rev)
             self.stage("plan")
-            plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
+            plan = self.plan = self.engine.planner(wf, self.kube, self.cancel, local_checks=True).plan(
                 manifests, store.inventory(wf.id), rev
             )
             result.changes = [c.to_record() for c in plan.changes]

@@ -31,6 +31,7 @@ from .live import LiveReader, LiveState
 from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
 from .ownership import HASH_ANNOTATION, stamp
+from .validate import LocalCheck, crd_schemas
 
 
 def _crd_infos(manifests: list[Manifest]) -> dict[tuple[str, str, str], ResourceInfo]:
@@ -64,12 +65,16 @@ class Planner:
         instance: str,
         concurrency: int = 16,
         cancel: threading.Event | None = None,
+        local_checks: bool = False,
     ) -> None:
         self.kube = kube
         self.wf = workflow
         self.instance = instance
         self.concurrency = concurrency
         self.cancel = cancel
+        # New objects checked against the server's schemas here (a sync) instead of by a dry-run each
+        # (a diff, which shows what the server would default).
+        self.local_checks = local_checks
 
     # -- resolve -----------------------------------------------------------------------------------
 
@@ -202,6 +207,7 @@ class Planner:
             it.ref.name for it in items if it.ref.group_kind == ns_kind and not self._live_of(it, live.objects)
         }
         to_dry_run: list[Item] = []
+        pending_new: list[Item] = []
         for it in items:
             assert it.info is not None and it.desired is not None
             it.live = self._live_of(it, live.objects)
@@ -227,8 +233,12 @@ class Planner:
                 it.drifted = it.drifted or unchanged_in_git  # Git did not change it, yet the live object differs
             if it.pending:
                 it.action = "create" if it.live is None else "update"
+                if it.live is None:
+                    pending_new.append(it)
                 continue
             to_dry_run.append(it)
+        if self.local_checks:
+            to_dry_run = self._check_locally(manifests, to_dry_run, pending_new, plan)
 
         for h in plan.hooks:
             h.pending = h.pending or h.ref.namespace in missing_namespaces
@@ -260,6 +270,45 @@ class Planner:
         self._deletions(plan, items, inventory, live)
         self._changes(plan)
         return plan
+
+    def _check_locally(
+        self, manifests: list[Manifest], to_dry_run: list[Item], pending_new: list[Item], plan: Plan
+    ) -> list[Item]:
+        """New objects the local check finds well-formed need no dry-run; the rest still get one.
+
+        An object whose namespace or kind does not exist yet cannot be asked about: the local
+        check's errors are its validation conflict.
+        """
+        checker = LocalCheck(self.kube, crd_schemas([m.obj for m in manifests]))
+        sure = [it for it in to_dry_run if it.live is None and checker.check(it).ok]
+        absent = self._namespaces_not_known([it.ref.namespace for it in sure if it.ref.namespace])
+        skip = {id(it) for it in sure if it.ref.namespace not in absent}
+        for it in sure:
+            if id(it) in skip:
+                it.action = "create"
+        for it in pending_new:
+            verdict = checker.check(it)
+            if verdict.errors:
+                it.action, it.error = "blocked", f"does not match its kind's schema: {verdict.message()}"
+                plan.conflicts.append(conflicts.validation(it))
+        return [it for it in to_dry_run if id(it) not in skip]
+
+    def _namespaces_not_known(self, names: list[str]) -> set[str]:
+        """Of ``names``, those not known to exist (missing, or not readable): their objects get a dry-run,
+        which says what is wrong."""
+        info = self.kube.discovery.lookup("v1", "Namespace")
+        out = set()
+        for ns in sorted(set(names)):
+            try:
+                found = with_retry(
+                    lambda ns=ns: self.kube.get(info, "", ns),  # type: ignore[misc]
+                    self.wf.sync_policy.retry, what=f"get namespace {ns}", cancel=self.cancel,
+                )  # fmt: skip
+            except (KubeForbidden, KubeInvalid):
+                found = None
+            if found is None:
+                out.add(ns)
+        return out
 
     @staticmethod
     def _live_of(it: Item, objects: dict[ObjectRef, Obj]) -> Obj | None:
@@ -360,7 +409,8 @@ class Planner:
             if it.recreate:
                 notes.append("an immutable field changes: slipway deletes and creates it")
             if it.pending:
-                notes.append("validated by the server when applied: its namespace or kind does not exist yet")
+                notes.append("its namespace or kind does not exist yet: checked against its schema here, and by the "
+                             "server when applied")  # fmt: skip
             diff = textdiff.render_diff(it.action, it.ref.resource, current, desired, note="; ".join(notes))
             plan.changes.append(
                 Change(
