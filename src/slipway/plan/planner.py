@@ -26,7 +26,7 @@ from ..model import Workflow
 from ..render import Manifest
 from ..results import Change, Conflict
 from ..retry import with_retry
-from . import conflicts, impact, mask, ownership, prune, textdiff
+from . import conflicts, ignore, impact, mask, ownership, prune, textdiff
 from .live import LiveReader, LiveState
 from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
@@ -213,6 +213,10 @@ class Planner:
             it.live = self._live_of(it, live.objects)
             if it.ref.namespace in missing_namespaces:
                 it.pending = True
+            rules = ignore.matching(policy.ignore_differences, it.ref)
+            if it.live is not None and rules:
+                it.ignored = ignore.Ignored(rules, it.live)
+                it.desired = it.ignored.desired(it.desired, it.live)
             if it.live is not None:
                 who = ownership.owner(it.live, self.wf.id, self.instance)
                 mine = who == "ours" or (who == "legacy" and it.ref in inventory)
@@ -258,7 +262,7 @@ class Planner:
                 it.action = "update"
             elif it.live is None:
                 it.action = "create"
-            elif normalize(it.returned or {}) == normalize(it.live):
+            elif it.view(normalize(it.returned or {})) == it.view(normalize(it.live)):
                 it.action = "unchanged"
                 it.drifted = False
             else:
@@ -395,13 +399,13 @@ class Planner:
         for it in [*plan.items, *plan.deletions]:
             if it.action not in ("create", "update", "delete"):
                 continue
-            current = display(it.live) if it.live is not None else None
+            current = it.view(display(it.live)) if it.live is not None else None
             if it.action == "delete":
                 desired = None
             elif it.returned is not None and not it.recreate:
-                desired = display(it.returned)
+                desired = it.view(display(it.returned))
             else:
-                desired = display(it.desired or {})
+                desired = it.view(display(it.desired or {}))
             current, desired = mask.mask_pair(current, desired)
             subject = impact.Subject(it.action, it.ref.kind, current, desired, recreate=it.recreate)
             level, reason = impact.assess(subject)
