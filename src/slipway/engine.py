@@ -227,13 +227,16 @@ class Engine(Catalog):
         progress: Progress | None = None,
         wait: float = 0.0,
         expected_plan: str | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
     ) -> SyncResult:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
 
         ``expected_plan`` is a :meth:`Plan.fingerprint` a person approved: the sync refuses to apply
-        anything else. An automatic trigger (anything but ``manual``) re-reads the workflow once it
-        holds the claim, so a rollback that finished in the meantime wins: it never syncs the revision
-        a rollback holds it away from (HeldBack), and ``self-heal`` restores the revision that is live.
+        anything else. ``on_plan`` is called with the plan once it is computed, before anything is
+        applied (a front shows it: one plan per sync, not a preview and then the sync's own). An
+        automatic trigger (anything but ``manual``) re-reads the workflow once it holds the claim, so
+        a rollback that finished in the meantime wins: it never syncs the revision a rollback holds
+        it away from (HeldBack), and ``self-heal`` restores the revision that is live.
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
@@ -245,6 +248,7 @@ class Engine(Catalog):
                 revision = self._automatic_revision(wf, repo, trigger, revision, cancel)
             kube = self.kube_for(wf)
             run = SyncRun(self, wf, repo, kube, result, cancel, self._watched(result, progress))
+            run.on_plan = on_plan
             run.execute(revision, expected_plan)
             self._finished(result)
             if run.wants_rollback:

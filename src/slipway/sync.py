@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import hooks
@@ -28,6 +29,7 @@ log = logging.getLogger("slipway.sync")
 
 class SyncRun(Run):
     wants_rollback: bool = False  # failed after changing something, and the policy says roll back
+    on_plan: Callable[[Plan], None] | None = None  # shown the plan before anything is applied
 
     def execute(self, revision: str | None = None, expected_plan: str | None = None) -> SyncResult:
         """Run every stage; returns the finished, recorded result (it never raises for a failed sync)."""
@@ -51,6 +53,8 @@ class SyncRun(Run):
             result.changes = [c.to_record() for c in plan.changes]
             if wf.diff_preview:
                 self.preview(plan)
+            if self.on_plan is not None:
+                self.on_plan(plan)
             if plan.blocking:
                 raise SyncFailed(refusal(plan))
             if expected_plan is not None and plan.fingerprint() != expected_plan:

@@ -52,7 +52,10 @@ def test_types_int_or_string_quantities_and_nulls() -> None:
     assert errors("Spec", {"replicas": 3, "limits": {"cpu": "500m", "memory": 1}}) == []
     assert errors("Spec", {"replicas": "three"}) == [".replicas: expected integer, got string 'three'"]
     assert errors("Spec", {"replicas": True}) == [".replicas: expected integer, got boolean True"]
-    assert errors("Spec", {"replicas": None, "ports": [{"port": 80, "target": "http"}, {"port": 81, "target": 8080}]}) == []
+    assert (
+        errors("Spec", {"replicas": None, "ports": [{"port": 80, "target": "http"}, {"port": 81, "target": 8080}]})
+        == []
+    )
     assert errors("Spec", {"ports": [{"port": 80, "target": 1.5}]}) == [
         ".ports[0].target: expected integer or string, got number 1.5"
     ]
