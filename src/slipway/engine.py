@@ -134,14 +134,7 @@ class Engine(Catalog):
         or files no renderer reads), unless the workflow allows an empty render.
         """
         where = f"repository {repo.id} at {revision[:12]}"
-        context = RenderContext(
-            workflow_id=wf.id,
-            namespace=wf.destination.namespace,
-            options=render_options(wf.id, wf.helm, wf.jsonnet),
-            cache_dir=settings.helm_cache(),
-            credentials=self.chart_credentials,
-            discover=lambda: self.kube_for(wf).discovery.capabilities(),
-        )
+        context = self._render_context(wf)
         tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
         try:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
@@ -149,18 +142,78 @@ class Engine(Catalog):
                 whole = self.source.materialize(repo, revision, "", tmp / "repo")
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
-            manifests = render_stage.render(root, label=wf.target_path, context=context)
-            if not manifests and not wf.sync_policy.allow_empty:
-                raise ManifestError(
-                    f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
-                    hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
-                    "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
-                )
-            return manifests
+            return self._render_root(wf, root, context)
         except ManifestError as e:
             raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _render_context(self, wf: Workflow) -> RenderContext:
+        return RenderContext(
+            workflow_id=wf.id,
+            namespace=wf.destination.namespace,
+            options=render_options(wf.id, wf.helm, wf.jsonnet),
+            cache_dir=settings.helm_cache(),
+            credentials=self.chart_credentials,
+            discover=lambda: self.kube_for(wf).discovery.capabilities(),
+        )
+
+    def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
+        manifests = render_stage.render(root, label=wf.target_path, context=context)
+        if not manifests and not wf.sync_policy.allow_empty:
+            raise ManifestError(
+                f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
+                hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
+                "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
+            )
+        return manifests
+
+    def render_local(self, wf: Workflow, directory: str | Path) -> list[Manifest]:
+        """Render a directory on disk as the workflow's path (``diff --local``), with its renderer options.
+
+        The directory is copied as a checkout would write it (:mod:`slipway.source.localdir`): a
+        symbolic link out of it is refused. A render that reads the rest of the repository gets
+        the work tree the directory sits in, when the directory is the workflow's path in it.
+        """
+        from .source.localdir import copy_tree, work_tree_of
+
+        where = f"local directory {directory}"
+        context = self._render_context(wf)
+        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
+        try:
+            root = copy_tree(Path(directory), tmp / "path", where)
+            if render_stage.needs_whole_repository(root, context):
+                top = work_tree_of(Path(directory))
+                inside = top is not None and Path(directory).resolve() == (top / wf.target_path).resolve()
+                if top is None or not inside:
+                    raise ManifestError(
+                        "the render reads files outside the directory (Jsonnet libraries or a chart dependency "
+                        "by path)",
+                        hint=f"give the directory that is target_path {wf.target_path or '/'!r} of a work tree "
+                        "of the repository",
+                    )
+                whole = copy_tree(top, tmp / "repo", where)
+                root = whole / wf.target_path if wf.target_path else whole
+                context.repository_root = whole
+            return self._render_root(wf, root, context)
+        except ManifestError as e:
+            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def plan_local(self, workflow_id: str, directory: str | Path, *, cancel: threading.Event | None = None) -> Plan:
+        """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
+        change, before it merges, against the live objects and the inventory. Nothing is recorded."""
+        wf = self.store.get_workflow(workflow_id)
+        manifests = self.render_local(wf, directory)
+        kube = self.kube_for(wf)
+        return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), None)
+
+    def resolve_revision(self, workflow_id: str, ref: str) -> str:
+        """The commit a branch, tag or commit of the workflow's repository names (``diff --revision``)."""
+        wf = self.store.get_workflow(workflow_id)
+        repo = self.store.get_repository(wf.repository)
+        return with_retry(lambda: self.source.revision(repo, ref), wf.sync_policy.retry, what=f"fetch {ref}")
 
     def chart_credentials(self, url: str) -> tuple[str, str] | None:
         """The login for a chart repository: that of the registered repository of type helm whose URL is
@@ -195,6 +248,8 @@ class Engine(Catalog):
         """What a sync would change now (generate_diff): fetch, render, plan; nothing is changed.
 
         ``revision``: plan that commit instead of the branch's head (self-heal plans what is live).
+        ``local_checks``: check new objects against the server's schemas here, as a sync does,
+        instead of a dry-run each (which shows the defaults the server would add).
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)

@@ -110,6 +110,37 @@ class Mirrors:
             raise SourceError(f'{repo_label(repo)}: fetched, but branch "{repo.branch}" is missing in the mirror')
         return sha
 
+    def fetch_ref(self, repo: Repository, ref: str, timeout: float) -> str:
+        """Fetch another branch, a tag or a commit of ``repo`` into the mirror (under ``refs/slipway/``,
+        apart from the tracked branch) and return its commit: what ``diff --revision`` plans."""
+        mirror = self.path(repo)
+        if not self.exists(mirror):
+            self.fetch(repo, timeout, None)
+        if SHA_RE.match(ref) and self.resolve(mirror, ref):
+            return ref
+        sources = [ref] if SHA_RE.match(ref) or ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        deadline = time.monotonic() + timeout
+        with self._lockfile(mirror.with_suffix(".lock"), deadline, repo_label(repo)):
+            for source in sources:
+                local = "refs/slipway/review/" + hashlib.sha256(source.encode()).hexdigest()[:16]
+                named = Repository(repo.id, repo.url, ref, repo.poll_interval, repo.credentials, repo.type)
+                try:
+                    with authenticate(self.git, self.home, repo, timeout) as auth:
+                        self.git.remote(
+                            [*_FETCH_CHECKS, "--git-dir", str(mirror), "fetch", "--quiet", "--no-tags",
+                             "--no-write-fetch-head", "--no-recurse-submodules", "--end-of-options", auth.url,
+                             f"+{source}:{local}"],
+                            auth=auth, timeout=max(1.0, deadline - time.monotonic()), repo=named, op="fetch",
+                        )  # fmt: skip
+                except SourceError as e:
+                    if "does not exist" not in e.message and "git fetch failed" not in e.message:
+                        raise
+                    continue
+                sha = self._resolve_now(mirror, local)
+                if sha is not None:
+                    return sha
+        raise SourceError(f"{repo_label(repo)}: no branch, tag or commit {ref!r} on the server")
+
     def _fetch_existing(self, repo: Repository, mirror: Path, deadline: float) -> None:
         before = self.resolve(mirror, f"refs/heads/{repo.branch}")
         try:
