@@ -165,6 +165,40 @@ class Catalog:
             "last_sync_result": last.to_seed() if last else None,
         }
 
+    def workflow_overview(self, *, remote: bool = True) -> list[dict[str, Any]]:
+        """Every workflow's status table, with its path and namespace, the revision live and the branch's
+        head (``remote``: one check per repository, at once), and whether the head moved past it."""
+        workflows = self.store.list_workflows()
+        heads: dict[str, tuple[str | None, str | None]] = {}
+        if remote:
+            repos = {r.id: r for r in self.store.list_repositories() if r.type == "git"}
+            wanted = [repos[i] for i in sorted({wf.repository for wf in workflows}) if i in repos]
+
+            def head(repo: Repository) -> tuple[str, tuple[str | None, str | None]]:
+                try:
+                    return repo.id, (self.source.remote_head(repo), None)
+                except SlipwayError as e:
+                    return repo.id, (None, describe(e))
+
+            if wanted:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+                    heads = dict(pool.map(head, wanted))
+        rows = []
+        for wf in workflows:
+            row = self.status(wf.id)
+            state = self.store.workflow_state(wf.id)
+            branch_head, error = heads.get(wf.repository, (None, None))
+            live = state["applied_revision"]
+            row.update(
+                path=wf.target_path, namespace=wf.destination.namespace, live_revision=live,
+                branch_head=branch_head, head_error=error, status_message=state["status_message"],
+                out_of_date=bool(live and branch_head and branch_head != live and branch_head != state["hold_revision"]),
+            )  # fmt: skip
+            rows.append(row)
+        return rows
+
     def live_state(self, workflow_id: str) -> dict[str, Any]:
         """Beyond the seed's status: the revision the cluster was last brought to (by a sync or a
         rollback), the revision a rollback holds auto-sync away from, and the latest status message."""
