@@ -112,6 +112,10 @@ class GitSource:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def close(self) -> None:
+        """Close the connections kept open for ref checks (kept SSH connections, idle HTTP ones)."""
+        self._mirrors.refs.close()
+
     def forget(self, repo_id: str) -> None:
         """Remove a repository's mirror(s). Its pinned SSH host key stays (see :meth:`forget_host_keys`)."""
         self._mirrors.forget(repo_id)

@@ -32,6 +32,7 @@ from ..model import ID_RE, Repository
 from .auth import authenticate, git_url
 from .classify import repo_label
 from .process import Git
+from .refs import RefReader, local_ref
 
 log = logging.getLogger("slipway.source")
 _T = TypeVar("_T")
@@ -71,6 +72,7 @@ class Mirrors:
     def __init__(self, git: Git, home: Path) -> None:
         self.git = git
         self.home = home
+        self.refs = RefReader(git, home)
         self._memo_cache: OrderedDict[tuple[str, str], Future[Any]] = OrderedDict()
         self._memo_lock = threading.Lock()
 
@@ -85,6 +87,14 @@ class Mirrors:
     # -- the server ---------------------------------------------------------------------------------
 
     def remote_head(self, repo: Repository, timeout: float) -> str:
+        """The branch's commit on the server: asked in-process when that can be done as git would
+        (:mod:`.refs`), else with ``git ls-remote``."""
+        sha = self.refs.head(repo, timeout)
+        if sha is not None:
+            return sha
+        return self.ls_remote(repo, timeout)
+
+    def ls_remote(self, repo: Repository, timeout: float) -> str:
         ref = f"refs/heads/{repo.branch}"
         with authenticate(self.git, self.home, repo, timeout) as auth:
             result = self.git.remote(
@@ -99,6 +109,12 @@ class Mirrors:
     def fetch(self, repo: Repository, timeout: float, want: str | None) -> str:
         deadline = time.monotonic() + timeout
         mirror = self.path(repo)
+        if want is None and self.exists(mirror):
+            # Already there: the server's head (asked in-process) is the mirror's. No git at all.
+            head = self.refs.head(repo, timeout)
+            if head is not None and local_ref(mirror, f"refs/heads/{repo.branch}") == head:
+                log.debug("%s: the mirror is at the branch's head %s; nothing to fetch", repo_label(repo), head[:12])
+                return head
         mirror.parent.mkdir(parents=True, exist_ok=True)
         with self._lockfile(mirror.with_suffix(".lock"), deadline, repo_label(repo)):
             if not self.exists(mirror):
