@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from . import insight
 from .durations import rfc3339
 from .errors import ConfigError, NotFoundError, SlipwayError, describe
 from .model import Repository, Workflow
 from .results import SyncResult
-from .run import new_result
 
 if TYPE_CHECKING:
+    from . import insight
     from .plan.model import Plan
     from .source import GitSource
     from .store import StateStore
@@ -132,6 +131,8 @@ class Catalog:
 
     def record_failure(self, workflow_id: str, trigger: str, error: BaseException) -> SyncResult:
         """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
+        from .run import new_result
+
         wf = self.store.get_workflow(workflow_id)
         result = new_result(wf, trigger)
         result.status, result.end_time = "failed", rfc3339()
@@ -223,9 +224,13 @@ class Catalog:
 
     def record_ai_execution(self, fields: dict[str, Any]) -> None:
         """``ai.record_execution{...}``: checked, then kept with the other executions."""
+        from . import insight
+
         insight.record(self.store, fields)
 
     def predict_failure(self, task_name: str, command: str | None, context: list[str]) -> insight.Prediction:
+        from . import insight
+
         return insight.predict_from_store(self.store, task_name, command, context)
 
     # -- what the controller asks between syncs ---------------------------------------------------------

@@ -16,32 +16,32 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import render as render_stage
 from . import settings
 from .catalog import Catalog
 from .errors import (
     HeldBack,
     ManifestError,
     NotFoundError,
+    SlipwayError,
     SyncInProgress,
 )
 from .events import EventBus
-from .kube import Kube, connect
 from .model import Repository, RetryPolicy, Workflow
-from .plan.model import Plan
-from .plan.planner import Planner
-from .remove import RemoveRun
-from .render import Manifest, RenderContext
-from .render.options import render_options
 from .results import SyncResult
 from .retry import with_retry
-from .rollback import RollbackRun
-from .run import Progress, new_result
 from .source import GitSource
 from .store import StateStore, open_store
-from .sync import SyncRun
+
+# The stages (render, plan, apply, health) are imported where they are first used: a command pays
+# for what it runs, and the way to the cluster's first request stays short.
+if TYPE_CHECKING:
+    from .kube import Kube
+    from .plan.model import Plan
+    from .plan.planner import Planner
+    from .render import Manifest, RenderContext
+    from .run import Progress
 
 log = logging.getLogger("slipway.engine")
 
@@ -53,12 +53,12 @@ class Engine(Catalog):
         source: GitSource | None = None,
         *,
         concurrency: int = 16,
-        kube_factory: Callable[[str | None, str | None], Kube] = connect,
+        kube_factory: Callable[[str | None, str | None], Kube] | None = None,
     ) -> None:
         self.store: StateStore = store or open_store()
         self.source = source or GitSource()
         self.concurrency = concurrency
-        self._kube_factory = kube_factory
+        self._kube_factory = kube_factory or _connect
         self.events = EventBus()
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
@@ -83,6 +83,9 @@ class Engine(Catalog):
         if not cascade:
             self.store.remove_workflow(workflow_id)
             return None
+        from .remove import RemoveRun
+        from .run import new_result
+
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "remove")
@@ -100,6 +103,23 @@ class Engine(Catalog):
         if result.status == "succeeded":
             self.store.remove_workflow(workflow_id)
         return result
+
+    def warm_up(self, workflow_id: str) -> None:
+        """Connect to the workflow's cluster and read its API map in the background, while Git and
+        the render run: a front that is about to plan or sync calls it first. What goes wrong here
+        is left for the plan to meet and report."""
+        try:
+            wf = self.store.get_workflow(workflow_id)
+        except SlipwayError:
+            return
+
+        def connect() -> None:
+            try:
+                self.kube_for(wf).discovery.ensure()
+            except Exception as e:  # the plan meets it again, and says so
+                log.debug("warming up the connection for workflow %s: %s", wf.id, e)
+
+        threading.Thread(target=connect, name="slipway-warm-up", daemon=True).start()
 
     # -- the pipeline's first stages ------------------------------------------------------------------
 
@@ -133,6 +153,8 @@ class Engine(Catalog):
         A path that renders no object is an error naming what it holds (a typo in target_path,
         or files no renderer reads), unless the workflow allows an empty render.
         """
+        from . import render as render_stage
+
         where = f"repository {repo.id} at {revision[:12]}"
         context = self._render_context(wf)
         tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
@@ -149,6 +171,9 @@ class Engine(Catalog):
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _render_context(self, wf: Workflow) -> RenderContext:
+        from .render import RenderContext
+        from .render.options import render_options
+
         return RenderContext(
             workflow_id=wf.id,
             namespace=wf.destination.namespace,
@@ -159,6 +184,8 @@ class Engine(Catalog):
         )
 
     def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
+        from . import render as render_stage
+
         manifests = render_stage.render(root, label=wf.target_path, context=context)
         if not manifests and not wf.sync_policy.allow_empty:
             raise ManifestError(
@@ -175,6 +202,7 @@ class Engine(Catalog):
         symbolic link out of it is refused. A render that reads the rest of the repository gets
         the work tree the directory sits in, when the directory is the workflow's path in it.
         """
+        from . import render as render_stage
         from .source.localdir import copy_tree, work_tree_of
 
         where = f"local directory {directory}"
@@ -232,6 +260,8 @@ class Engine(Catalog):
     def planner(
         self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None, *, local_checks: bool = False
     ) -> Planner:
+        from .plan.planner import Planner
+
         return Planner(
             kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel,
             local_checks=local_checks,
@@ -293,6 +323,9 @@ class Engine(Catalog):
         a rollback that finished in the meantime wins: it never syncs the revision a rollback holds
         it away from (HeldBack), and ``self-heal`` restores the revision that is live.
         """
+        from .run import new_result
+        from .sync import SyncRun
+
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, trigger)
@@ -344,6 +377,8 @@ class Engine(Catalog):
     ) -> SyncResult:
         if not workflow_id:
             raise NotFoundError("rollback: no workflow id given")
+        from .run import new_result
+
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "manual", kind="rollback")
@@ -386,6 +421,9 @@ class Engine(Catalog):
                 raise NotFoundError(f"workflow {wf.id} has no successful sync {to!r} to roll back to")
         else:
             target = next((s for s in live[1:] if s.status == "succeeded"), None)
+        from .rollback import RollbackRun
+        from .run import new_result
+
         rolled = live[: live.index(target)] if target is not None else live
         result = result or new_result(wf, "auto", kind="rollback")
         run = RollbackRun(self, wf, repo, kube, result, cancel or threading.Event(), self._watched(result, progress))
@@ -411,6 +449,12 @@ class Engine(Catalog):
             {"workflow": result.workflow_id, "sync_id": result.id, "kind": result.kind, "status": result.status,
              "message": result.message, "revision": result.commit_hash},
         )  # fmt: skip
+
+
+def _connect(kubeconfig: str | None, context: str | None) -> Kube:
+    from .kube import connect  # the HTTP client loads when a cluster is first reached
+
+    return connect(kubeconfig, context)
 
 
 def _quiet(event: str, data: dict[str, Any]) -> None:

@@ -497,7 +497,9 @@ class Workflow:
 
 
 def _optional(r: _Reader, name: str, cls: str) -> Any:
+    value = r.get(name, dict)
+    if value is None:
+        return None  # no table: the render stage is not even imported
     from .render import options
 
-    value = r.get(name, dict)
-    return None if value is None else getattr(options, cls).from_config(value, r.key(name))
+    return getattr(options, cls).from_config(value, r.key(name))

@@ -23,7 +23,7 @@ from .apply.hooks import HookRunner
 from .durations import format_duration, parse_duration, rfc3339
 from .errors import Cancelled, SyncFailed
 from .items import Item
-from .kube import Kube, Obj, ObjectRef
+from .kube import Obj, ObjectRef
 from .kube.fields import applied_by
 from .model import Repository, Workflow, new_id
 from .plan import mask
@@ -32,6 +32,7 @@ from .results import SyncMetrics, SyncResult
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .kube import Kube
     from .store import StateStore as Store
 
 log = logging.getLogger("slipway.sync")

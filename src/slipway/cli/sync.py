@@ -65,6 +65,7 @@ def diff(
         if "/" not in r:
             raise ConfigError(f"--resource {r!r}: expected KIND/NAME, e.g. Deployment/web")
     eng = engine()
+    eng.warm_up(workflow_id)
     if local:
         plan = eng.plan_local(workflow_id, local)
     elif revision:
@@ -109,6 +110,7 @@ def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> Non
     from .progress import Progress
 
     eng = engine()
+    eng.warm_up(workflow_id)
     progress = Progress.for_terminal(quiet=json_mode())
     shown: list[Plan] = []
 

@@ -7,10 +7,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import Cancelled, KubeError
-from ..kube import Kube, Obj, ObjectRef, ResourceInfo
+from ..kube import Obj, ObjectRef, ResourceInfo
 from .registry import DEGRADED, HEALTHY, MISSING, Health, assess
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 
 @dataclass

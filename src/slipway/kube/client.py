@@ -33,7 +33,7 @@ from ..errors import (
     KubeNotFound,
     KubeTransientError,
 )
-from .discovery import Discovery, ResourceInfo
+from .discovery import Discovery, KubeFieldConflict, ResourceInfo
 from .objects import Obj
 from .openapi import OpenAPI
 
@@ -51,14 +51,6 @@ _SCHEMA_ERRORS = (
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
-
-
-class KubeFieldConflict(KubeError):
-    """Server-side apply without force found fields owned by another manager."""
-
-    def __init__(self, message: str, *, conflicts: list[str], status: int = 409) -> None:
-        super().__init__(message, status=status, reason="Conflict")
-        self.conflicts = conflicts
 
 
 def error_from_response(action: str, what: str, status: int, body: bytes) -> KubeError:

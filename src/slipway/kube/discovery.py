@@ -55,6 +55,14 @@ class UnknownKind(KubeInvalid):
     """The cluster serves no such group/version/kind."""
 
 
+class KubeFieldConflict(KubeError):
+    """Server-side apply without force found fields owned by another manager."""
+
+    def __init__(self, message: str, *, conflicts: list[str], status: int = 409) -> None:
+        super().__init__(message, status=status, reason="Conflict")
+        self.conflicts = conflicts
+
+
 class Discovery:
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
@@ -96,9 +104,14 @@ class Discovery:
         return info
 
     def ensure(self) -> None:
-        """Load the map once; later misses refresh it on their own."""
-        if not self._by_gvk:
-            self.refresh()
+        """Load the map once; later misses refresh it on their own. A caller that finds another
+        thread loading it waits for that load instead of sending its own."""
+        if self._by_gvk:
+            return
+        with self._lock:
+            if self._by_gvk:
+                return
+        self.refresh()
 
     def refresh(self) -> None:
         with self._lock:

@@ -15,13 +15,16 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..items import Item
-from ..kube import Kube, Obj, ObjectRef, ResourceInfo
+from ..kube import Obj, ObjectRef, ResourceInfo
 from ..model import RetryPolicy
 from ..retry import with_retry
 from .ownership import selector
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 T = TypeVar("T")
 J = TypeVar("J")

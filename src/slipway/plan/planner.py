@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from .. import settings, waves
 from ..durations import rfc3339
 from ..errors import KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
-from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo, UnknownKind
+from ..kube import KubeFieldConflict, Obj, ObjectRef, ResourceInfo, UnknownKind
 from ..kube.objects import get_annotations, meta, split_api_version
 from ..model import Workflow
 from ..render import Manifest
@@ -32,6 +33,9 @@ from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
 from .ownership import HASH_ANNOTATION, stamp
 from .validate import LocalCheck, crd_schemas
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 
 def _crd_infos(manifests: list[Manifest]) -> dict[tuple[str, str, str], ResourceInfo]:

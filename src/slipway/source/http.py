@@ -9,10 +9,13 @@ Redirects are not followed (git's own rules for them are left to git).
 
 from __future__ import annotations
 
-import http.client
-import ssl
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import http.client
+    import ssl
 
 MAX_BODY = 16 * 1024 * 1024
 MAX_IDLE = 8
@@ -31,6 +34,8 @@ class Pool:
         with self._lock:
             ctx = self._contexts.get(tls)
             if ctx is None:
+                import ssl
+
                 ca_file, ca_path, verify = tls
                 ctx = ssl.create_default_context(cafile=ca_file, capath=ca_path)
                 if not verify:
@@ -40,6 +45,8 @@ class Pool:
             return ctx
 
     def _connect(self, key: Key, timeout: float) -> http.client.HTTPConnection:
+        import http.client  # loaded on the first check, not by every command
+
         scheme, host, port, tls = key
         if scheme == "https":
             return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context(tls))
@@ -53,6 +60,8 @@ class Pool:
         scheme = parts.scheme
         key: Key = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80), tls)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
+        import http.client
+
         for attempt in (0, 1):
             with self._lock:
                 idle = self._idle.get(key) or []
