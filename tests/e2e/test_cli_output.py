@@ -180,3 +180,29 @@ def test_on_a_terminal_sync_asks_then_draws_a_progress_bar(cli: Cli, namespace: 
     assert answered and "ACTION" in text
     assert "\r\x1b[K[" in text and "3/3 applied" in text  # the bar, redrawn in place
     assert "sync sync-" in text and "succeeded" in text
+
+
+def test_ignore_differences_from_the_command_line(cli: Cli, namespace: str) -> None:
+    setup_workflow(cli, namespace, {"k8s/a.yaml": many(namespace, 1)})
+    rule = {"group": "apps", "kind": "Deployment", "json_pointers": ["/spec/replicas"]}
+    r = cli("workflow", "set", "app-wf", "--ignore-difference", json.dumps(rule))
+    assert r.returncode == 0 and "sync_policy.ignore_differences" in r.stdout, r.stderr
+    shown = json.loads(cli("workflow", "show", "app-wf", "-o", "json").stdout)
+    assert shown["sync_policy"]["ignore_differences"][0]["json_pointers"] == ["/spec/replicas"]
+
+    rules = cli.cwd / "ignore.yaml"
+    rules.write_text(yaml.safe_dump([{"kind": "*", "managed_fields_managers": ["hpa"]}]))
+    assert cli("workflow", "set", "app-wf", "--ignore-differences-file", str(rules)).returncode == 0
+    shown = json.loads(cli("-o", "json", "workflow", "show", "app-wf").stdout)
+    assert [r["managed_fields_managers"] for r in shown["sync_policy"]["ignore_differences"]] == [["hpa"]]
+
+    bad = cli(
+        "workflow", "set", "app-wf", "--ignore-difference", '{"kind": "Deployment", "jq_path_expressions": [".x"]}'
+    )
+    assert bad.returncode == 2 and "jq expressions are not supported" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    broken = cli("workflow", "set", "app-wf", "--ignore-difference", "{kind: Deployment")
+    assert broken.returncode == 2 and "--ignore-difference #1: invalid JSON" in broken.stderr
+    rules.write_text("[]\n")
+    assert cli("workflow", "set", "app-wf", "--ignore-differences-file", str(rules)).returncode == 0
+    assert json.loads(cli("-o", "json", "workflow", "show", "app-wf").stdout)["sync_policy"]["ignore_differences"] == []
