@@ -114,7 +114,7 @@ class RefReader:
                 return local_ref(Path(unquote(urlsplit(url).path) if url.startswith("file://") else url), ref)
             if url.startswith("ssh://") or _SCP.match(url):
                 return None if snap.ssh_unsure else self._ssh(repo, url, ref, timeout)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
             log.debug("in-process ref check of repository %s: %s; asking git", repo.id, type(e).__name__)
         return None
 
