@@ -117,8 +117,9 @@ def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> Non
     def on_plan(plan: Plan) -> None:
         shown.append(plan)
         progress.planned(plan)
-        if not json_mode():
-            _show(plan, view)
+        if json_mode():
+            return  # the sync's record (stdout) says it all; stderr carries only errors
+        _show(plan, view)
         if plan.blocking:
             err("refused: resolve the conflicts above first; nothing was applied")
 
