@@ -30,10 +30,10 @@ from slipway.cluster import local
 from slipway.durations import parse_duration
 from slipway.kube import Kube, forget_connections
 
-from . import controller_runs, engine_runs, metrics, profiling
+from . import cli_runs, controller_runs, engine_runs, metrics, profiling
 from .report import Figure, markdown, summary, table
 
-PHASES = ("P1", "P2", "P3", "P4", "P5")
+PHASES = ("P1", "P2", "P3", "P4", "P5", "P6")
 DEFAULT_OUT = Path("bench/results/latest.json")
 
 
@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--only", default="", help="comma-separated phases to run, e.g. P1,P3 (default: all)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     ap.add_argument("--concurrency", type=int, default=16, help="slipway's and the bare loop's concurrency")
+    ap.add_argument(
+        "--cli-n", default="500,1000", help="objects of P1's command-line syncs, comma-separated (default 500,1000)"
+    )
     ap.add_argument("--poll-interval", default="30s", help="P4 repositories' poll interval (default 30s)")
     ap.add_argument("--controller-concurrency", type=int, default=48, help="P4 controller --concurrency (default 48)")
     ap.add_argument(
@@ -83,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         ap.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     args.phases = only or set(PHASES)
+    try:
+        args.cli_sizes = [int(n) for n in args.cli_n.split(",") if n.strip()]
+    except ValueError:
+        ap.error("--cli-n: expected numbers, e.g. 500,1000")
     if args.runs < 1 or args.n < 4 or args.workflows < 1 or args.repos < 1:
         ap.error("--runs, --workflows and --repos must be at least 1, --n at least 4")
     poll = parse_duration(args.poll_interval, key="--poll-interval")
@@ -116,8 +123,17 @@ def slipway_revision() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def compile_slipway() -> None:
+    """Byte-compile slipway as an installed package is: a command-line figure must not include
+    compiling the sources (which an environment with PYTHONDONTWRITEBYTECODE would do every run)."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "src" / "slipway"), quiet=1)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
+    compile_slipway()
     info = local.up(log=say)
     kubeconfig = info.kubeconfig
     kube = Kube(kubeconfig)
@@ -135,13 +151,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 tmp=tmp,
                 concurrency=args.concurrency,
                 phases=phases,
-                wait_after_last=controller_needed,
+                wait_after_last=controller_needed or bool(phases & {"P1", "P6"}),
                 profile=args.profile,
             )
             figs = engine_runs.figures()
             for i in range(args.runs):
                 say(f"P1-P3 run {i + 1}/{args.runs} ({args.n} objects)")
                 engine_runs.one_run(ep, i, figs, kube, say)
+            figures.update(figs)
+        if phases & {"P1", "P6"}:
+            clp = cli_runs.Params(
+                sizes=args.cli_sizes if "P1" in phases else [],
+                runs=args.runs,
+                kubeconfig=kubeconfig,
+                tmp=tmp,
+                concurrency=args.concurrency,
+                phases=phases & {"P1", "P6"},
+            )
+            figs = cli_runs.figures(clp)
+            for i in range(args.runs):
+                say(f"P1/P6 command line, run {i + 1}/{args.runs} (sync of {args.cli_n} objects)")
+                cli_runs.one_run(clp, i, figs, kube, say)
             figures.update(figs)
         if controller_needed:
             cp = controller_runs.Params(
@@ -179,6 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "repos": args.repos,
             "phases": sorted(phases),
             "concurrency": args.concurrency,
+            "cli_n": args.cli_sizes,
             "poll_interval": args.poll_interval,
             "controller_concurrency": args.controller_concurrency,
             "idle_seconds": args.idle_seconds,

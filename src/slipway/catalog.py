@@ -9,15 +9,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from . import insight
 from .durations import rfc3339
 from .errors import ConfigError, NotFoundError, SlipwayError, describe
 from .model import Repository, Workflow
 from .results import SyncResult
-from .run import new_result
 from .tokens import Tokens
 
 if TYPE_CHECKING:
+    from . import insight
     from .plan.model import Plan
     from .source import GitSource
     from .store import StateStore
@@ -29,7 +28,7 @@ class Catalog(Tokens):
     store: StateStore
     source: GitSource
 
-    def plan(self, workflow_id: str) -> Plan:  # the pipeline's, in Engine
+    def plan(self, workflow_id: str, *, local_checks: bool = False) -> Plan:  # the pipeline's, in Engine
         raise NotImplementedError
 
     # -- repositories ------------------------------------------------------------------------------
@@ -145,6 +144,8 @@ class Catalog(Tokens):
         self, workflow_id: str, trigger: str, error: BaseException, result: SyncResult | None = None
     ) -> SyncResult:
         """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
+        from .run import new_result
+
         wf = self.store.get_workflow(workflow_id)
         result = result or new_result(wf, trigger)
         result.status, result.end_time = "failed", rfc3339()
@@ -157,7 +158,7 @@ class Catalog(Tokens):
     def preview_sync(self, workflow_id: str) -> Plan:
         """The plan a person approves before a sync; when it cannot be computed the sync failed, and is recorded so."""
         try:
-            return self.plan(workflow_id)
+            return self.plan(workflow_id, local_checks=True)  # as the sync will check it
         except NotFoundError:
             raise
         except SlipwayError as e:
@@ -177,6 +178,40 @@ class Catalog(Tokens):
             "repository": wf.repository,
             "last_sync_result": last.to_seed() if last else None,
         }
+
+    def workflow_overview(self, *, remote: bool = True) -> list[dict[str, Any]]:
+        """Every workflow's status table, with its path and namespace, the revision live and the branch's
+        head (``remote``: one check per repository, at once), and whether the head moved past it."""
+        workflows = self.store.list_workflows()
+        heads: dict[str, tuple[str | None, str | None]] = {}
+        if remote:
+            repos = {r.id: r for r in self.store.list_repositories() if r.type == "git"}
+            wanted = [repos[i] for i in sorted({wf.repository for wf in workflows}) if i in repos]
+
+            def head(repo: Repository) -> tuple[str, tuple[str | None, str | None]]:
+                try:
+                    return repo.id, (self.source.remote_head(repo), None)
+                except SlipwayError as e:
+                    return repo.id, (None, describe(e))
+
+            if wanted:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+                    heads = dict(pool.map(head, wanted))
+        rows = []
+        for wf in workflows:
+            row = self.status(wf.id)
+            state = self.store.workflow_state(wf.id)
+            branch_head, error = heads.get(wf.repository, (None, None))
+            live = state["applied_revision"]
+            row.update(
+                path=wf.target_path, namespace=wf.destination.namespace, live_revision=live,
+                branch_head=branch_head, head_error=error, status_message=state["status_message"],
+                out_of_date=bool(live and branch_head and branch_head != live and branch_head != state["hold_revision"]),
+            )  # fmt: skip
+            rows.append(row)
+        return rows
 
     def live_state(self, workflow_id: str) -> dict[str, Any]:
         """Beyond the seed's status: the revision the cluster was last brought to (by a sync or a
@@ -210,9 +245,13 @@ class Catalog(Tokens):
 
     def record_ai_execution(self, fields: dict[str, Any]) -> None:
         """``ai.record_execution{...}``: checked, then kept with the other executions."""
+        from . import insight
+
         insight.record(self.store, fields)
 
     def predict_failure(self, task_name: str, command: str | None, context: list[str]) -> insight.Prediction:
+        from . import insight
+
         return insight.predict_from_store(self.store, task_name, command, context)
 
     # -- what the controller asks between syncs ---------------------------------------------------------

@@ -218,7 +218,8 @@ class Controller:
             # Every repository is first checked at start-up; a random phase for the second check
             # spreads the checks (and the Git servers' load) evenly over the interval from then on,
             # where jitter alone would take many cycles to break up the burst.
-            factor = random.uniform(0.1, 1.0) if first else 1 + random.uniform(-self.jitter, self.jitter)
+            # Jitter only shortens the wait: a commit is seen within one poll interval, never later.
+            factor = random.uniform(0.1, 1.0) if first else 1 - random.uniform(0, self.jitter)
             state.next_check = time.monotonic() + interval * factor
         finally:
             self.stats.checks += 1

@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import render as render_stage
-from . import resources, settings
+from . import settings
 from .catalog import Catalog
 from .errors import (
     HeldBack,
@@ -29,20 +28,20 @@ from .errors import (
     SyncInProgress,
 )
 from .events import EventBus
-from .kube import Kube, connect
 from .model import Repository, RetryPolicy, Workflow, new_id
-from .plan.model import Plan
-from .plan.planner import Planner
-from .remove import RemoveRun
-from .render import Manifest, RenderContext
-from .render.options import render_options
 from .results import SyncResult
 from .retry import with_retry
-from .rollback import RollbackRun
-from .run import Progress, new_result
 from .source import GitSource
 from .store import StateStore, open_store
-from .sync import SyncRun
+
+# The stages (render, plan, apply, health) are imported where they are first used: a command pays
+# for what it runs, and the way to the cluster's first request stays short.
+if TYPE_CHECKING:
+    from .kube import Kube
+    from .plan.model import Plan
+    from .plan.planner import Planner
+    from .render import Manifest, RenderContext
+    from .run import Progress
 
 log = logging.getLogger("slipway.engine")
 
@@ -54,12 +53,12 @@ class Engine(Catalog):
         source: GitSource | None = None,
         *,
         concurrency: int = 16,
-        kube_factory: Callable[[str | None, str | None], Kube] = connect,
+        kube_factory: Callable[[str | None, str | None], Kube] | None = None,
     ) -> None:
         self.store: StateStore = store or open_store()
         self.source = source or GitSource()
         self.concurrency = concurrency
-        self._kube_factory = kube_factory
+        self._kube_factory = kube_factory or _connect
         self.events = EventBus()
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
@@ -85,6 +84,9 @@ class Engine(Catalog):
         if not cascade:
             self.store.remove_workflow(workflow_id)
             return None
+        from .remove import RemoveRun
+        from .run import new_result
+
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "remove")
@@ -103,6 +105,23 @@ class Engine(Catalog):
         if result.status == "succeeded":
             self.store.remove_workflow(workflow_id)
         return result
+
+    def warm_up(self, workflow_id: str) -> None:
+        """Connect to the workflow's cluster and read its API map in the background, while Git and
+        the render run: a front that is about to plan or sync calls it first. What goes wrong here
+        is left for the plan to meet and report."""
+        try:
+            wf = self.store.get_workflow(workflow_id)
+        except SlipwayError:
+            return
+
+        def connect() -> None:
+            try:
+                self.kube_for(wf).discovery.ensure()
+            except Exception as e:  # the plan meets it again, and says so
+                log.debug("warming up the connection for workflow %s: %s", wf.id, e)
+
+        threading.Thread(target=connect, name="slipway-warm-up", daemon=True).start()
 
     # -- the pipeline's first stages ------------------------------------------------------------------
 
@@ -136,15 +155,10 @@ class Engine(Catalog):
         A path that renders no object is an error naming what it holds (a typo in target_path,
         or files no renderer reads), unless the workflow allows an empty render.
         """
+        from . import render as render_stage
+
         where = f"repository {repo.id} at {revision[:12]}"
-        context = RenderContext(
-            workflow_id=wf.id,
-            namespace=wf.destination.namespace,
-            options=render_options(wf.id, wf.helm, wf.jsonnet),
-            cache_dir=settings.helm_cache(),
-            credentials=self.chart_credentials,
-            discover=lambda: self.kube_for(wf).discovery.capabilities(),
-        )
+        context = self._render_context(wf)
         tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
         try:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
@@ -152,18 +166,84 @@ class Engine(Catalog):
                 whole = self.source.materialize(repo, revision, "", tmp / "repo")
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
-            manifests = render_stage.render(root, label=wf.target_path, context=context)
-            if not manifests and not wf.sync_policy.allow_empty:
-                raise ManifestError(
-                    f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
-                    hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
-                    "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
-                )
-            return manifests
+            return self._render_root(wf, root, context)
         except ManifestError as e:
             raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _render_context(self, wf: Workflow) -> RenderContext:
+        from .render import RenderContext
+        from .render.options import render_options
+
+        return RenderContext(
+            workflow_id=wf.id,
+            namespace=wf.destination.namespace,
+            options=render_options(wf.id, wf.helm, wf.jsonnet),
+            cache_dir=settings.helm_cache(),
+            credentials=self.chart_credentials,
+            discover=lambda: self.kube_for(wf).discovery.capabilities(),
+        )
+
+    def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
+        from . import render as render_stage
+
+        manifests = render_stage.render(root, label=wf.target_path, context=context)
+        if not manifests and not wf.sync_policy.allow_empty:
+            raise ManifestError(
+                f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
+                hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
+                "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
+            )
+        return manifests
+
+    def render_local(self, wf: Workflow, directory: str | Path) -> list[Manifest]:
+        """Render a directory on disk as the workflow's path (``diff --local``), with its renderer options.
+
+        The directory is copied as a checkout would write it (:mod:`slipway.source.localdir`): a
+        symbolic link out of it is refused. A render that reads the rest of the repository gets
+        the work tree the directory sits in, when the directory is the workflow's path in it.
+        """
+        from . import render as render_stage
+        from .source.localdir import copy_tree, work_tree_of
+
+        where = f"local directory {directory}"
+        context = self._render_context(wf)
+        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
+        try:
+            root = copy_tree(Path(directory), tmp / "path", where)
+            if render_stage.needs_whole_repository(root, context):
+                top = work_tree_of(Path(directory))
+                inside = top is not None and Path(directory).resolve() == (top / wf.target_path).resolve()
+                if top is None or not inside:
+                    raise ManifestError(
+                        "the render reads files outside the directory (Jsonnet libraries or a chart dependency "
+                        "by path)",
+                        hint=f"give the directory that is target_path {wf.target_path or '/'!r} of a work tree "
+                        "of the repository",
+                    )
+                whole = copy_tree(top, tmp / "repo", where)
+                root = whole / wf.target_path if wf.target_path else whole
+                context.repository_root = whole
+            return self._render_root(wf, root, context)
+        except ManifestError as e:
+            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def plan_local(self, workflow_id: str, directory: str | Path, *, cancel: threading.Event | None = None) -> Plan:
+        """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
+        change, before it merges, against the live objects and the inventory. Nothing is recorded."""
+        wf = self.store.get_workflow(workflow_id)
+        manifests = self.render_local(wf, directory)
+        kube = self.kube_for(wf)
+        return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), None)
+
+    def resolve_revision(self, workflow_id: str, ref: str) -> str:
+        """The commit a branch, tag or commit of the workflow's repository names (``diff --revision``)."""
+        wf = self.store.get_workflow(workflow_id)
+        repo = self.store.get_repository(wf.repository)
+        return with_retry(lambda: self.source.revision(repo, ref), wf.sync_policy.retry, what=f"fetch {ref}")
 
     def chart_credentials(self, url: str) -> tuple[str, str] | None:
         """The login for a chart repository: that of the registered repository of type helm whose URL is
@@ -179,20 +259,37 @@ class Engine(Catalog):
         secret = creds and (creds.password or creds.token)
         return (creds.username or "", secret) if creds and secret else None
 
-    def planner(self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None) -> Planner:
-        return Planner(kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel)
+    def planner(
+        self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None, *, local_checks: bool = False
+    ) -> Planner:
+        from .plan.planner import Planner
 
-    def plan(self, workflow_id: str, *, revision: str | None = None, cancel: threading.Event | None = None) -> Plan:
+        return Planner(
+            kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel,
+            local_checks=local_checks,
+        )  # fmt: skip
+
+    def plan(
+        self,
+        workflow_id: str,
+        *,
+        revision: str | None = None,
+        cancel: threading.Event | None = None,
+        local_checks: bool = False,
+    ) -> Plan:
         """What a sync would change now (generate_diff): fetch, render, plan; nothing is changed.
 
         ``revision``: plan that commit instead of the branch's head (self-heal plans what is live).
+        ``local_checks``: check new objects against the server's schemas here, as a sync does,
+        instead of a dry-run each (which shows the defaults the server would add).
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel)
         manifests = self.render(wf, repo, revision)
         kube = self.kube_for(wf)
-        return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), revision)
+        planner = self.planner(wf, kube, cancel, local_checks=local_checks)
+        return planner.plan(manifests, self.store.inventory(wf.id), revision)
 
     # -- sync and rollback ---------------------------------------------------------------------------
 
@@ -219,6 +316,7 @@ class Engine(Catalog):
         expected_plan: str | None = None,
         sync_id: str | None = None,
         actor: str | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
     ) -> SyncResult:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
 
@@ -226,10 +324,15 @@ class Engine(Catalog):
         with it at once and follow it by its events; ``actor`` is who asked, kept in the history.
 
         ``expected_plan`` is a :meth:`Plan.fingerprint` a person approved: the sync refuses to apply
-        anything else. An automatic trigger (anything but ``manual``) re-reads the workflow once it
-        holds the claim, so a rollback that finished in the meantime wins: it never syncs the revision
-        a rollback holds it away from (HeldBack), and ``self-heal`` restores the revision that is live.
+        anything else. ``on_plan`` is called with the plan once it is computed, before anything is
+        applied (a front shows it: one plan per sync, not a preview and then the sync's own). An
+        automatic trigger (anything but ``manual``) re-reads the workflow once it holds the claim, so
+        a rollback that finished in the meantime wins: it never syncs the revision a rollback holds
+        it away from (HeldBack), and ``self-heal`` restores the revision that is live.
         """
+        from .run import new_result
+        from .sync import SyncRun
+
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, trigger)
@@ -246,6 +349,7 @@ class Engine(Catalog):
                 self._finished(result)
                 return result
             run = SyncRun(self, wf, repo, kube, result, cancel, self._watched(result, progress))
+            run.on_plan = on_plan
             run.execute(revision, expected_plan)
             self._finished(result)
             if run.wants_rollback:
@@ -288,6 +392,8 @@ class Engine(Catalog):
     ) -> SyncResult:
         if not workflow_id:
             raise NotFoundError("rollback: no workflow id given")
+        from .run import new_result
+
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "manual", kind="rollback")
@@ -331,6 +437,9 @@ class Engine(Catalog):
                 raise NotFoundError(f"workflow {wf.id} has no successful sync {to!r} to roll back to")
         else:
             target = next((s for s in live[1:] if s.status == "succeeded"), None)
+        from .rollback import RollbackRun
+        from .run import new_result
+
         rolled = live[: live.index(target)] if target is not None else live
         result = result or new_result(wf, "auto", kind="rollback")
         run = RollbackRun(self, wf, repo, kube, result, cancel or threading.Event(), self._watched(result, progress))
@@ -348,6 +457,8 @@ class Engine(Catalog):
     ) -> list[dict[str, Any]]:
         """Every object the workflow declares or owns, with its sync state and health, as planned now;
         with ``manifests``, each with its live and desired YAML too (Secret values masked)."""
+        from . import resources
+
         return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
 
     def _watched(self, result: SyncResult, progress: Progress | None) -> Progress:
@@ -368,6 +479,12 @@ class Engine(Catalog):
             {"workflow": result.workflow_id, "sync_id": result.id, "kind": result.kind, "status": result.status,
              "message": result.message, "revision": result.commit_hash},
         )  # fmt: skip
+
+
+def _connect(kubeconfig: str | None, context: str | None) -> Kube:
+    from .kube import connect  # the HTTP client loads when a cluster is first reached
+
+    return connect(kubeconfig, context)
 
 
 def _quiet(event: str, data: dict[str, Any]) -> None:

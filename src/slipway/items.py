@@ -8,6 +8,7 @@ the applier each depend on it and never on each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import order
 from .kube import Obj, ObjectRef, ResourceInfo
@@ -33,6 +34,12 @@ class Item:
     error: str | None = None
     tracked: bool = True  # recorded in the inventory once applied (a namespace create_namespace made is not)
     wave: int = 0  # its sync wave (annotations); within a wave, the order table decides
+    # sync_policy.ignore_differences as they apply to this object (plan.ignore.Ignored), or None.
+    ignored: Any = None
+
+    def view(self, obj: Obj) -> Obj:
+        """``obj`` as diffs and comparisons see it: without the fields ignore_differences leaves alone."""
+        return obj if self.ignored is None else self.ignored.view(obj)
 
     @property
     def namespace(self) -> str | None:

@@ -107,6 +107,14 @@ class _Reader:
                 raise ConfigError(f"{self.key(name)}[{i + 1}]: expected a string, got {type(item).__name__}")
         return list(value)
 
+    def tables(self, name: str) -> list[Any]:
+        value = self.get(name, (list, tuple, dict), [])
+        if isinstance(value, dict):  # a Lua array arrives as {1: ..., 2: ...}; an empty one as {}
+            if not all(isinstance(k, int) for k in value):
+                raise ConfigError(f"{self.key(name)}: expected a list of tables, got a table")
+            value = [value[k] for k in sorted(value)]
+        return list(value)
+
     def done(self, ignore: tuple[str, ...] = ()) -> None:
         unknown = sorted(str(k) for k in self.data if k not in self.seen and k not in ignore)
         if unknown:
@@ -316,6 +324,71 @@ class HealthCheck:
         return out
 
 
+_POINTER_SEGMENT = re.compile(r"^([^~]|~[01])*$")
+_IDENTITY = ("/apiVersion", "/kind", "/metadata", "/metadata/name", "/metadata/namespace")
+
+
+@dataclass
+class IgnoreDifference:
+    """Fields of matching objects that another manager owns: never diffed, never drift, never sent on update.
+
+    As Argo CD's ``ignoreDifferences``: ``group`` and ``kind`` (``*`` for any), optionally ``name``
+    and ``namespace``; ``json_pointers`` (RFC 6901, ``/spec/replicas``) and/or
+    ``managed_fields_managers`` (every field those field managers own). jq is not supported.
+    """
+
+    kind: str
+    group: str = ""
+    name: str | None = None
+    namespace: str | None = None
+    json_pointers: list[str] = field(default_factory=list)
+    managed_fields_managers: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, data: Any, where: str) -> IgnoreDifference:
+        r = _Reader(data, where)
+        if r.data.get("jq_path_expressions"):
+            raise ConfigError(
+                f"{r.key('jq_path_expressions')}: jq expressions are not supported; name the fields with "
+                "json_pointers (e.g. /spec/replicas) or their owner with managed_fields_managers"
+            )
+        r.seen.add("jq_path_expressions")
+        out = cls(
+            kind=r.get("kind", str, ""),
+            group=r.get("group", str, ""),
+            name=r.get("name", str),
+            namespace=r.get("namespace", str),
+            json_pointers=r.strings("json_pointers"),
+            managed_fields_managers=r.strings("managed_fields_managers"),
+        )
+        r.done()
+        if not out.kind:
+            raise ConfigError(f"{r.key('kind')}: required (the kind of object, or * for any)")
+        if not out.json_pointers and not out.managed_fields_managers:
+            raise ConfigError(f"{where}: give json_pointers or managed_fields_managers (what to ignore)")
+        for i, pointer in enumerate(out.json_pointers):
+            key = f"{r.key('json_pointers')}[{i + 1}]"
+            segments = pointer.split("/")[1:]
+            if not pointer.startswith("/") or not all(segments) or not all(map(_POINTER_SEGMENT.match, segments)):
+                raise ConfigError(f"{key}: {pointer!r} is not a JSON pointer (RFC 6901), e.g. /spec/replicas")
+            if pointer.rstrip("/") in _IDENTITY:
+                raise ConfigError(f"{key}: {pointer!r} is the object's identity; it cannot be ignored")
+        for i, manager in enumerate(out.managed_fields_managers):
+            if not manager.strip() or manager == settings.FIELD_MANAGER:
+                raise ConfigError(
+                    f"{r.key('managed_fields_managers')}[{i + 1}]: {manager!r} is not another field manager"
+                )
+        return out
+
+    def matches(self, group: str, kind: str, namespace: str, name: str) -> bool:
+        return (
+            self.kind in ("*", kind)
+            and self.group in ("*", group)
+            and self.name in (None, name)
+            and self.namespace in (None, namespace)
+        )
+
+
 @dataclass
 class SyncPolicy:
     auto_prune: bool = False
@@ -329,6 +402,7 @@ class SyncPolicy:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     pre_sync_hooks: list[str] = field(default_factory=list)
     post_sync_hooks: list[str] = field(default_factory=list)
+    ignore_differences: list[IgnoreDifference] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, data: Any, where: str = "sync_policy") -> SyncPolicy:
@@ -345,6 +419,10 @@ class SyncPolicy:
             health_check=HealthCheck.from_config(r.get("health_check", dict), r.key("health_check")),
             pre_sync_hooks=r.strings("pre_sync_hooks"),
             post_sync_hooks=r.strings("post_sync_hooks"),
+            ignore_differences=[
+                IgnoreDifference.from_config(item, f"{r.key('ignore_differences')}[{i + 1}]")
+                for i, item in enumerate(r.tables("ignore_differences"))
+            ],
         )
         r.done()
         return out
@@ -428,7 +506,9 @@ class Workflow:
 
 
 def _optional(r: _Reader, name: str, cls: str) -> Any:
+    value = r.get(name, dict)
+    if value is None:
+        return None  # no table: the render stage is not even imported
     from .render import options
 
-    value = r.get(name, dict)
-    return None if value is None else getattr(options, cls).from_config(value, r.key(name))
+    return getattr(options, cls).from_config(value, r.key(name))

@@ -24,7 +24,7 @@ from .apply.hooks import HookRunner
 from .durations import format_duration, parse_duration, rfc3339
 from .errors import Cancelled, SlipwayError, SyncFailed, describe
 from .items import Item
-from .kube import Kube, Obj, ObjectRef
+from .kube import Obj, ObjectRef
 from .kube.fields import applied_by
 from .model import Repository, Workflow, new_id
 from .plan import mask
@@ -33,6 +33,7 @@ from .results import SyncMetrics, SyncResult
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .kube import Kube
     from .store import StateStore as Store
 
 log = logging.getLogger("slipway.sync")
@@ -189,11 +190,19 @@ class Run:
         if not policy.enabled:
             return True, ""
         targets = [health.Target(it.ref, it.info) for it in items if it.info is not None and it.action != "blocked"]
-        self.progress("health", {"total": len(targets), "healthy": 0})
 
         def report(states: dict[ObjectRef, health.Health]) -> None:
             healthy = sum(1 for h in states.values() if h.status == health.HEALTHY)
-            self.progress("health", {"total": len(targets), "healthy": healthy})
+            # What a person waits for, by name: the first few not healthy yet, with their state.
+            waiting = [
+                {"resource": t.ref.resource, "namespace": t.ref.namespace or None,
+                 "status": states[t.ref].status if t.ref in states else None,  # None: not looked at yet
+                 "message": states[t.ref].message if t.ref in states else ""}
+                for t in targets if t.ref not in states or states[t.ref].status != health.HEALTHY
+            ][:5]  # fmt: skip
+            self.progress("health", {"total": len(targets), "healthy": healthy, "waiting": waiting})
+
+        report({})
 
         # What the apply returned, or the live object an unchanged item was compared with.
         known = {it.ref: it.returned if it.action in ("create", "update") else it.live for it in items}

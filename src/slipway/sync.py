@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import hooks, settings
@@ -28,6 +29,7 @@ log = logging.getLogger("slipway.sync")
 
 class SyncRun(Run):
     wants_rollback: bool = False  # failed after changing something, and the policy says roll back
+    on_plan: Callable[[Plan], None] | None = None  # shown the plan before anything is applied
 
     def execute(self, revision: str | None = None, expected_plan: str | None = None) -> SyncResult:
         """Run every stage; returns the finished, recorded result (it never raises for a failed sync)."""
@@ -46,12 +48,14 @@ class SyncRun(Run):
                 self.stage("render")
                 manifests = self.engine.render(wf, self.repo, rev)
                 self.stage("plan")
-                plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
+                plan = self.plan = self.engine.planner(wf, self.kube, self.cancel, local_checks=True).plan(
                     manifests, store.inventory(wf.id), rev
                 )
                 result.changes = [c.to_record() for c in plan.changes]
                 if wf.diff_preview:
                     self.preview(plan)
+                if self.on_plan is not None:
+                    self.on_plan(plan)
                 if plan.blocking:
                     raise SyncFailed(refusal(plan))
                 if expected_plan is not None and plan.fingerprint() != expected_plan:

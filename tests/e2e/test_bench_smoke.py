@@ -38,6 +38,12 @@ FIGURES = {
     "P4.idle_cpu_own",
     "P4.commit_to_applied",
     "P5.peak_rss",
+    "P1.cli12",
+    "P1.cli12_kubectl",
+    "P1.cli12_bare",
+    "P6.first_request",
+    "P6.help",
+    "P6.print",
 }
 
 
@@ -46,7 +52,7 @@ def test_the_bench_runs_at_a_tiny_size_and_reports_every_figure(cluster: Any, tm
     out = tmp_path / "results.json"
     argv = [
         sys.executable, "-m", "bench",
-        "--n", "20", "--runs", "1", "--workflows", "8", "--repos", "2",
+        "--n", "20", "--runs", "1", "--workflows", "8", "--repos", "2", "--cli-n", "12",
         "--poll-interval", "2s", "--idle-seconds", "3", "--latency-samples", "1",
         "--out", str(out),
     ]  # fmt: skip

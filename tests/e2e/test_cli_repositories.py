@@ -71,7 +71,7 @@ def test_a_token_in_a_url_is_a_secret_everywhere(cli: Cli, git_http_server: Http
     for prefix in ((), ("-o", "json"), ("--debug",)):
         diff = run(*prefix, "diff", "tok-wf", code=1)
     assert "Creating ConfigMap/from-url-token" in diff.stdout
-    assert "git fetch for repository tokrepo" in diff.stderr  # the --debug log is there
+    assert "DEBUG repository tokrepo" in diff.stderr  # the --debug log is there (an up-to-date mirror: no fetch)
     run("--debug", "sync", "tok-wf", "--yes")
     run("--debug", "diff", "tok-wf", code=0)
 

@@ -376,8 +376,11 @@ def test_workflows_of_one_repository_share_one_fetch_and_one_listing(
 
 
 def test_fetch_waits_for_another_process(source: GitSource, local_repo: tuple[Path, Repository]) -> None:
-    _, repo = local_repo
-    head = source.fetch(repo)
+    work, repo = local_repo
+    source.fetch(repo)
+    # The branch moves, so the next fetch has something to fetch (an up-to-date mirror needs no lock).
+    head = commit(work, {"moved.txt": "1"})
+    push(work)
     lock = source.mirror_path(repo).with_suffix(".lock")
     holder = subprocess.Popen(
         [

@@ -99,6 +99,10 @@ def test_trust_on_first_use_then_changed_key(git_ssh_server: SshGitServer, sourc
     assert source.remote_head(repo) == head
 
     with git_ssh_server.changed_host_key():
+        # The connection kept open for ref checks was made with the trusted key, and the mirror is
+        # at the head: nothing new is connected to, nothing to refuse. Every new connection is checked.
+        assert source.remote_head(repo) == head
+        source.close()
         for call in (source.remote_head, source.fetch):
             with pytest.raises(HostKeyError) as err:
                 call(repo)

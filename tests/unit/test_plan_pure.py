@@ -102,3 +102,13 @@ def test_diff_text_in_the_seed_style() -> None:
     assert lines[1] == "  spec.ports[0].port: 80 -> 8080"
     assert "-  - port: 80" in update and "+  - port: 8080" in update
     assert textdiff.render_diff("delete", "ConfigMap/old", {"data": {}}, None).startswith("- Deleting ConfigMap/old")
+
+
+def test_a_whole_object_diff_is_what_difflib_writes() -> None:
+    import difflib
+
+    from slipway.plan.textdiff import _whole
+
+    for before, after in [([], ["a"]), ([], ["a", "b", "c"]), (["a"], []), (["a", "b"], []), ([], [])]:
+        expected = "\n".join(difflib.unified_diff(before, after, fromfile="F", tofile="T", lineterm="", n=3))
+        assert _whole(before, after, "F", "T") == expected

@@ -17,15 +17,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from .. import order
 from ..errors import Cancelled, SlipwayError, describe
 from ..items import Item
-from ..kube import Kube, Obj, ObjectRef
+from ..kube import Obj, ObjectRef
 from ..kube.objects import conditions
 from ..model import RetryPolicy
 from ..plan import mask
 from ..retry import with_retry
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 log = logging.getLogger("slipway.apply")
 

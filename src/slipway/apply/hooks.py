@@ -17,17 +17,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import health
 from ..errors import Cancelled, HookError, KubeError, SlipwayError, describe
 from ..items import HookItem
-from ..kube import Kube, ObjectRef
+from ..kube import ObjectRef
 from ..model import RetryPolicy
 from ..plan import mask
 from ..plan.ownership import HOOK_LABEL
 from ..retry import with_retry
 from ..waves import BEFORE, FAILED, SUCCEEDED
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 log = logging.getLogger("slipway.apply")
 

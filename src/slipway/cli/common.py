@@ -1,4 +1,5 @@
-"""What the CLI commands share: the engine, who is asking, reading secrets without argv, confirmation."""
+"""What the CLI commands share: the engine (imported when a command first needs it), who is asking,
+reading secrets without argv, confirmation."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..engine import Engine
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 _engine: Engine | None = None
 
@@ -18,6 +22,8 @@ _engine: Engine | None = None
 def engine() -> Engine:
     global _engine
     if _engine is None:
+        from ..engine import Engine  # the engine and its libraries load only when a command runs
+
         _engine = Engine()
     return _engine
 

@@ -12,8 +12,6 @@ from types import FrameType
 
 import click
 
-from ..controller import Controller
-from ..server.notifications import Notifier
 from .common import engine
 from .output import info
 
@@ -22,6 +20,9 @@ from .output import info
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Workflows synced at once.")
 def controller(concurrency: int) -> None:
     """Sync every auto_sync workflow when its branch moves, until SIGTERM or SIGINT."""
+    from ..controller import Controller
+    from ..server.notifications import Notifier
+
     # A daemon's log is its output: one line per sync with its outcome.
     logging.getLogger("slipway").setLevel(min(logging.getLogger().level, logging.INFO))
     ctl = Controller(engine(), concurrency=concurrency)

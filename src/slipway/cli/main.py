@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the operation ran and failed (a sync, a rollback, a script), or — for
 ``diff`` — changes are pending; 2 an error (bad input, unreachable server). A user mistake prints
-one line; ``--debug`` adds the traceback.
+one line (with ``-o json``, a JSON object on stderr); ``--debug`` adds the traceback. The command
+modules import the engine and its libraries only when a command runs, so ``--help`` and the way
+to the first API request stay quick.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import sys
 import traceback
 
 import click
-from rich.text import Text
+
+import slipway  # the package's version: a front may read it, it is no part of the engine
 
 from ..errors import SlipwayError, describe
 from .cluster import cluster
 from .controller import controller
-from .output import err_console
+from .output import FORMATS, error, guard_pipes, json_mode, output_option, set_format
 from .repo import repo
 from .run import run
 from .server import server
@@ -27,13 +30,15 @@ from .workflow import workflow
 
 
 @click.group()
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@click.option("-o", "--output", type=click.Choice(FORMATS), default=None,
+              help="Output format: text, wide (more columns), json or yaml. Also accepted after the command.")  # fmt: skip
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(slipway.__version__, "--version", prog_name="slipway", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, output: str, debug: bool) -> None:
+def cli(ctx: click.Context, output: str | None, debug: bool) -> None:
     """slipway: GitOps for Kubernetes you can script, read and trust."""
     ctx.ensure_object(dict)
-    ctx.obj["output"] = output
+    set_format(output)
     ctx.obj["debug"] = debug
     # Commands print their own results; the log says only what went wrong, unless --debug.
     logging.basicConfig(
@@ -50,32 +55,58 @@ for command in (repo, workflow, diff, sync, rollback, history, controller, serve
     cli.add_command(command)
 
 
+def _every_command(group: click.Group) -> list[click.Command]:
+    out: list[click.Command] = []
+    for command in group.commands.values():
+        out.append(command)
+        if isinstance(command, click.Group):
+            out += _every_command(command)
+    return out
+
+
+def _early_format(argv: list[str]) -> None:
+    """The output format from argv, for errors raised before click has read the options."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--output="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-o") and len(arg) > 2:
+            value = arg[2:]
+        if value in FORMATS:
+            set_format(value)
+
+
 def main() -> None:
-    debug = "--debug" in sys.argv[1:]
+    for command in _every_command(cli):
+        output_option(command)
+    guard_pipes()
+    argv = sys.argv[1:]
+    _early_format(argv)
+    debug = "--debug" in argv
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, prog_name="slipway", standalone_mode=False)
     except click.exceptions.Abort:
-        err_console.print("aborted")
+        error("aborted", 130)
         sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        error(e.format_message(), 2)
+        if isinstance(e, click.UsageError) and e.ctx is not None and not json_mode():
+            sys.stderr.write(f"(see `{e.ctx.command_path} --help`)\n")
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        error("interrupted", 130)
         sys.exit(130)
     except SlipwayError as e:
         if debug:
             traceback.print_exc()
-        err_console.print(_error_line(describe(e)))
+        error(describe(e), 2)
         sys.exit(2)
     except Exception as e:
         if debug:
             traceback.print_exc()
-        err_console.print(_error_line(f"{describe(e)} (run with --debug for details)"))
+        error(f"{describe(e)} (run with --debug for details)", 2)
         sys.exit(2)
-
-
-def _error_line(message: str) -> Text:
-    # The message is printed as it is: it quotes URLs, names and server text ("map[string]interface {}",
-    # "[/x]") that Rich would otherwise read as markup, mangle, or crash on.
-    return Text.assemble(("error:", "red"), " ", message)

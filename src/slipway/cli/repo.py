@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import TransientSourceError
 from ..model import REPOSITORY_TYPES
 from .common import engine, read_file, secret_from_env
-from .output import console, emit_json, json_mode
+from .output import emit_json, json_mode, out
 
 
 @click.group("repo")
@@ -75,40 +73,45 @@ def add(
         emit_json(r.public())
     else:
         what = f"({r.branch})" if r.type == "git" else "(Helm chart repository)"
-        console.print(Text.assemble("repository ", (r.id, "bold"), f" registered: {r.public()['url']} {what}"))
+        out(f"repository {r.id} registered: {r.public()['url']} {what}")
 
 
 @repo.command("list")
 def list_() -> None:
+    """Every registered repository: its URL, branch, poll interval and kind of credentials."""
+    from .printing import table
+
     repos = engine().repositories()
     if json_mode():
         emit_json([r.public() for r in repos])
         return
-    table = Table("ID", "TYPE", "URL", "BRANCH", "POLL", "CREDENTIALS", box=None)
+    rows = [["ID", "TYPE", "URL", "BRANCH", "POLL", "CREDENTIALS"]]
     for r in repos:
         git = r.type == "git"
-        row = (r.id, r.type, r.public()["url"], r.branch if git else "-", r.poll_interval if git else "-",
-               r.credentials.type if r.credentials else "-")  # fmt: skip
-        table.add_row(*(Text(cell) for cell in row))  # cells are text, not markup
-    console.print(table)
+        rows.append([r.id, r.type, r.public()["url"], r.branch if git else "-", r.poll_interval if git else "-",
+                     r.credentials.type if r.credentials else "-"])  # fmt: skip
+    for line in table(rows, [[""] * 6 for _ in rows], False):
+        out(line)
 
 
 @repo.command("show")
 @click.argument("repo_id")
 def show(repo_id: str) -> None:
+    """One repository's settings (credentials by kind, never their values)."""
     r = engine().repository(repo_id)
     if json_mode():
         emit_json(r.public())
         return
     for key, value in r.public().items():
-        console.print(Text(f"{key + ':':<15}{value if value is not None else '-'}"))
+        out(f"{key + ':':<15}{value if value is not None else '-'}")
 
 
 @repo.command("remove")
 @click.argument("repo_id")
 def remove(repo_id: str) -> None:
+    """Forget a repository and its local mirror; refused while a workflow reads it."""
     engine().remove_repository(repo_id)
     if json_mode():
         emit_json({"id": repo_id, "removed": True})
     else:
-        console.print(f"repository {repo_id} removed")
+        out(f"repository {repo_id} removed")

@@ -31,7 +31,7 @@ def webhook_secret(path: str | None) -> bytes | None:
         except OSError as e:
             raise ConfigError(f"--webhook-secret-file: cannot read {p}: {e.strerror or e}") from None
         if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            err_console.print(f"[yellow]warning:[/yellow] {p} can be read by others; chmod 600 it", markup=True)
+            err_console().print(f"[yellow]warning:[/yellow] {p} can be read by others; chmod 600 it", markup=True)
         secret = text.strip()
         if not secret:
             raise ConfigError(f"--webhook-secret-file: {p} is empty")
@@ -80,5 +80,5 @@ def server(
     secret = webhook_secret(webhook_secret_file)
     ctx = build(engine(), controller=not no_controller, concurrency=concurrency, webhook_secret=secret)
     if secret is None:
-        err_console.print(f"webhooks are off (set {SECRET_ENV} or --webhook-secret-file to turn them on)")
+        err_console().print(f"webhooks are off (set {SECRET_ENV} or --webhook-secret-file to turn them on)")
     serve(create_app(ctx, ui=dashboard), ctx, host, port, tls_cert=tls_cert, tls_key=tls_key)

@@ -7,11 +7,9 @@ revoking it and making another. ``list`` never shows a secret.
 from __future__ import annotations
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from .common import actor, engine
-from .output import console, emit_json, err_console, json_mode
+from .output import console, emit_json, err_console, json_mode, out
 
 ROLES = ("viewer", "operator", "admin")
 
@@ -31,7 +29,9 @@ def create(name: str, role: str) -> None:
     if json_mode():
         emit_json({"token": secret, **t.public()})
         return
-    err_console.print(f"token [bold]{escape(t.name)}[/bold] ({t.role}) created; it is shown this once only:")
+    from rich.markup import escape
+
+    err_console().print(f"token [bold]{escape(t.name)}[/bold] ({t.role}) created; it is shown this once only:")
     click.echo(secret)
 
 
@@ -42,11 +42,14 @@ def list_() -> None:
     if json_mode():
         emit_json(rows)
         return
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table("NAME", "ROLE", "ID", "CREATED", "BY", "LAST USED", box=None)
     for r in rows:
         table.add_row(escape(r["name"]), r["role"], r["id"], r["created_at"], escape(r["created_by"] or "-"),
                       r["last_used_at"] or "never")  # fmt: skip
-    console.print(table)
+    console().print(table)
 
 
 @token.command("revoke")
@@ -57,4 +60,4 @@ def revoke(name: str) -> None:
     if json_mode():
         emit_json({"name": name, "revoked": True})
     else:
-        console.print(f"token {escape(name)} revoked")
+        out(f"token {name} revoked")

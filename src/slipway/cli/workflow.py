@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
+from ..errors import ConfigError
 from .common import actor, confirm, engine, interactive, secret_from_env
-from .output import console, emit_json, err_console, json_mode
+from .output import colored, emit_json, err, json_mode, out, paint, wide
 from .renderflags import helm_table, jsonnet_table, render_flags
 
-STATUS_STYLE = {"synced": "green", "failed": "red", "degraded": "yellow", "syncing": "cyan", "active": "white"}
+STATUS_STYLE = {"synced": "green", "failed": "red", "degraded": "yellow", "syncing": "cyan", "active": ""}
 
 
 def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -64,6 +64,11 @@ def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         click.option("--notify-url-env", metavar="VAR", help="Name of the environment variable holding the notify URL."),
         click.option("--notify-on", type=click.Choice(["failed", "degraded", "succeeded", "rolled_back"]), multiple=True,
                      help="Outcome to notify (repeatable; default failed, degraded, rolled_back)."),
+        click.option("--ignore-difference", "ignore_difference", multiple=True, metavar="JSON",
+                     help='A field another manager owns, as JSON (repeatable): {"kind": "Deployment", "group": '
+                          '"apps", "json_pointers": ["/spec/replicas"]}; replaces the list on set.'),
+        click.option("--ignore-differences-file", metavar="FILE", type=click.Path(dir_okay=False, exists=True),
+                     help="A JSON or YAML list of such rules (sync_policy.ignore_differences)."),
     ]  # fmt: skip
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,6 +108,7 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
             },
             **({"pre_sync_hooks": list(opts["pre_hook"]), "post_sync_hooks": list(opts["post_hook"])}
                if hooks_given else {}),
+            **_ignore_rules(opts, create),
         },
         "helm": helm_table(opts),
         "jsonnet": jsonnet_table(opts),
@@ -112,15 +118,39 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
     return table if create else _given(table)
 
 
+def _ignore_rules(opts: dict[str, Any], create: bool) -> dict[str, Any]:
+    """--ignore-difference and --ignore-differences-file as sync_policy.ignore_differences (checked by the model)."""
+    rules: list[Any] = []
+    for i, text in enumerate(opts.get("ignore_difference") or ()):
+        try:
+            rules.append(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--ignore-difference #{i + 1}: invalid JSON at column {e.colno}: {e.msg}") from None
+    path = opts.get("ignore_differences_file")
+    if path:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"--ignore-differences-file {path}: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, list):
+            raise ConfigError(f"--ignore-differences-file {path}: expected a list of rules")
+        rules += loaded
+    if rules or create or path:
+        return {"ignore_differences": rules}
+    return {}
+
+
 # Tables the user writes whole (Helm values, Jsonnet arguments): a null in them is a value, not "not given".
-_VERBATIM = ("values", "tlas", "ext_vars")
+_VERBATIM = ("values", "tlas", "ext_vars", "ignore_differences")
 
 
 def _given(table: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in table.items():
-        if isinstance(value, dict) and key in _VERBATIM:
-            if value:
+        if isinstance(value, dict | list) and key in _VERBATIM:
+            if value or key == "ignore_differences":  # an empty list given on purpose clears it
                 out[key] = value
         elif isinstance(value, dict):
             value = _given(value)
@@ -148,8 +178,9 @@ def create(workflow_id: str | None, **opts: Any) -> None:
     if json_mode():
         emit_json(wf.public())
     else:
-        console.print(f"workflow [bold]{escape(wf.id)}[/bold] created: {escape(wf.repository)}:"
-                      f"{escape(wf.target_path or '/')} -> namespace {escape(wf.destination.namespace)}")  # fmt: skip
+        out(
+            f"workflow {wf.id} created: {wf.repository}:{wf.target_path or '/'} -> namespace {wf.destination.namespace}"
+        )
 
 
 @workflow.command("set")
@@ -166,9 +197,9 @@ def set_(workflow_id: str, **opts: Any) -> None:
         emit_json({"workflow": new.public(), "changed": {k: {"from": a, "to": b} for k, a, b in diff}})
         return
     if not diff:
-        console.print(f"workflow {escape(workflow_id)}: nothing changed")
+        out(f"workflow {workflow_id}: nothing changed")
     for key, before, after in diff:
-        console.print(f"{escape(key)}: {escape(json.dumps(before))} -> {escape(json.dumps(after))}")
+        out(f"{key}: {json.dumps(before)} -> {json.dumps(after)}")
 
 
 def _changed(before: Any, after: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -190,7 +221,7 @@ def show(workflow_id: str) -> None:
         emit_json(config)
         return
     for key, value in _flat(config):
-        console.print(f"{escape(key)}: {escape(json.dumps(value))}")
+        out(f"{key}: {json.dumps(value)}")
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -202,23 +233,51 @@ def _flat(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 @workflow.command("list")
-def list_() -> None:
-    """Every workflow with its status and last sync."""
+@click.option("--no-remote", is_flag=True, help="Do not ask the Git servers for the branches' heads (offline).")
+def list_(no_remote: bool) -> None:
+    """Every workflow: its path, namespace, status, and the revision live against the branch's head.
+
+    "out of date" means the branch has moved past what is live: a sync would change something,
+    even when the last sync succeeded. The heads cost one cheap remote check per repository.
+    """
     eng = engine()
-    rows = [eng.status(wf.id) for wf in eng.workflows()]
+    rows = eng.workflow_overview(remote=not no_remote)
     if json_mode():
         emit_json(rows)
         return
-    table = Table("ID", "NAME", "STATUS", "AUTO", "REPOSITORY", "LAST SYNC", "REVISION", box=None)
+    from .printing import table
+
+    color = colored(__import__("sys").stdout)
+    head = ["ID", "NAME", "REPOSITORY", "PATH", "NAMESPACE", "STATUS", "LIVE", "HEAD", "AUTO"]
+    if wide():
+        head += ["LAST SYNC", "MESSAGE"]
+    cells, styles = [head], [["bold"] * len(head)]
     for st in rows:
-        last = st["last_sync_result"] or {}
-        style = STATUS_STYLE.get(st["status"], "white")
-        table.add_row(
-            escape(st["id"]), escape(st["name"]), f"[{style}]{escape(st['status'])}[/{style}]",
-            "yes" if st["auto_sync"] else "no", escape(st["repository"]), last.get("start_time", "-"),
-            (last.get("commit_hash") or "-")[:12],
-        )  # fmt: skip
-    console.print(table)
+        status = st["status"] + (", out of date" if st.get("out_of_date") else "")
+        head_rev = st["branch_head"] or ("?" if st.get("head_error") else "-")
+        row = [st["id"], st["name"], st["repository"], st["path"] or "/", st["namespace"], status,
+               (st["live_revision"] or "-")[:7], head_rev[:7], "yes" if st["auto_sync"] else "no"]  # fmt: skip
+        style = [
+            "",
+            "",
+            "",
+            "",
+            "",
+            "yellow" if st.get("out_of_date") else STATUS_STYLE.get(st["status"], ""),
+            "",
+            "",
+            "",
+        ]
+        if wide():
+            row += [(st["last_sync_result"] or {}).get("start_time", "-"), st.get("status_message") or ""]
+            style += ["", "dim"]
+        cells.append(row)
+        styles.append(style)
+    for line in table(cells, styles, color):
+        out(line)
+    failed = {st["repository"]: st["head_error"] for st in rows if st.get("head_error")}
+    for repo_id, why in sorted(failed.items()):
+        err(f"warning: branch head of repository {repo_id} unknown: {why}")
 
 
 @workflow.command("status")
@@ -231,9 +290,13 @@ def status(workflow_id: str) -> None:
         emit_json(st)  # exactly the seed's table
         return
     live = eng.live_state(workflow_id)
-    style = STATUS_STYLE.get(st["status"], "white")
-    console.print(f"[bold]{escape(st['id'])}[/bold] ({escape(st['name'])}): [{style}]{escape(st['status'])}[/{style}]")
-    console.print(f"repository: {escape(st['repository'])}   auto-sync: {'on' if st['auto_sync'] else 'off'}")
+    color = colored(__import__("sys").stdout)
+    out(
+        paint(st["id"], "bold", color)
+        + f" ({st['name']}): "
+        + paint(st["status"], STATUS_STYLE.get(st["status"], ""), color)
+    )
+    out(f"repository: {st['repository']}   auto-sync: {'on' if st['auto_sync'] else 'off'}")
     if live["hold_revision"]:
         # The last sync is not what runs: say so, or its revision would read as the live one.
         at = (
@@ -241,20 +304,19 @@ def status(workflow_id: str) -> None:
             if live["applied_revision"]
             else "the state before its first sync"
         )
-        console.print(f"rolled back: live at {at}; "
-                      f"auto-sync leaves it there until a commit after {live['hold_revision'][:12]}")  # fmt: skip
-        console.print(f"  {live['status_message']}", markup=False)
+        out(f"rolled back: live at {at}; auto-sync leaves it there until a commit after {live['hold_revision'][:12]}")
+        out(f"  {live['status_message']}")
     last = st["last_sync_result"]
     if not last:
-        console.print("never synced")
+        out("never synced")
         return
     m = last["metrics"]
-    console.print(f"last sync: {last['id']} {last['status']} at {last['start_time']} "
-                  f"(revision {(last['commit_hash'] or '-')[:12]}, {m['duration']})", markup=False)  # fmt: skip
-    console.print(f"  {last['message']}", markup=False)
-    console.print(f"  processed {m['resources_processed']}, applied {m['resources_applied']}, "
-                  f"deleted {m.get('resources_deleted', 0)}, skipped {m['resources_skipped']}, "
-                  f"conflicts resolved {m['conflicts_resolved']}")  # fmt: skip
+    out(f"last sync: {last['id']} {last['status']} at {last['start_time']} "
+        f"(revision {(last['commit_hash'] or '-')[:12]}, {m['duration']})")  # fmt: skip
+    out(f"  {last['message']}")
+    out(f"  processed {m['resources_processed']}, applied {m['resources_applied']}, "
+        f"deleted {m.get('resources_deleted', 0)}, skipped {m['resources_skipped']}, "
+        f"conflicts resolved {m['conflicts_resolved']}")  # fmt: skip
 
 
 @workflow.command("remove")
@@ -269,20 +331,20 @@ def remove(workflow_id: str, cascade: bool, yes: bool) -> None:
         if json_mode():
             emit_json({"id": workflow_id, "removed": True, "cascade": False})
         else:
-            console.print(f"workflow {escape(workflow_id)} removed; its objects stay in the cluster and its "
-                          "history is kept (`slipway history` shows it)")  # fmt: skip
+            out(f"workflow {workflow_id} removed; its objects stay in the cluster and its "
+                "history is kept (`slipway history` shows it)")  # fmt: skip
         return
-    from .sync import print_plan, print_result
+    from .printing import print_plan, print_result
 
     plan = eng.removal_plan(workflow_id)
     if not json_mode():
         print_plan(plan)
     if plan.deletions and not yes:
         if not interactive():
-            err_console.print("not removed: deleting objects needs --yes when there is no terminal to ask on")
+            err("not removed: deleting objects needs --yes when there is no terminal to ask on")
             sys.exit(1)
         if not confirm(f"Delete these {len(plan.deletions)} object(s) and remove workflow {workflow_id}?"):
-            err_console.print("not removed")
+            err("not removed")
             sys.exit(1)
     result = eng.remove_workflow(workflow_id, cascade=True, expected_plan=plan.fingerprint(), actor=actor())
     assert result is not None

@@ -7,10 +7,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import Cancelled, KubeError
-from ..kube import Kube, Obj, ObjectRef, ResourceInfo
+from ..kube import Obj, ObjectRef, ResourceInfo
 from .registry import DEGRADED, HEALTHY, MISSING, Health, assess
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 
 @dataclass
@@ -70,7 +74,8 @@ def wait(
 
     ``known`` holds objects as the apply just returned them: kinds in :data:`JUDGED_ONCE` are
     judged from those without a request. A target once Healthy is not read again, and polls
-    come at most a second apart. A Degraded verdict must hold for ``degraded_grace`` seconds
+    come at most a second apart for the first five seconds, then at most a fifth of the time
+    waited so far apart (5 s at most). A Degraded verdict must hold for ``degraded_grace`` seconds
     before the wait gives up early: controllers report a new generation before they have
     cleared the conditions of the old one.
     """
@@ -111,4 +116,7 @@ def wait(
             return False, last
         if cancel.wait(min(delay, max(0.0, deadline - time.monotonic()))):
             raise Cancelled("cancelled while waiting for health")
-        delay = min(1.0, delay * 1.5)
+        # At most a second apart while a rollout is young; a long wait backs off (up to 5 s), so a
+        # busy cluster is not asked more often the slower it gets.
+        waited = timeout - (deadline - time.monotonic())
+        delay = min(delay * 1.5, max(1.0, min(5.0, waited / 5)))

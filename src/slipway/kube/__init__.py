@@ -1,8 +1,30 @@
-"""The only package that talks to Kubernetes: connection, discovery, object identity."""
+"""The only package that talks to Kubernetes: connection, discovery, object identity.
 
-from .client import Kube, KubeFieldConflict, connect, forget_connections, resolve_kubeconfig
-from .discovery import Discovery, ResourceInfo, UnknownKind
+Object identity and discovery's types are light; the HTTP client (:mod:`.client`, with lightkube
+and httpx2 under it) is imported when it is first asked for, so everything that only handles
+objects — and a command that has not reached the cluster yet — does not wait for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .discovery import Discovery, KubeFieldConflict, ResourceInfo, UnknownKind
 from .objects import Obj, ObjectRef
+
+if TYPE_CHECKING:
+    from .client import Kube, connect, forget_connections, resolve_kubeconfig
+
+_CLIENT = ("Kube", "connect", "forget_connections", "resolve_kubeconfig")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Discovery",

@@ -33,8 +33,9 @@ from ..errors import (
     KubeNotFound,
     KubeTransientError,
 )
-from .discovery import Discovery, ResourceInfo
+from .discovery import Discovery, KubeFieldConflict, ResourceInfo
 from .objects import Obj
+from .openapi import OpenAPI
 
 APPLY_PATCH = "application/apply-patch+yaml"
 # Names, labels, annotations and owners only: how slipway looks at objects it may not read in full
@@ -51,14 +52,6 @@ _SCHEMA_ERRORS = (
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
-
-
-class KubeFieldConflict(KubeError):
-    """Server-side apply without force found fields owned by another manager."""
-
-    def __init__(self, message: str, *, conflicts: list[str], status: int = 409) -> None:
-        super().__init__(message, status=status, reason="Conflict")
-        self.conflicts = conflicts
 
 
 def error_from_response(action: str, what: str, status: int, body: bytes) -> KubeError:
@@ -139,6 +132,7 @@ class Kube:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         self.discovery = Discovery(self)
+        self._openapi: OpenAPI | None = None
         # Requests sent, by verb ("GET", "PATCH", "DRYRUN", "DELETE"...): how tests and benchmarks
         # see that a no-op sync writes nothing.
         self.counts: Counter[str] = Counter()
@@ -146,6 +140,13 @@ class Kube:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def openapi(self) -> OpenAPI:
+        """The server's OpenAPI v3 schemas, loaded on first use (see :mod:`.openapi`)."""
+        if self._openapi is None:
+            self._openapi = OpenAPI(self)
+        return self._openapi
 
     # -- transport -------------------------------------------------------------------------------
 

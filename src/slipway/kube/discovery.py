@@ -55,6 +55,14 @@ class UnknownKind(KubeInvalid):
     """The cluster serves no such group/version/kind."""
 
 
+class KubeFieldConflict(KubeError):
+    """Server-side apply without force found fields owned by another manager."""
+
+    def __init__(self, message: str, *, conflicts: list[str], status: int = 409) -> None:
+        super().__init__(message, status=status, reason="Conflict")
+        self.conflicts = conflicts
+
+
 class Discovery:
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
@@ -64,6 +72,7 @@ class Discovery:
         self._group_versions: frozenset[str] = frozenset()
         self._loaded_at = 0.0
         self._server_version: str | None = None
+        self.generation = 0  # bumped by every refresh: what depends on the map (OpenAPI) reloads
 
     def lookup(self, api_version: str, kind: str) -> ResourceInfo:
         """The resource serving ``kind`` at ``api_version``; raises UnknownKind when there is none."""
@@ -95,9 +104,14 @@ class Discovery:
         return info
 
     def ensure(self) -> None:
-        """Load the map once; later misses refresh it on their own."""
-        if not self._by_gvk:
-            self.refresh()
+        """Load the map once; later misses refresh it on their own. A caller that finds another
+        thread loading it waits for that load instead of sending its own."""
+        if self._by_gvk:
+            return
+        with self._lock:
+            if self._by_gvk:
+                return
+        self.refresh()
 
     def refresh(self) -> None:
         with self._lock:
@@ -119,6 +133,7 @@ class Discovery:
             self._by_gvk, self._preferred = by_gvk, preferred
             self._group_versions = frozenset(group_versions)
             self._loaded_at = time.monotonic()
+            self.generation += 1
 
     def capabilities(self, max_age: float = 1.0) -> tuple[str, list[str]]:
         """What Helm's ``.Capabilities`` says of this server: its version (``v1.37.2``) and every

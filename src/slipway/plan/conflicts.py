@@ -16,8 +16,8 @@ from .normalize import display
 
 
 def states(it: Item) -> tuple[Obj | None, Obj | None]:
-    current = display(it.live) if it.live is not None else None
-    desired = display(it.returned if it.returned is not None else it.desired or {})
+    current = it.view(display(it.live)) if it.live is not None else None
+    desired = it.view(display(it.returned if it.returned is not None else it.desired or {}))
     return mask.mask_pair(current, desired)
 
 

@@ -6,7 +6,9 @@ own — never every Secret of a namespace. A declared object not found that way 
 exist or belongs to someone else (or lost its labels): one metadata-only LIST per such kind and
 namespace (names and labels, no spec, no Secret values) tells which, and only the objects found
 there are read in full, one GET each. A workflow whose objects are all its own costs one LIST per
-kind and namespace.
+kind and namespace. Where the workflow has applied nothing yet (its inventory holds nothing of
+that kind and namespace: a first sync), the selector could find nothing, so only the metadata
+LIST is sent — one request per kind and namespace again.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..items import Item
-from ..kube import Kube, Obj, ObjectRef, ResourceInfo
+from ..kube import Obj, ObjectRef, ResourceInfo
 from ..model import RetryPolicy
 from ..retry import with_retry
 from .ownership import selector
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -71,15 +76,15 @@ class LiveReader:
     def read(self, items: list[Item], inventory: dict[ObjectRef, str]) -> LiveState:
         state = LiveState()
         groups: dict[Group, None] = {}
-        for it in items:
-            if it.info is not None and not it.pending:
-                groups[(it.info, it.ref.namespace)] = None
         for ref, api_version in inventory.items():
             info = self.kube.discovery.find(api_version, ref.kind) or self.kube.discovery.preferred(ref.group, ref.kind)
             if info is None:
                 continue  # its kind is gone (CRD deleted): nothing left to prune
             state.infos[ref] = info
             groups.setdefault((info, ref.namespace if info.namespaced else ""), None)
+        # A kind and namespace where the workflow has applied nothing yet (a first sync): the
+        # selector would find nothing there, so only the metadata LIST below is sent.
+        fresh = {(it.info, it.ref.namespace) for it in items if it.info is not None and not it.pending} - set(groups)
 
         sel = selector(self.workflow_id)
 
@@ -112,12 +117,23 @@ class LiveReader:
                     exists.append((job[0], ref))
 
         declared = {it.ref for it in items}
+        # Many of a fresh group's objects already there (a workflow created again over what it had
+        # applied): one LIST by the selector reads them, instead of a GET each.
+        crowded: dict[Group, int] = {}
+        for info, ref in exists:
+            group = (info, ref.namespace if info.namespaced else "")
+            if group in fresh and ref in declared:
+                crowded[group] = crowded.get(group, 0) + 1
+        for info, objs in self._each(owned, [g for g, n in crowded.items() if n > 4]):
+            for obj in objs:
+                state.objects[ref_of(info, obj)] = obj
 
         def read_one(job: tuple[ResourceInfo, ObjectRef]) -> tuple[ObjectRef, Obj | None]:
             info, ref = job
             return ref, self._retry(lambda: self.kube.get(info, ref.namespace, ref.name), f"get {ref}")
 
-        for ref, found in self._each(read_one, [(i, r) for i, r in exists if r in declared]):
+        unread = [(i, r) for i, r in exists if r in declared and r not in state.objects]
+        for ref, found in self._each(read_one, unread):
             if found is not None:
                 state.objects[ref] = found
         state.unmarked = {r for _, r in exists if r not in declared and r in inventory}

@@ -16,21 +16,26 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from .. import settings, waves
 from ..durations import rfc3339
 from ..errors import KubeError, KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
-from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo
+from ..kube import KubeFieldConflict, Obj, ObjectRef, ResourceInfo
 from ..kube.objects import get_annotations, meta, split_api_version
 from ..model import Workflow
 from ..render import Manifest
 from ..results import Change, Conflict
 from ..retry import with_retry
-from . import conflicts, impact, mask, ownership, prune, textdiff
+from . import conflicts, ignore, impact, mask, ownership, prune, textdiff
 from .live import LiveReader, LiveState
 from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
 from .ownership import HASH_ANNOTATION, stamp
+from .validate import LocalCheck, crd_schemas
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 
 def _crd_infos(manifests: list[Manifest]) -> dict[tuple[str, str, str], ResourceInfo]:
@@ -64,12 +69,16 @@ class Planner:
         instance: str,
         concurrency: int = 16,
         cancel: threading.Event | None = None,
+        local_checks: bool = False,
     ) -> None:
         self.kube = kube
         self.wf = workflow
         self.instance = instance
         self.concurrency = concurrency
         self.cancel = cancel
+        # New objects checked against the server's schemas here (a sync) instead of by a dry-run each
+        # (a diff, which shows what the server would default).
+        self.local_checks = local_checks
 
     # -- resolve -----------------------------------------------------------------------------------
 
@@ -204,11 +213,16 @@ class Planner:
             it.ref.name for it in items if it.ref.group_kind == ns_kind and not self._live_of(it, live.objects)
         }
         to_dry_run: list[Item] = []
+        pending_new: list[Item] = []
         for it in items:
             assert it.info is not None and it.desired is not None
             it.live = self._live_of(it, live.objects)
             if it.ref.namespace in missing_namespaces:
                 it.pending = True
+            rules = ignore.matching(policy.ignore_differences, it.ref)
+            if it.live is not None and rules:
+                it.ignored = ignore.Ignored(rules, it.live)
+                it.desired = it.ignored.desired(it.desired, it.live)
             if it.live is not None:
                 who = ownership.owner(it.live, self.wf.id, self.instance)
                 mine = who == "ours" or (who == "legacy" and it.ref in inventory)
@@ -229,8 +243,12 @@ class Planner:
                 it.drifted = it.drifted or unchanged_in_git  # Git did not change it, yet the live object differs
             if it.pending:
                 it.action = "create" if it.live is None else "update"
+                if it.live is None:
+                    pending_new.append(it)
                 continue
             to_dry_run.append(it)
+        if self.local_checks:
+            to_dry_run = self._check_locally(manifests, to_dry_run, pending_new, plan)
 
         for h in plan.hooks:
             h.pending = h.pending or h.ref.namespace in missing_namespaces
@@ -250,7 +268,7 @@ class Planner:
                 it.action = "update"
             elif it.live is None:
                 it.action = "create"
-            elif normalize(it.returned or {}) == normalize(it.live):
+            elif it.view(normalize(it.returned or {})) == it.view(normalize(it.live)):
                 it.action = "unchanged"
                 it.drifted = False
             else:
@@ -262,6 +280,45 @@ class Planner:
         self._deletions(plan, items, inventory, live)
         self._changes(plan)
         return plan
+
+    def _check_locally(
+        self, manifests: list[Manifest], to_dry_run: list[Item], pending_new: list[Item], plan: Plan
+    ) -> list[Item]:
+        """New objects the local check finds well-formed need no dry-run; the rest still get one.
+
+        An object whose namespace or kind does not exist yet cannot be asked about: the local
+        check's errors are its validation conflict.
+        """
+        checker = LocalCheck(self.kube, crd_schemas([m.obj for m in manifests]))
+        sure = [it for it in to_dry_run if it.live is None and checker.check(it).ok]
+        absent = self._namespaces_not_known([it.ref.namespace for it in sure if it.ref.namespace])
+        skip = {id(it) for it in sure if it.ref.namespace not in absent}
+        for it in sure:
+            if id(it) in skip:
+                it.action = "create"
+        for it in pending_new:
+            verdict = checker.check(it)
+            if verdict.errors:
+                it.action, it.error = "blocked", f"does not match its kind's schema: {verdict.message()}"
+                plan.conflicts.append(conflicts.validation(it))
+        return [it for it in to_dry_run if id(it) not in skip]
+
+    def _namespaces_not_known(self, names: list[str]) -> set[str]:
+        """Of ``names``, those not known to exist (missing, or not readable): their objects get a dry-run,
+        which says what is wrong."""
+        info = self.kube.discovery.lookup("v1", "Namespace")
+        out = set()
+        for ns in sorted(set(names)):
+            try:
+                found = with_retry(
+                    lambda ns=ns: self.kube.get(info, "", ns),  # type: ignore[misc]
+                    self.wf.sync_policy.retry, what=f"get namespace {ns}", cancel=self.cancel,
+                )  # fmt: skip
+            except (KubeForbidden, KubeInvalid):
+                found = None
+            if found is None:
+                out.add(ns)
+        return out
 
     @staticmethod
     def _live_of(it: Item, objects: dict[ObjectRef, Obj]) -> Obj | None:
@@ -348,13 +405,13 @@ class Planner:
         for it in [*plan.items, *plan.deletions]:
             if it.action not in ("create", "update", "delete"):
                 continue
-            current = display(it.live) if it.live is not None else None
+            current = it.view(display(it.live)) if it.live is not None else None
             if it.action == "delete":
                 desired = None
             elif it.returned is not None and not it.recreate:
-                desired = display(it.returned)
+                desired = it.view(display(it.returned))
             else:
-                desired = display(it.desired or {})
+                desired = it.view(display(it.desired or {}))
             current, desired = mask.mask_pair(current, desired)
             subject = impact.Subject(it.action, it.ref.kind, current, desired, recreate=it.recreate)
             level, reason = impact.assess(subject)
@@ -362,7 +419,8 @@ class Planner:
             if it.recreate:
                 notes.append("an immutable field changes: slipway deletes and creates it")
             if it.pending:
-                notes.append("validated by the server when applied: its namespace or kind does not exist yet")
+                notes.append("its namespace or kind does not exist yet: checked against its schema here, and by the "
+                             "server when applied")  # fmt: skip
             diff = textdiff.render_diff(it.action, it.ref.resource, current, desired, note="; ".join(notes))
             plan.changes.append(
                 Change(

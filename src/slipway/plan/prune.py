@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ..errors import KubeError
 from ..items import Item
-from ..kube import Kube, Obj, ObjectRef, ResourceInfo
+from ..kube import Obj, ObjectRef, ResourceInfo
 from ..model import RetryPolicy
 from ..retry import with_retry
 from . import ownership
+
+if TYPE_CHECKING:
+    from ..kube import Kube
 
 # What every namespace holds without anyone declaring it.
 _NAMESPACE_DEFAULTS = {("", "ServiceAccount", "default"), ("", "ConfigMap", "kube-root-ca.crt")}

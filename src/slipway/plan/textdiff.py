@@ -97,13 +97,23 @@ def render_diff(
             lines.append(f"  ... and {len(fields) - MAX_FIELD_LINES} more")
     if note:
         lines.append(f"  ({note})")
-    unified = difflib.unified_diff(
-        to_yaml(current).splitlines(),
-        to_yaml(desired).splitlines(),
-        fromfile=f"live/{resource}" if current is not None else "/dev/null",
-        tofile=f"git/{resource}" if desired is not None else "/dev/null",
-        lineterm="",
-        n=3,
-    )
-    body = "\n".join(unified)
+    before, after = to_yaml(current).splitlines(), to_yaml(desired).splitlines()
+    fromfile = f"live/{resource}" if current is not None else "/dev/null"
+    tofile = f"git/{resource}" if desired is not None else "/dev/null"
+    if not before or not after:
+        body = _whole(before, after, fromfile, tofile)  # what difflib says, without its search
+    else:
+        body = "\n".join(difflib.unified_diff(before, after, fromfile=fromfile, tofile=tofile, lineterm="", n=3))
     return "\n".join(lines) + ("\n" + body if body else "")
+
+
+def _whole(before: list[str], after: list[str], fromfile: str, tofile: str) -> str:
+    """A unified diff where one side is empty (a create or a deletion), exactly as difflib writes it."""
+    if not before and not after:
+        return ""
+
+    def span(start: int, length: int) -> str:
+        return str(start) if length == 1 else f"{start - 1 if length == 0 else start},{length}"
+
+    head = [f"--- {fromfile}", f"+++ {tofile}", f"@@ -{span(1, len(before))} +{span(1, len(after))} @@"]
+    return "\n".join(head + [f"-{line}" for line in before] + [f"+{line}" for line in after])

@@ -64,6 +64,17 @@ class GitSource:
         log.debug("fetched %s: %s is at %s", repo_label(repo), repo.branch, sha)
         return sha
 
+    def revision(self, repo: Repository, ref: str, timeout: float = 120) -> str:
+        """The commit ``ref`` (a branch, a tag, a commit id, or ``refs/...``) names on the server,
+        fetched into the mirror if it is not there yet."""
+        self._check(repo)
+        bad = not ref or ref.startswith("-") or ".." in ref or "@{" in ref
+        if bad or any(c.isspace() or c in "~^:?*[\\" or ord(c) < 32 for c in ref):
+            raise SourceError(f"{repo_label(repo)}: {ref!r} is not a valid branch, tag or commit")
+        if ref in (repo.branch, f"refs/heads/{repo.branch}"):
+            return self.fetch(repo, timeout)
+        return self._mirrors.fetch_ref(repo, ref, timeout)
+
     def materialize(self, repo: Repository, revision: str, target_path: str, dest: Path) -> Path:
         """Write ``target_path`` at ``revision`` into ``dest`` (at the same relative path); return that directory.
 
@@ -100,6 +111,10 @@ class GitSource:
             yield self.materialize(repo, revision, target_path, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def close(self) -> None:
+        """Close the connections kept open for ref checks (kept SSH connections, idle HTTP ones)."""
+        self._mirrors.refs.close()
 
     def forget(self, repo_id: str) -> None:
         """Remove a repository's mirror(s). Its pinned SSH host key stays (see :meth:`forget_host_keys`)."""

@@ -32,6 +32,7 @@ from ..model import ID_RE, Repository
 from .auth import authenticate, git_url
 from .classify import repo_label
 from .process import Git
+from .refs import RefReader, local_ref
 
 log = logging.getLogger("slipway.source")
 _T = TypeVar("_T")
@@ -71,6 +72,7 @@ class Mirrors:
     def __init__(self, git: Git, home: Path) -> None:
         self.git = git
         self.home = home
+        self.refs = RefReader(git, home)
         self._memo_cache: OrderedDict[tuple[str, str], Future[Any]] = OrderedDict()
         self._memo_lock = threading.Lock()
 
@@ -85,6 +87,14 @@ class Mirrors:
     # -- the server ---------------------------------------------------------------------------------
 
     def remote_head(self, repo: Repository, timeout: float) -> str:
+        """The branch's commit on the server: asked in-process when that can be done as git would
+        (:mod:`.refs`), else with ``git ls-remote``."""
+        sha = self.refs.head(repo, timeout)
+        if sha is not None:
+            return sha
+        return self.ls_remote(repo, timeout)
+
+    def ls_remote(self, repo: Repository, timeout: float) -> str:
         ref = f"refs/heads/{repo.branch}"
         with authenticate(self.git, self.home, repo, timeout) as auth:
             result = self.git.remote(
@@ -99,6 +109,12 @@ class Mirrors:
     def fetch(self, repo: Repository, timeout: float, want: str | None) -> str:
         deadline = time.monotonic() + timeout
         mirror = self.path(repo)
+        if want is None and self.exists(mirror):
+            # Already there: the server's head (asked in-process) is the mirror's. No git at all.
+            head = self.refs.head(repo, timeout)
+            if head is not None and local_ref(mirror, f"refs/heads/{repo.branch}") == head:
+                log.debug("%s: the mirror is at the branch's head %s; nothing to fetch", repo_label(repo), head[:12])
+                return head
         mirror.parent.mkdir(parents=True, exist_ok=True)
         with self._lockfile(mirror.with_suffix(".lock"), deadline, repo_label(repo)):
             if not self.exists(mirror):
@@ -109,6 +125,37 @@ class Mirrors:
         if sha is None:  # pragma: no cover - a successful fetch always writes the ref
             raise SourceError(f'{repo_label(repo)}: fetched, but branch "{repo.branch}" is missing in the mirror')
         return sha
+
+    def fetch_ref(self, repo: Repository, ref: str, timeout: float) -> str:
+        """Fetch another branch, a tag or a commit of ``repo`` into the mirror (under ``refs/slipway/``,
+        apart from the tracked branch) and return its commit: what ``diff --revision`` plans."""
+        mirror = self.path(repo)
+        if not self.exists(mirror):
+            self.fetch(repo, timeout, None)
+        if SHA_RE.match(ref) and self.resolve(mirror, ref):
+            return ref
+        sources = [ref] if SHA_RE.match(ref) or ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        deadline = time.monotonic() + timeout
+        with self._lockfile(mirror.with_suffix(".lock"), deadline, repo_label(repo)):
+            for source in sources:
+                local = "refs/slipway/review/" + hashlib.sha256(source.encode()).hexdigest()[:16]
+                named = Repository(repo.id, repo.url, ref, repo.poll_interval, repo.credentials, repo.type)
+                try:
+                    with authenticate(self.git, self.home, repo, timeout) as auth:
+                        self.git.remote(
+                            [*_FETCH_CHECKS, "--git-dir", str(mirror), "fetch", "--quiet", "--no-tags",
+                             "--no-write-fetch-head", "--no-recurse-submodules", "--end-of-options", auth.url,
+                             f"+{source}:{local}"],
+                            auth=auth, timeout=max(1.0, deadline - time.monotonic()), repo=named, op="fetch",
+                        )  # fmt: skip
+                except SourceError as e:
+                    if "does not exist" not in e.message and "git fetch failed" not in e.message:
+                        raise
+                    continue
+                sha = self._resolve_now(mirror, local)
+                if sha is not None:
+                    return sha
+        raise SourceError(f"{repo_label(repo)}: no branch, tag or commit {ref!r} on the server")
 
     def _fetch_existing(self, repo: Repository, mirror: Path, deadline: float) -> None:
         before = self.resolve(mirror, f"refs/heads/{repo.branch}")
