@@ -153,3 +153,6 @@ def test_local_rules_beyond_the_schema() -> None:
     ]
     assert verdict({"name": "w", "unknown": 1}) == []  # metadata is the server's to read in full
     assert set(crd_schemas([crd])) == {("example.com", "v1", "Widget")}
+    # A very large object meets the server's size limits, which no schema states: the server judges it.
+    big = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"a": "x" * 600_000}}
+    assert checker.check(_item("example.com", "v1", "Widget", big)).unsure

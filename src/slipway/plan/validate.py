@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ..items import Item
 from ..kube import Obj
 from ..kube.schema import Node, Outcome, check, compile_schema
@@ -30,6 +32,9 @@ _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _ANNOTATIONS_MAX = 256 * 1024
+# Past this size the server's own limits come into play (a request body, an etcd value, a ConfigMap's
+# 1 MiB of data), which no schema states: such an object is left to the server's dry-run to judge.
+_LARGE = 512 * 1024
 
 # Kinds whose names follow other rules than a DNS subdomain.
 _NAME_RULES = {
@@ -85,7 +90,7 @@ class LocalCheck:
         assert it.info is not None and it.desired is not None
         info, obj = it.info, it.desired
         root = self.root(info.group, info.version, info.kind)
-        if root is None:
+        if root is None or len(msgspec.json.encode(obj)) > _LARGE:
             return Verdict(unsure=True)
         out = check(root, obj)
         gk = (info.group, info.kind)
