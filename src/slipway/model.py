@@ -353,12 +353,22 @@ class Destination:
     namespace: str = "default"
     context: str | None = None
     kubeconfig: str | None = None
+    # A Secret in slipway's own namespace whose ``kubeconfig`` key reaches the destination cluster
+    # (the kubernetes store: a replica has no disk to keep a kubeconfig file on).
+    kubeconfig_secret: str | None = None
 
     @classmethod
     def from_config(cls, data: Any, where: str = "destination") -> Destination:
         r = _Reader(data, where)
-        out = cls(r.get("namespace", str, "default"), r.get("context", str), r.get("kubeconfig", str))
+        out = cls(r.get("namespace", str, "default"), r.get("context", str), r.get("kubeconfig", str),
+                  r.get("kubeconfig_secret", str))  # fmt: skip
         r.done()
+        if out.kubeconfig and out.kubeconfig_secret:
+            raise ConfigError(f"{r.key('kubeconfig_secret')}: give a kubeconfig file or a kubeconfig Secret, not both")
+        if out.kubeconfig_secret is not None and not re.match(
+            r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", out.kubeconfig_secret
+        ):
+            raise ConfigError(f"{r.key('kubeconfig_secret')}: {out.kubeconfig_secret!r} is not a valid Secret name")
         if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", out.namespace):
             raise ConfigError(f"{r.key('namespace')}: {out.namespace!r} is not a valid namespace name")
         return out
