@@ -22,6 +22,7 @@ from . import render as render_stage
 from . import settings
 from .catalog import Catalog
 from .errors import (
+    ConfigError,
     HeldBack,
     ManifestError,
     NotFoundError,
@@ -104,7 +105,28 @@ class Engine(Catalog):
     # -- the pipeline's first stages ------------------------------------------------------------------
 
     def kube_for(self, wf: Workflow) -> Kube:
-        return self._kube_factory(wf.destination.kubeconfig, wf.destination.context)
+        kubeconfig = wf.destination.kubeconfig
+        if wf.destination.kubeconfig_secret:
+            # Only a store in the cluster has Secrets to read it from (the kubernetes store).
+            materialize = getattr(self.store, "kubeconfig_file", None)
+            if materialize is None:
+                raise ConfigError(
+                    f"workflow {wf.id}: destination.kubeconfig_secret needs the kubernetes store "
+                    "(SLIPWAY_STORE=kubernetes); give destination.kubeconfig, a file, instead"
+                )
+            kubeconfig = str(materialize(wf.destination.kubeconfig_secret))
+        return self._kube_factory(kubeconfig, wf.destination.context)
+
+    def shard_elector(self, shards: int, identity: str | None = None) -> Any:
+        """A shard elector for a replica of the controller (:mod:`slipway.shards`); it needs Leases and
+        shared state, so the kubernetes store."""
+        make = getattr(self.store, "elector", None)
+        if make is None:
+            raise ConfigError(
+                "--shards: replicas share workflows through the cluster; set SLIPWAY_STORE=kubernetes "
+                "(see docs/kubernetes.md)"
+            )
+        return make(shards, identity)
 
     def fetch(
         self,
@@ -258,6 +280,9 @@ class Engine(Catalog):
         revision = revision or self.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel)
         if state["hold_revision"] and revision == state["hold_revision"]:
             raise HeldBack(f"workflow {wf.id}: rolled back from {revision[:12]}; auto-sync waits for a newer commit")
+        if revision == state["applied_revision"] and state["status"] == "synced":
+            # Another process (a replica that held the shard a moment ago) synced it since we looked.
+            raise HeldBack(f"workflow {wf.id}: {revision[:12]} is applied already")
         return revision
 
     def rollback(
@@ -320,6 +345,42 @@ class Engine(Catalog):
         run.execute(from_sync, target, rolled, reason)
         self._finished(result)
         return result
+
+    # -- slipway's own objects in a cluster (the kubernetes store) --------------------------------------
+
+    @staticmethod
+    def install_manifests(
+        namespace: str | None = None, targets: tuple[str, ...] = (), cluster_wide: bool = False
+    ) -> list[dict[str, Any]]:
+        """The CRDs, namespace and RBAC ``slipway install`` applies (``--print`` writes them)."""
+        from .store.kubernetes import install, names
+
+        return install.manifests(namespace or names.namespace(), targets, cluster_wide)
+
+    @staticmethod
+    def install(namespace: str | None = None, targets: tuple[str, ...] = (), cluster_wide: bool = False) -> list[str]:
+        """Apply :meth:`install_manifests` to the cluster of ``KUBECONFIG``; refuses to downgrade a CRD."""
+        from .store.kubernetes import install, names
+
+        return install.install(connect(), namespace or names.namespace(), targets, cluster_wide)
+
+    @staticmethod
+    def migrate(to: str, home: Path | None = None, say: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+        """Copy the SQLite store of ``home`` into the store ``to`` names (``kubernetes``); idempotent."""
+        if to != "kubernetes":
+            raise ConfigError(f"--to: {to!r}: slipway migrates a SQLite store to kubernetes")
+        from .store import Store
+        from .store.kubernetes import KubernetesStore
+        from .store.kubernetes.migrate import migrate
+
+        home = home or settings.home()
+        if not (home / "state.db").is_file():
+            raise ConfigError(f"there is no SQLite store to migrate in {home} (set SLIPWAY_HOME, or --home)")
+        source = Store(home=home)
+        try:
+            return migrate(source, KubernetesStore(), say)
+        finally:
+            source.close()
 
     def _watched(self, result: SyncResult, progress: Progress | None) -> Progress:
         """The run's progress, for its caller and for every subscriber of :attr:`events`."""

@@ -15,6 +15,7 @@ import click
 from rich.text import Text
 
 from ..errors import SlipwayError, describe
+from .admin import install, migrate
 from .cluster import cluster
 from .controller import controller
 from .output import err_console
@@ -44,7 +45,7 @@ def cli(ctx: click.Context, output: str, debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for command in (repo, workflow, diff, sync, rollback, history, controller, run, cluster):
+for command in (repo, workflow, diff, sync, rollback, history, controller, run, cluster, install, migrate):
     cli.add_command(command)
 
 
