@@ -82,8 +82,9 @@ def manifests(namespace: str, targets: tuple[str, ...] = (), cluster_wide: bool 
     return [*crds.crds(), ns, *rbac(namespace, targets, cluster_wide)]
 
 
-def check_revisions(kube: Kube, ours: int = crds.CRD_REVISION) -> None:
+def check_revisions(kube: Kube, ours: int | None = None) -> None:
     """Refuse (before writing anything) when the cluster's slipway CRDs are newer than ours."""
+    ours = crds.CRD_REVISION if ours is None else ours
     for crd in crds.crds():
         live = kube.get(names.CRDS, "", crd["metadata"]["name"])
         if live is None:
