@@ -38,8 +38,10 @@ def slipway_namespace(
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:30].strip("-")
     name = f"sw-{base}-{secrets.token_hex(3)}"
     monkeypatch.setenv("SLIPWAY_NAMESPACE", name)
+    ns_info = kube.discovery.lookup("v1", "Namespace")
+    kube.apply(ns_info, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, field_manager="tests")
     yield name
-    kube.delete(kube.discovery.lookup("v1", "Namespace"), "", name)
+    kube.delete(ns_info, "", name)
 
 
 def open_backend(backend: str, request: pytest.FixtureRequest, home: Path) -> StateStore:
