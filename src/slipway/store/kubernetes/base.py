@@ -62,6 +62,13 @@ class Base:
         self.identity: str | None = None
         self.lease_for: Callable[[str], str | None] = lambda workflow_id: None
         self._lock = threading.Lock()
+        # Each Workflow as this process last read or wrote it: the starting point of its next
+        # conditional status write (a stale one costs a conflict and a read), and its uid.
+        self._seen: dict[str, Obj] = {}
+        # Records of the syncs this process runs: their metadata and objects as it last wrote them,
+        # so finishing them needs no read back (dropped when they finish).
+        self._writing: dict[str, Obj] = {}
+        self._record_rows: dict[str, dict[str, dict[str, list[Any]]]] = {}
         self._ensure_namespace()
         self._instance = self._once_configmap()
         self._fernet = Fernet(self._once_key())
@@ -174,18 +181,39 @@ class Base:
     def workflow_obj_or_none(self, workflow_id: str) -> Obj | None:
         obj = self.kube.get(WORKFLOWS, self.namespace, names.kname(workflow_id))
         if obj is None or object_id(obj) != workflow_id:
+            self._seen.pop(workflow_id, None)
             return None
+        self._seen[workflow_id] = obj
         return obj
 
+    def workflow_uid(self, workflow_id: str) -> str | None:
+        """The uid of the Workflow as this process last saw it (read once when it has not)."""
+        obj = self._seen.get(workflow_id) or self.workflow_obj_or_none(workflow_id)
+        return str(obj["metadata"]["uid"]) if obj is not None else None
+
     def update_status(self, workflow_id: str, mutate: Callable[[Obj, dict[str, Any]], dict[str, Any] | None]) -> Obj:
-        """Read the Workflow, let ``mutate(obj, status)`` say what changes in its status (None: nothing),
-        and write that on the condition that nobody wrote in between; read and try again if someone did."""
+        """Let ``mutate(obj, status)`` say what changes in the Workflow's status (None: nothing), and
+        write that on the condition that nobody wrote in between; read and try again if someone did.
+
+        It starts from the Workflow as this process last saw it: a write from a stale copy fails
+        its precondition and is tried again on a fresh read, and a decision not to write (or to
+        refuse, as a claim held by someone else does) is only ever taken on a fresh read."""
+        cached = self._seen.get(workflow_id)
         for _ in range(ATTEMPTS):
-            obj = self.workflow_obj(workflow_id)
+            fresh = cached is None
+            obj = self.workflow_obj(workflow_id) if cached is None else cached
+            cached = None
             status = dict(obj.get("status") or {})
-            patch = mutate(obj, status)
+            try:
+                patch = mutate(obj, status)
+            except SlipwayError:
+                if fresh:
+                    raise
+                continue
             if patch is None:
-                return obj
+                if fresh:
+                    return obj
+                continue
             merged = {**status, **patch}
             cond = conditions(merged, status, obj)
             if cond is not None:
@@ -193,11 +221,14 @@ class Base:
             meta = obj["metadata"]
             body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch}
             try:
-                return self.kube.patch_merge(WORKFLOWS, self.namespace, meta["name"], body, subresource="status")
+                written = self.kube.patch_merge(WORKFLOWS, self.namespace, meta["name"], body, subresource="status")
             except KubeConflict:
                 continue
             except KubeNotFound:
+                self._seen.pop(workflow_id, None)
                 raise NotFoundError(f"workflow {workflow_id!r} does not exist") from None
+            self._seen[workflow_id] = written
+            return written
         raise SlipwayError(f"workflow {workflow_id}: its status kept changing under {ATTEMPTS} attempts to write it")
 
 

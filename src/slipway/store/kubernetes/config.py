@@ -171,7 +171,8 @@ class Config(Base):
     def put_workflow(self, wf: Workflow) -> None:
         if self.kube.get(REPOSITORIES, self.namespace, names.kname(wf.repository)) is None:
             raise NotFoundError(f"workflow {wf.id}: repository {wf.repository!r} is not registered")
-        self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), mapping.workflow_spec(wf.to_config()), {})
+        spec = mapping.workflow_spec(wf.to_config())
+        self._seen[wf.id] = self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), spec, {})
         self._accepted(wf.id)
 
     def _accepted(self, workflow_id: str) -> None:
@@ -257,6 +258,7 @@ class Config(Base):
                 self.kube.delete(WORKFLOWS, self.namespace, meta["name"], resource_version=meta["resourceVersion"])
             except KubeConflict:
                 continue  # claimed or changed since we looked
+            self._seen.pop(workflow_id, None)
             # Its inventory goes with it (its owner reference would let the garbage collector do it,
             # later); its history stays, keyed by the uid of a Workflow that no longer exists.
             self.forget_inventory(str(meta["uid"]))

@@ -52,7 +52,7 @@ def _parse(text: str, into: dict[ObjectRef, str]) -> None:
 
 class Inventory(Base):
     def _owner(self, workflow_id: str) -> tuple[str, list[dict[str, Any]]]:
-        wf = self.workflow_obj(workflow_id)
+        wf = self._seen.get(workflow_id) or self.workflow_obj(workflow_id)
         meta = wf["metadata"]
         ref = {"apiVersion": names.API_VERSION, "kind": "Workflow", "name": meta["name"], "uid": meta["uid"]}
         return str(meta["uid"]), [ref]
@@ -77,10 +77,8 @@ class Inventory(Base):
         raise SlipwayError(f"the inventory {names.inventory_name(uid)} kept changing while it was read")
 
     def inventory(self, workflow_id: str) -> dict[ObjectRef, str]:
-        obj = self.workflow_obj_or_none(workflow_id)
-        if obj is None:
-            return {}
-        return self._read(str(obj["metadata"]["uid"]))[1]
+        uid = self.workflow_uid(workflow_id)
+        return {} if uid is None else self._read(uid)[1]
 
     def add_inventory(self, workflow_id: str, entries: dict[ObjectRef, str]) -> None:
         """Remember objects as owned the moment they are applied, before the sync is recorded."""

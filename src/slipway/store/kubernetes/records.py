@@ -50,6 +50,15 @@ class Records(Base):
             raise NotFoundError(f"sync {sync_id!r} does not exist")
         return obj
 
+    def _handle(self, sync_id: str) -> Obj:
+        """The record's metadata as this process last wrote it (its running syncs), else as read."""
+        mine = self._writing.get(sync_id)
+        return mine if mine is not None else self._record_obj(sync_id)
+
+    def _wrote(self, sync_id: str, obj: Obj) -> None:
+        if sync_id in self._writing:
+            self._writing[sync_id] = {"metadata": obj["metadata"]}
+
     def _blob(self, obj: Obj, role: str) -> bytes | None:
         inline = (obj.get("data") or {}).get(role)
         if inline:
@@ -95,13 +104,13 @@ class Records(Base):
         except KubeAlreadyExists:
             self.kube.patch_merge(SECRETS, self.namespace, name, {"data": obj["data"]})
 
-    def _write_record(self, obj: Obj, result: SyncResult, extra: dict[str, Any] | None = None) -> Obj:
+    def _write_record(self, obj: Obj, result: SyncResult) -> Obj:
         doc = dataclasses.asdict(result)
         patch = self._blob_patch(obj, "record", self.seal(doc), CHUNK)
         patch["metadata"]["labels"] = {names.LABEL_SYNC_STATUS: result.status}
-        for key, value in (extra or {}).items():
-            patch["metadata"]["annotations"][key] = value
-        return self.kube.patch_merge(SECRETS, self.namespace, obj["metadata"]["name"], patch)
+        written = self.kube.patch_merge(SECRETS, self.namespace, obj["metadata"]["name"], patch)
+        self._wrote(result.id, written)
+        return written
 
     def _read_record(self, obj: Obj) -> SyncResult:
         blob = self._blob(obj, "record")
@@ -134,9 +143,11 @@ class Records(Base):
             "data": {},
         }  # fmt: skip
         token = self.seal(dataclasses.asdict(result))
+        self._writing[result.id] = {"metadata": obj["metadata"]}
+        self._record_rows[result.id] = {}
         if len(token) <= CHUNK:
             obj["data"]["record"] = b64(token)
-            self.kube.create(SECRETS, obj)
+            self._wrote(result.id, self.kube.create(SECRETS, obj))
         else:
             self._write_record(self.kube.create(SECRETS, obj), result)
 
@@ -148,7 +159,7 @@ class Records(Base):
 
     def update_sync(self, result: SyncResult) -> None:
         """Save a running sync's progress (commit, changes) without finishing it."""
-        self._write_record(self._record_obj(result.id), result)
+        self._write_record(self._handle(result.id), result)
 
     def finish_sync(
         self,
@@ -166,7 +177,9 @@ class Records(Base):
         marks, and the Workflow's status last: the sync is finished when its status says so."""
         if inventory is not None:
             self.set_inventory(result.workflow_id, inventory)
-        self._write_record(self._record_obj(result.id), result)
+        self._write_record(self._handle(result.id), result)
+        self._writing.pop(result.id, None)
+        self._record_rows.pop(result.id, None)
         for sync_id in mark_rolled_back:
             try:
                 obj = self._record_obj(sync_id)
@@ -254,16 +267,19 @@ class Records(Base):
 
     def put_sync_objects(self, sync_id: str, role: str, objects: list[SyncObject]) -> None:
         """Store (ref, apiVersion, action, object) rows for a sync, sealed; rows of the same ref replace earlier ones."""
-        obj = self._record_obj(sync_id)
+        obj = self._handle(sync_id)
+        mine = self._record_rows.get(sync_id)
         rows: dict[str, list[Any]] = {}
-        old = self._blob(obj, role)
-        if old is not None:
-            for row in self.unseal(old, f"objects of sync {sync_id}"):
+        if mine is not None:
+            rows = mine.setdefault(role, {})  # what this process wrote of it: no need to read it back
+        else:
+            old = self._blob(obj, role)
+            for row in self.unseal(old, f"objects of sync {sync_id}") if old is not None else []:
                 rows[row[0]] = row
         for ref, api_version, action, item in objects:
             rows[ref.key()] = [ref.key(), api_version, action, item]
         patch = self._blob_patch(obj, role, self.seal(list(rows.values())), INLINE_OBJECTS)
-        self.kube.patch_merge(SECRETS, self.namespace, obj["metadata"]["name"], patch)
+        self._wrote(sync_id, self.kube.patch_merge(SECRETS, self.namespace, obj["metadata"]["name"], patch))
 
     def sync_objects(self, sync_id: str, role: str) -> list[SyncObject]:
         try:
