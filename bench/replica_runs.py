@@ -44,6 +44,7 @@ from slipway.store.kubernetes import KubernetesStore, install
 from slipway.store.kubernetes.names import WORKFLOWS
 
 from . import metrics
+from .controller_runs import _cluster_cpu
 from .namespaces import Namespaces, run_id
 from .report import Figure
 from .workload import GitRepo, app_objects, configmap, dump
@@ -184,6 +185,7 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
                 f"replica(s) of `slipway controller --shards {p.shards}`")  # fmt: skip
             env = {**os.environ, "SLIPWAY_STORE": "kubernetes", "SLIPWAY_NAMESPACE": state_ns,
                    "KUBECONFIG": str(p.kubeconfig)}  # fmt: skip
+            scraped, cluster0 = metrics.scrape(kube), _cluster_cpu()
             started = time.monotonic()
             procs = {f"replica-{k}": _start(p, env, tmp / phase, f"replica-{k}") for k in range(count)}
             done = 0
@@ -196,11 +198,16 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
                 if done == p.workflows:
                     break
             took = time.monotonic() - started
+            served = metrics.requests(scraped, metrics.scrape(kube))
+            cluster_cpu = {k: round(v - cluster0.get(k, 0.0), 1) for k, v in _cluster_cpu().items()}
+            replica_cpu = {n: round(metrics.cpu_times(pr.pid).total, 1) for n, pr in procs.items()}
             rss = {n: round(metrics.proc_status(pr.pid)["VmHWM"] / 1024, 1) for n, pr in procs.items()}
             held = Counter(h for h in _holders(kube, state_ns).values() if h)
             syncs = {n: _syncs(tmp / phase / f"{n}.log") for n in procs}
-            figs[f"P6.sync_all_{1 if count == 1 else 3}"].add(took, complete=done == p.workflows, synced=done,
-                                                              shards=dict(held), syncs=syncs)  # fmt: skip
+            figs[f"P6.sync_all_{1 if count == 1 else 3}"].add(
+                took, complete=done == p.workflows, synced=done, shards=dict(held), syncs=syncs,
+                api_requests=served, cluster_cpu_seconds=cluster_cpu, replica_cpu_seconds=replica_cpu,
+            )  # fmt: skip
             figs[f"P6.peak_rss_{1 if count == 1 else 3}"].add(max(rss.values()), per_replica=rss)
             say(f"  P6 {count} replica(s): {done}/{p.workflows} synced in {took:.1f}s; shards {dict(held)}; "
                 f"syncs {syncs}; peak RSS {rss} MiB")  # fmt: skip
