@@ -65,3 +65,25 @@ def test_a_cascading_removal_deletes_what_it_owned_and_keeps_the_history(
     assert kube.get(kube.discovery.lookup("v1", "ConfigMap"), namespace, "owned") is None
     assert not kengine.workflow_exists(wf)
     assert [h.trigger for h in kengine.history(wf)] == ["remove", "manual"]
+
+
+def test_a_workflow_declared_before_its_repository_says_so_and_recovers(
+    kengine: Engine, kube: Kube, make_git, slipway_namespace: str
+) -> None:  # type: ignore[no-untyped-def]
+    from slipway.store.kubernetes.names import WORKFLOWS
+
+    kube.create(WORKFLOWS, {"apiVersion": "slipway.dev/v1alpha1", "kind": "Workflow",
+                            "metadata": {"name": "early", "namespace": slipway_namespace},
+                            "spec": {"repository": "later", "targetPath": "k8s"}})  # fmt: skip
+
+    def ready() -> dict[str, Any]:
+        obj = kube.get(WORKFLOWS, slipway_namespace, "early") or {}
+        return next(c for c in (obj.get("status") or {}).get("conditions") or [{"type": "Ready"}]
+                    if c["type"] == "Ready")  # fmt: skip
+
+    assert [w.id for w in kengine.workflows()] == ["early"]
+    assert ready()["status"] == "False" and ready()["reason"] == "RepositoryNotFound"
+    assert "repository 'later' is not registered" in ready()["message"]
+    kengine.register_repository({"id": "later", "url": make_git({"k8s/a.yaml": dump(configmap("x"))}).url})
+    kengine.workflows()
+    assert ready()["status"] == "True" and kengine.status("early")["status"] == "active"

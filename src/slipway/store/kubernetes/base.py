@@ -215,7 +215,7 @@ class Base:
                     return obj
                 continue
             merged = {**status, **patch}
-            cond = conditions(merged, status, obj)
+            cond = conditions(merged, obj)
             if cond is not None:
                 patch["conditions"] = cond
             meta = obj["metadata"]
@@ -249,13 +249,13 @@ _HEALTHY = {"synced": ("True", "Healthy"), "degraded": ("False", "Degraded"), "f
             "active": ("Unknown", "NeverSynced")}  # fmt: skip
 
 
-def conditions(new: dict[str, Any], old: dict[str, Any], obj: Obj) -> list[dict[str, Any]] | None:
+def conditions(new: dict[str, Any], obj: Obj) -> list[dict[str, Any]] | None:
     """Ready, Synced and Healthy from the run state (None when they stay as they are). A transition
     time moves only when a condition's status does; Ready is the spec's validity, kept as it is."""
     status = str(new.get("status") or "active")
     message = str(new.get("message") or "")
     generation = (obj.get("metadata") or {}).get("generation")
-    current = conditions_of({"status": old})
+    current = conditions_of({"status": new})  # the patch's own conditions (a Ready it sets), else the old ones
     wanted: dict[str, tuple[str, str, str]] = {}
     ready = current.get("Ready")
     wanted["Ready"] = (

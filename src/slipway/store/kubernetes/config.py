@@ -207,13 +207,20 @@ class Config(Base):
 
     def list_workflows(self) -> list[Workflow]:
         out = []
-        for obj in _ordered(self.kube.list(WORKFLOWS, self.namespace)):
+        objs = _ordered(self.kube.list(WORKFLOWS, self.namespace))
+        repos = {object_id(r) for r in self.kube.list_metadata(REPOSITORIES, self.namespace)} if objs else set()
+        for obj in objs:
             try:
                 wf = self._workflow_of(obj)
             except ConfigError as e:
                 self._report(WORKFLOWS, obj, str(e))
                 continue
             out.append(wf)
+            if wf.repository not in repos:
+                # Declared with kubectl before (or without) its Repository: listed, and told why it waits.
+                why = f"workflow {wf.id}: repository {wf.repository!r} is not registered"
+                self._report(WORKFLOWS, obj, why, "RepositoryNotFound")
+                continue
             status = obj.get("status") or {}
             ready = conditions_of(obj).get("Ready") or {}
             if status.get("observedGeneration") != obj["metadata"].get("generation") or ready.get("status") != "True":
@@ -221,12 +228,12 @@ class Config(Base):
                     self._accepted(wf.id)
         return out
 
-    def _report(self, info: Any, obj: Obj, message: str) -> None:
+    def _report(self, info: Any, obj: Obj, message: str, reason: str = "InvalidSpec") -> None:
         """An object slipway cannot use: Ready=False with why, written once per generation and message."""
         meta = obj["metadata"]
         current = conditions_of(obj)
         generation = meta.get("generation")
-        cond = merge_conditions(current, {"Ready": ("False", "InvalidSpec", message)}, generation)
+        cond = merge_conditions(current, {"Ready": ("False", reason, message)}, generation)
         if cond is None and (obj.get("status") or {}).get("observedGeneration") == generation:
             return
         body = {"metadata": {"resourceVersion": meta["resourceVersion"]},
