@@ -97,6 +97,7 @@ class ShardElector:
         self._free_rounds: dict[int, int] = {}
         self._member: LeaseRecord | None = None
         self._rounds = 0
+        self._next_expiry: float | None = None  # when the next Lease held by another runs out, as seen here
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,8 +166,12 @@ class ShardElector:
                 log.warning("shard election: %s", e)
             except Exception:
                 log.exception("shard election: unexpected error")
-            # A little jitter keeps replicas started together from writing in lockstep.
-            self._stop.wait(self.retry * random.uniform(0.9, 1.1))
+            # A little jitter keeps replicas started together from writing in lockstep; a Lease about
+            # to expire is looked at the moment it does, not up to a retry period later.
+            wait = self.retry * random.uniform(0.9, 1.1)
+            if self._next_expiry is not None:
+                wait = min(wait, max(0.05, self._next_expiry - time.monotonic() + 0.05))
+            self._stop.wait(wait)
 
     # -- one round ---------------------------------------------------------------------------------------
 
@@ -187,6 +192,9 @@ class ShardElector:
         self._drain_extra(target)
         self._take_free(records, target, now)
         self._forget_dead_members(records, now)
+        expiries = [self._observed[n][1] + max(r.duration, 1) for n, r in records.items()
+                    if r.holder and r.holder != self.identity and self._alive(r, now) and n in self._observed]  # fmt: skip
+        self._next_expiry = min(expiries) if expiries else None
 
     def _alive(self, r: LeaseRecord, now: float) -> bool:
         """Held by someone whose renewals we saw within the lease's duration."""
