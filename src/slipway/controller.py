@@ -202,19 +202,23 @@ class Controller:
         self._repos = {k: v for k, v in self._repos.items() if k in wanted or v.checking}
 
     def _reshard(self) -> None:
-        """The shards held changed: look again at every workflow (what we gained may need a sync,
-        and its repository a fresh check), and cancel the syncs of what we no longer hold."""
-        if self.elector is None:
+        """The shards held changed: look again at the workflows of the shards gained (they may need a
+        sync, and their repositories a fresh check), and cancel the syncs of what we no longer hold."""
+        elector = self.elector
+        if elector is None:
             return
-        owned = tuple(self.elector.held())
+        owned = tuple(elector.held())
         if owned == self._owned:
             return
+        gained = set(owned) - set(self._owned or ())
         self._owned = owned
-        log.info("replica %s works on shards %s", self.elector.identity, list(owned))
-        for ws in self._wfs.values():
-            ws.considered = None
-        for repo_state in self._repos.values():
-            repo_state.next_check = 0.0
+        log.info("replica %s works on shards %s", elector.identity, list(owned))
+        fresh = [wf for wf in self._workflows if elector.shard_of(wf.id) in gained]
+        for wf in fresh:
+            self._wfs.setdefault(wf.id, _WorkflowState()).considered = None
+        for repo_id in {wf.repository for wf in fresh}:
+            if repo_id in self._repos:
+                self._repos[repo_id].next_check = 0.0
         with self._lock:
             for workflow_id, event in self._cancels.items():
                 if not self._mine(workflow_id):
