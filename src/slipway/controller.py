@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .durations import parse_duration
 from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
@@ -244,6 +244,7 @@ class Controller:
                 if now >= ws.next_heal and wf.id not in self._inflight:
                     ws.next_heal = now + parse_duration(wf.sync_policy.self_heal_interval)
                     self._submit(sync_pool, wf, None, heal=True)
+        news: list[tuple[Workflow, str, int, _WorkflowState]] = []
         for wf in mine:
             repo_state = self._repos.get(wf.repository)
             if repo_state is None or repo_state.head is None:
@@ -251,8 +252,26 @@ class Controller:
             ws = self._wfs.setdefault(wf.id, _WorkflowState())
             if ws.considered == (wf.repository, repo_state.version):
                 continue  # no news since we last looked: no store query, nothing to do (idle stays idle)
-            if self._consider(sync_pool, wf, repo_state.head):
-                ws.considered = (wf.repository, repo_state.version)
+            news.append((wf, repo_state.head, repo_state.version, ws))
+        states = self._prefetch([n[0].id for n in news if n[0].id not in self._inflight], check_pool)
+        for wf, head, version, ws in news:
+            if self._consider(sync_pool, wf, head, states.get(wf.id)):
+                ws.considered = (wf.repository, version)
+
+    def _prefetch(self, workflow_ids: list[str], pool: ThreadPoolExecutor) -> dict[str, dict[str, Any]]:
+        """Run states of many workflows at once (many look at once after a start or a hand-over of
+        shards), read in parallel rather than one after another in the loop; a few are read as needed."""
+        if len(workflow_ids) < 8:
+            return {}
+
+        def one(workflow_id: str) -> dict[str, Any] | None:
+            try:
+                return self.engine.run_state(workflow_id)
+            except SlipwayError:
+                return None  # removed meanwhile: _consider finds out itself
+
+        states = dict(zip(workflow_ids, pool.map(one, workflow_ids), strict=True))
+        return {k: v for k, v in states.items() if v is not None}
 
     def _check(self, repo: Repository, state: _RepoState) -> None:
         interval = parse_duration(repo.poll_interval)
@@ -295,14 +314,14 @@ class Controller:
         except SlipwayError:
             pass  # removed meanwhile
 
-    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str) -> bool:
+    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str, state: dict[str, Any] | None = None) -> bool:
         """Sync ``wf`` to ``head`` if it needs it. True when settled for this head: look again only
         when the repository has news; False when something transient (a sync in flight, a backoff)
         means another look soon."""
         if wf.id in self._inflight:
             return False
         try:
-            state = self.engine.run_state(wf.id)
+            state = state or self.engine.run_state(wf.id)
         except SlipwayError:
             return True  # removed meanwhile
         if state["sync_owner"] is not None:
