@@ -1,5 +1,5 @@
 # The two commands of the README, and their parts.
-.PHONY: demo test setup lint typecheck unit bench
+.PHONY: demo test setup lint typecheck unit bench reliability
 
 demo: setup
 	.venv/bin/python scripts/demo.py
@@ -22,3 +22,9 @@ unit: setup
 
 bench: setup
 	.venv/bin/python -m bench
+
+# The reliability suite at full size (about an hour on two cores); the figures go to docs/reliability.md.
+reliability: setup
+	rm -f tests/reliability/results.json
+	SLIPWAY_RELIABILITY=full .venv/bin/pytest -q tests/reliability
+	.venv/bin/python -m tests.reliability.report --write docs/reliability.md

@@ -2,13 +2,15 @@
 
 Starts the local control plane, makes a Git repository with a small application, then shows what
 a user does: diff, sync, status; a commit; diff and sync again; a rollback; history. Every step
-is a real `slipway` command against a real API server. Safe to run again: it starts from a fresh
+is a real `slipway` command against a real API server. It ends with a token and the one command
+that opens the web dashboard on the demo's workflow. Safe to run again: it starts from a fresh
 state store, repository and namespace each time, and leaves the cluster running for you to look
 around (`slipway cluster down` stops it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -132,6 +134,17 @@ def main() -> None:
     banner("History and status")
     run("history", "hello", env=env)
     run("workflow", "status", "hello", env=env)
+
+    banner("The dashboard")
+    made = subprocess.run(
+        [*SLIPWAY, "-o", "json", "token", "create", "demo", "--role", "operator"],
+        env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    token = json.loads(made.stdout)["token"]
+    print(f"A token with the operator role, shown this once: {token}")
+    print("Serve the dashboard (Ctrl-C stops it):")
+    print(f"\n    KUBECONFIG={kubeconfig} SLIPWAY_HOME={home} .venv/bin/slipway server --listen 127.0.0.1:8420\n")
+    print("then open http://127.0.0.1:8420/workflows/hello and log in with the token.")
 
     banner("Done")
     print(f"The cluster keeps running. Try: KUBECONFIG={kubeconfig} SLIPWAY_HOME={home} slipway workflow list")

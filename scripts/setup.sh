@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what slipway needs on a fresh Debian machine; safe to run again (it only does what is missing).
-#   - Debian packages: git, lighttpd (Git smart HTTP in tests), openssh-server/-client (Git over SSH in tests)
+#   - Debian packages: git, lighttpd (Git smart HTTP in tests), openssh-server/-client (Git over SSH in tests),
+#     procps (the server tests look for secrets in `ps`), chromium and fonts-dejavu-core (the dashboard's
+#     tests drive the system's Chromium through Playwright; Playwright never downloads a browser of its own)
 #   - a Python virtual environment in .venv with slipway and its pinned dependencies
 #   - the local control plane's components, built once from the Go module proxy and cached by version
 set -euo pipefail
@@ -9,7 +11,7 @@ cd "$(dirname "$0")/.."
 say() { printf '==> %s\n' "$*" >&2; }
 
 # 1. Debian packages.
-packages=(git lighttpd openssh-server openssh-client python3-venv ca-certificates)
+packages=(git lighttpd openssh-server openssh-client python3-venv ca-certificates procps chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,7 +40,9 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# 3. The virtual environment, reinstalled only when pyproject.toml or constraints.txt change.
+# 3. The virtual environment, reinstalled only when pyproject.toml or constraints.txt change
+#    (slipway server's FastAPI, uvicorn, prometheus-client, sse-starlette and Jinja2 come this way too, and
+#    Playwright for the dashboard's tests).
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"

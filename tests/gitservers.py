@@ -104,7 +104,7 @@ class Executable:
     content: str
 
 
-FileValue = str | Symlink | Executable | None
+FileValue = str | bytes | Symlink | Executable | None
 
 
 def _require(name: str, package: str, candidates: tuple[str, ...] = ()) -> str:
@@ -150,6 +150,8 @@ def _write(workdir: Path, files: Mapping[str, FileValue]) -> None:
         elif isinstance(content, Executable):
             path.write_text(content.content)
             path.chmod(0o755)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
         else:
             path.write_text(content)
 

@@ -15,6 +15,7 @@ from .errors import ConfigError, NotFoundError, SlipwayError, describe
 from .model import Repository, Workflow
 from .results import SyncResult
 from .run import new_result
+from .tokens import Tokens
 
 if TYPE_CHECKING:
     from .plan.model import Plan
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.engine")
 
 
-class Catalog:
+class Catalog(Tokens):
     store: StateStore
     source: GitSource
 
@@ -82,6 +83,16 @@ class Catalog:
                 "(a chart from a chart repository is a dependency in a Chart.yaml)"
             )
 
+    def credential_values(self, *extra: Repository) -> list[str]:
+        """The secret values of every registered repository's credentials (and of ``extra``): what to scrub."""
+        out = []
+        for repo in [*self.store.list_repositories(), *extra]:
+            creds = repo.credentials
+            for value in (creds.token, creds.password, creds.ssh_key) if creds is not None else ():
+                if value and len(value) >= 4:
+                    out.append(value)
+        return out
+
     def workflow_exists(self, workflow_id: str) -> bool:
         try:
             self.store.get_workflow(workflow_id)
@@ -133,10 +144,12 @@ class Catalog:
     def workflows(self) -> list[Workflow]:
         return self.store.list_workflows()
 
-    def record_failure(self, workflow_id: str, trigger: str, error: BaseException) -> SyncResult:
+    def record_failure(
+        self, workflow_id: str, trigger: str, error: BaseException, result: SyncResult | None = None
+    ) -> SyncResult:
         """A sync that failed before it could start (Git or the cluster unreachable), on the record like any other."""
         wf = self.store.get_workflow(workflow_id)
-        result = new_result(wf, trigger)
+        result = result or new_result(wf, trigger)
         result.status, result.end_time = "failed", rfc3339()
         result.message = f"Sync failed: {describe(error)}"
         self.store.start_sync(result)
@@ -173,6 +186,14 @@ class Catalog:
         rollback), the revision a rollback holds auto-sync away from, and the latest status message."""
         state = self.store.workflow_state(workflow_id)
         return {k: state[k] for k in ("applied_revision", "hold_revision", "status_message")}
+
+    def sync_record(self, sync_id: str) -> SyncResult:
+        """One sync or rollback as recorded (running ones too); NotFoundError if there is none."""
+        return self.store.get_sync(sync_id)
+
+    def owned_count(self, workflow_id: str) -> int:
+        """How many objects the workflow owns in the cluster (its inventory), without asking the cluster."""
+        return len(self.store.inventory(workflow_id))
 
     def history(self, workflow_id: str, limit: int | None = None) -> list[SyncResult]:
         """Newest first; for a workflow that was removed, the history it left (kept for the audit trail)."""

@@ -8,7 +8,8 @@ many workflows use it. A workflow is synced when the head differs from what it l
 is not the revision it was rolled back from; nothing is applied while nothing changes. Syncs run
 in a bounded pool, at most one per workflow; a failing repository or workflow backs off alone.
 Workflows with ``self_heal`` are also re-planned at their own interval and synced when live
-drift is found. Stopping cancels in-flight syncs at their next safe point; they are recorded as
+drift is found. A push webhook asks for a look at once (:meth:`Controller.check_now`), so a
+pushed commit does not wait for the poll interval. Stopping cancels in-flight syncs at their next safe point; they are recorded as
 failed (cancelled), never left running.
 
 With ``shards`` (the kubernetes store), several replicas share the workflows: each works only on
@@ -59,6 +60,7 @@ class _RepoState:
     head: str | None = None
     checking: bool = False
     version: int = 0  # bumped when the head moves or the repository recovers: news to its workflows
+    recheck: bool = False  # check_now() asked: look at the next tick (again, if a check is running)
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Controller:
         self._wfs: dict[str, _WorkflowState] = {}
         self._inflight: dict[str, Future[None]] = {}
         self._checks: dict[str, Future[None]] = {}
+        self._asap: set[str] = set()  # repositories check_now() asked for
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._workflows: list[Workflow] = []
@@ -230,13 +233,17 @@ class Controller:
         now = time.monotonic()
         mine = [wf for wf in self._workflows if self._mine(wf.id)]
         wanted = {wf.repository for wf in mine}
+        with self._lock:
+            asap, self._asap = self._asap, set()
         for repo in self._repositories.values():
             if repo.id not in wanted:
                 continue  # no workflow of it is ours: another replica checks it
             state = self._repos.setdefault(repo.id, _RepoState())
-            if state.checking or now < state.next_check:
+            state.recheck = state.recheck or repo.id in asap
+            # A check already running may have read the branch before the push: look again after it.
+            if state.checking or (now < state.next_check and not state.recheck):
                 continue
-            state.checking = True
+            state.checking, state.recheck = True, False
             self._checks[repo.id] = check_pool.submit(self._check, repo, state)
         for wf in mine:
             if wf.sync_policy.self_heal:
@@ -275,9 +282,14 @@ class Controller:
 
     def _check(self, repo: Repository, state: _RepoState) -> None:
         interval = parse_duration(repo.poll_interval)
+        started = time.monotonic()
         try:
             head = self.engine.remote_head(repo)
         except SlipwayError as e:
+            self.engine.events.publish(
+                "check",
+                {"repository": repo.id, "seconds": time.monotonic() - started, "ok": False, "error": describe(e)},
+            )
             state.failures += 1
             delay = min(MAX_BACKOFF, interval * 2 ** min(state.failures, 10))
             message = f"source error: {describe(e)} (next check in {delay:.0f}s)"
@@ -287,6 +299,9 @@ class Controller:
                     self._degrade(wf, message)
             state.next_check = time.monotonic() + delay
         else:
+            self.engine.events.publish(
+                "check", {"repository": repo.id, "seconds": time.monotonic() - started, "ok": True}
+            )
             if state.failures:
                 log.info("repository %s is reachable again", repo.id)
             first = state.head is None
@@ -305,12 +320,28 @@ class Controller:
             self.stats.checks += 1
             state.checking = False
 
+    def check_now(self, repo_ids: list[str]) -> list[str]:
+        """Look at these repositories' branches at the next tick, whatever their poll interval (a push
+        webhook says they moved); returns those this controller follows (they have auto-sync workflows)."""
+        with self._lock:
+            self._asap.update(repo_ids)
+        self._loaded = -1e9  # a repository registered a moment ago is followed from the next tick
+        return [r for r in repo_ids if r in self._repositories]
+
+    @property
+    def queue_depth(self) -> int:
+        """Syncs submitted and not finished (queued for a worker, or running)."""
+        with self._lock:
+            return len(self._inflight)
+
     def _degrade(self, wf: Workflow, message: str, source: bool = True) -> None:
         self._wfs.setdefault(wf.id, _WorkflowState()).source_degraded = source
         try:
             current = self.engine.run_state(wf.id)
             if current["status"] != "syncing":
                 self.engine.set_status(wf.id, "degraded", message)
+                if current["status"] != "degraded":
+                    self.engine.events.publish("status", {"workflow": wf.id, "status": "degraded", "message": message})
         except SlipwayError:
             pass  # removed meanwhile
 
@@ -337,6 +368,9 @@ class Controller:
             # The source recovered and nothing new arrived: just say so.
             ws.source_degraded = False
             self.engine.set_status(wf.id, "synced", "source reachable again")
+            self.engine.events.publish(
+                "status", {"workflow": wf.id, "status": "synced", "message": "source reachable again"}
+            )
             return True
         if head == state["applied_revision"]:
             return True  # degraded for another reason (a failed rollback): a new commit or a person fixes that

@@ -19,18 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from . import render as render_stage
-from . import settings
+from . import resources, settings
 from .catalog import Catalog
 from .errors import (
     ConfigError,
     HeldBack,
     ManifestError,
     NotFoundError,
+    SlipwayError,
     SyncInProgress,
 )
 from .events import EventBus
 from .kube import Kube, connect
-from .model import Repository, RetryPolicy, Workflow
+from .model import Repository, RetryPolicy, Workflow, new_id
 from .plan.model import Plan
 from .plan.planner import Planner
 from .remove import RemoveRun
@@ -76,6 +77,7 @@ class Engine(Catalog):
         expected_plan: str | None = None,
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
+        actor: str | None = None,
     ) -> SyncResult | None:
         """Forget a workflow (its history stays, marked removed); ``cascade`` first deletes what it owns.
 
@@ -87,6 +89,7 @@ class Engine(Catalog):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "remove")
+        result.actor = actor
         self._claim(wf, result, 0.0)
         cancel = cancel or threading.Event()
         try:
@@ -236,8 +239,13 @@ class Engine(Catalog):
         progress: Progress | None = None,
         wait: float = 0.0,
         expected_plan: str | None = None,
+        sync_id: str | None = None,
+        actor: str | None = None,
     ) -> SyncResult:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
+
+        ``sync_id`` (from :meth:`new_sync_id`) lets a caller name the sync before it starts, to answer
+        with it at once and follow it by its events; ``actor`` is who asked, kept in the history.
 
         ``expected_plan`` is a :meth:`Plan.fingerprint` a person approved: the sync refuses to apply
         anything else. An automatic trigger (anything but ``manual``) re-reads the workflow once it
@@ -247,12 +255,18 @@ class Engine(Catalog):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, trigger)
+        result.id, result.actor = sync_id or result.id, actor
         self._claim(wf, result, wait)
         cancel = cancel or threading.Event()
         try:
             if trigger != "manual":
                 revision = self._automatic_revision(wf, repo, trigger, revision, cancel)
-            kube = self.kube_for(wf)
+            try:
+                kube = self.kube_for(wf)
+            except SlipwayError as e:  # no cluster to sync to (a bad kubeconfig or context): on the record too
+                self.record_failure(wf.id, trigger, e, result)
+                self._finished(result)
+                return result
             run = SyncRun(self, wf, repo, kube, result, cancel, self._watched(result, progress))
             run.execute(revision, expected_plan)
             self._finished(result)
@@ -294,12 +308,15 @@ class Engine(Catalog):
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
         wait: float = 0.0,
+        sync_id: str | None = None,
+        actor: str | None = None,
     ) -> SyncResult:
         if not workflow_id:
             raise NotFoundError("rollback: no workflow id given")
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "manual", kind="rollback")
+        result.id, result.actor = sync_id or result.id, actor
         self._claim(wf, result, wait)
         try:
             kube = self.kube_for(wf)
@@ -345,6 +362,18 @@ class Engine(Catalog):
         run.execute(from_sync, target, rolled, reason)
         self._finished(result)
         return result
+
+    @staticmethod
+    def new_sync_id(kind: str = "sync") -> str:
+        """An id for a sync (or rollback) about to start: see ``sync_id`` of :meth:`sync`."""
+        return new_id("sync" if kind == "sync" else "rollback")
+
+    def resources(
+        self, workflow_id: str, cancel: threading.Event | None = None, *, manifests: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every object the workflow declares or owns, with its sync state and health, as planned now;
+        with ``manifests``, each with its live and desired YAML too (Secret values masked)."""
+        return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
 
     # -- slipway's own objects in a cluster (the kubernetes store) --------------------------------------
 

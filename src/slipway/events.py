@@ -1,8 +1,10 @@
 """The engine's events: what fronts that watch (the server's event stream, metrics) subscribe to.
 
-Every sync, rollback and removal publishes ``started``, its progress (``stage``, ``applied``,
-``deleted``, ``hook``, ``health``, ``wave``...) and ``finished``, each naming the workflow and the
-sync; the controller publishes ``repository`` when a branch moves. A subscriber is called in the
+Every sync, rollback and removal publishes ``started``, its progress (``planned`` with how many
+objects it will write, ``stage``, ``applied``, ``deleted``, ``hook``, ``health``, ``wave``...) and
+``finished``, each naming the workflow and the sync; the controller publishes ``repository`` when a
+branch moves, ``check`` after each look at a branch (with its duration, and its error) and
+``status`` when it marks a workflow degraded or recovered. A subscriber is called in the
 thread that publishes and must return quickly; one that raises is logged and dropped, so a broken
 watcher never breaks a sync.
 """

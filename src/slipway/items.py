@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from . import order
 from .kube import Obj, ObjectRef, ResourceInfo
+from .waves import HookSpec
 
 
 @dataclass
@@ -31,13 +32,38 @@ class Item:
     conflict_fields: list[str] = field(default_factory=list)
     error: str | None = None
     tracked: bool = True  # recorded in the inventory once applied (a namespace create_namespace made is not)
+    wave: int = 0  # its sync wave (annotations); within a wave, the order table decides
 
     @property
     def namespace(self) -> str | None:
         return self.ref.namespace or None
 
-    def sort_key(self) -> tuple[int, int, str, str]:
-        return (order.wave(self.ref.kind), order.rank(self.ref.kind), self.ref.namespace, self.ref.name)
+    def sort_key(self) -> tuple[int, int, int, str, str]:
+        return (self.wave, order.tier(self.ref.kind), order.rank(self.ref.kind), self.ref.namespace, self.ref.name)
 
 
-__all__ = ["Item"]
+@dataclass
+class HookItem:
+    """A hook of the plan: an object run in a phase of the sync, never part of the desired state."""
+
+    ref: ObjectRef  # for a generateName hook, the name is the prefix
+    api_version: str
+    info: ResourceInfo | None
+    desired: Obj  # stamped, with the hook's identity label
+    source: str
+    spec: HookSpec
+    identity: str
+    generate: bool = False  # metadata.generateName: each run makes a new object
+    pending: bool = False  # its namespace or kind does not exist yet: validated when it runs
+    error: str | None = None
+
+    @property
+    def resource(self) -> str:
+        return f"{self.ref.kind}/{self.ref.name}*" if self.generate else self.ref.resource
+
+    def sort_key(self) -> tuple[int, int, int, str, str]:
+        return (self.spec.wave, order.tier(self.ref.kind), order.rank(self.ref.kind), self.ref.namespace,
+                self.ref.name)  # fmt: skip
+
+
+__all__ = ["HookItem", "Item"]

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .durations import parse_duration
 from .errors import ConfigError
+from .paths import PathError, clean_repo_path
 from .urls import UrlError, UrlParts, redact_url, split_url
 
 if TYPE_CHECKING:
     from .render.options import HelmOptions, JsonnetOptions
+from .notify import Notify
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -388,6 +390,7 @@ class Workflow:
     history_limit: int = 100
     helm: HelmOptions | None = None
     jsonnet: JsonnetOptions | None = None
+    notify: Notify | None = None
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -402,9 +405,10 @@ class Workflow:
         repository = r.get("repository", str)
         if not repository:
             raise ConfigError("repository: required (the id register_repository returned)")
-        target = (r.get("target_path", str, "") or "").strip().strip("/")
-        if target in (".", ""):
-            target = ""
+        try:
+            target = clean_repo_path(r.get("target_path", str, "") or "")
+        except PathError as e:
+            raise ConfigError(f"target_path: {e}") from None
         out = cls(
             id=wid,
             name=r.get("name", str) or wid,
@@ -418,6 +422,7 @@ class Workflow:
             history_limit=r.get("history_limit", int, 100),
             helm=_optional(r, "helm", "HelmOptions"),
             jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
+            notify=Notify.from_config(r.get("notify", dict)),
         )
         r.done()
         if out.history_limit < 1:
@@ -426,6 +431,10 @@ class Workflow:
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
+        return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
 
 
 def _optional(r: _Reader, name: str, cls: str) -> Any:

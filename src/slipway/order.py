@@ -1,13 +1,14 @@
-"""The order objects are applied in: one table, by kind.
+"""The order objects are applied in within a sync wave: one table, by kind.
 
-Namespaces and CustomResourceDefinitions come first, in a wave of their own that is waited for
+Namespaces and CustomResourceDefinitions come first, in a tier of their own that is waited for
 (CRDs until Established) before anything else; then the rest by the rank below; kinds the table
-does not know (custom resources) last. Pruning walks the same order backwards.
+does not know (custom resources) last. Pruning walks the same order backwards. Sync waves
+(:mod:`slipway.waves`, from annotations) come before all of this: wave, then tier, then rank.
 """
 
 from __future__ import annotations
 
-FIRST_WAVE = ("Namespace", "CustomResourceDefinition")
+FIRST_TIER = ("Namespace", "CustomResourceDefinition")
 
 ORDER = [
     "Namespace",
@@ -54,8 +55,8 @@ def rank(kind: str) -> int:
     return _RANK.get(kind, UNKNOWN_RANK)
 
 
-def wave(kind: str) -> int:
+def tier(kind: str) -> int:
     """0: namespaces and CRDs; 1: kinds of the table; 2: everything else (custom resources)."""
-    if kind in FIRST_WAVE:
+    if kind in FIRST_TIER:
         return 0
     return 1 if kind in _RANK else 2

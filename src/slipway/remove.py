@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from .durations import rfc3339
-from .errors import Cancelled, SlipwayError, describe
+from .errors import SlipwayError
 from .plan.model import Plan
 from .results import SyncResult
 from .run import Run, refusal
@@ -27,7 +27,7 @@ class RemoveRun(Run):
         store, result = self.store, self.result
         store.start_sync(result)
         failure: str | None = None
-        try:
+        with self.failures("removal") as failed:
             if plan.blocking:
                 raise SlipwayError(refusal(plan))
             if expected_plan is not None and plan.fingerprint() != expected_plan:
@@ -35,14 +35,8 @@ class RemoveRun(Run):
             self.stage("backup")
             self.backup(plan)
             self.stage("prune")
-            self.apply(plan, plan.deletions)
-        except Cancelled as e:
-            failure = f"cancelled: {e}"
-        except SlipwayError as e:
-            failure = describe(e)
-        except Exception as e:
-            log.exception("removal %s: unexpected error", result.id)
-            failure = f"internal error: {describe(e)}"
+            self.prune_only(plan.deletions)
+        failure = failed.message
         result.metrics = self.metrics(plan)
         result.end_time = rfc3339()
         result.changes = [c.to_record() for c in plan.changes]

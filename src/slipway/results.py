@@ -27,6 +27,7 @@ class Change:
     reasons: list[str] = field(default_factory=list)  # why this impact
     drifted: bool = False  # live fields slipway applied were changed outside slipway
     recreate: bool = False  # an immutable field changes: delete and create
+    wave: int = 0  # the sync wave it is applied in (deletions: pruned in reverse wave order)
 
     def to_seed(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -35,6 +36,7 @@ class Change:
             "namespace": self.namespace,
             "impact": self.impact,
             "diff": self.diff,
+            "wave": self.wave,  # beyond the seed: when in the sync it happens
         }
         if self.current_state is not None:
             out["current_state"] = self.current_state
@@ -102,6 +104,7 @@ class SyncResult:
     reason: str | None = None
     target_sync_id: str | None = None
     from_revision: str | None = None
+    actor: str | None = None  # who asked: an API token's name, the OS user of a CLI; None for the controller
 
     def to_seed(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .apply.applier import restore_object
 from .durations import rfc3339
-from .errors import Cancelled, SlipwayError, SyncFailed, describe
+from .errors import SlipwayError, SyncFailed
 from .kube import ObjectRef
 from .plan import mask
 from .plan.model import Plan
@@ -53,7 +53,7 @@ class RollbackRun(Run):
         )
         failure: str | None = None
         plan: Plan | None = None
-        try:
+        with self.failures("rollback") as failed:
             self.stage("plan")
             manifests, created = self.restore_set(target, rolled)
             planner_wf = replace(wf, sync_policy=replace(wf.sync_policy, auto_prune=True, allow_empty=True))
@@ -72,13 +72,7 @@ class RollbackRun(Run):
             ok, why = self.converge(plan)
             if not ok:
                 raise SyncFailed(why)
-        except Cancelled as e:
-            failure = f"cancelled: {e}"
-        except SlipwayError as e:
-            failure = describe(e)
-        except Exception as e:
-            log.exception("rollback %s: unexpected error", result.id)
-            failure = f"internal error: {describe(e)}"
+        failure = failed.message
         result.metrics = self.metrics(plan)
         result.end_time = rfc3339()
         to = short(result.commit_hash) or "the state before the first sync"

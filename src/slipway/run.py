@@ -10,17 +10,19 @@ next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import health, settings
 from .apply.applier import Applier, ApplyOutcome
+from .apply.hooks import HookRunner
 from .durations import format_duration, parse_duration, rfc3339
-from .errors import Cancelled, SyncFailed
+from .errors import Cancelled, SlipwayError, SyncFailed, describe
 from .items import Item
 from .kube import Kube, Obj, ObjectRef
 from .kube.fields import applied_by
@@ -39,6 +41,11 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
+class Failure:
+    message: str | None = None
+
+
+@dataclass
 class Run:
     """What every run shares: the engine, the workflow, its cluster and the record being written."""
 
@@ -52,6 +59,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
     plan: Plan | None = None
+    _credentials: list[str] | None = None
 
     @property
     def store(self) -> Store:
@@ -61,11 +69,30 @@ class Run:
         """``text`` without the values of the Secrets this run declares, nor the repository's credentials."""
         objects = [it.manifest for it in self.plan.items] if self.plan is not None else []
         text = mask.scrub(text, objects)
-        creds = self.repo.credentials
-        for value in (creds.token, creds.password) if creds is not None else ():
-            if value and len(value) >= 4:
-                text = text.replace(value, mask.MASK)
+        if self._credentials is None:
+            # Every registered repository's, not only this one's: a hook's environment may hold any of them.
+            self._credentials = sorted(set(self.engine.credential_values(self.repo)), key=len, reverse=True)
+        for value in self._credentials:
+            text = text.replace(value, mask.MASK)
         return text
+
+    @contextlib.contextmanager
+    def failures(self, what: str) -> Iterator[Failure]:
+        """Run the block; what stopped it, as one line, lands in the Failure (never an exception out of a run).
+
+        A cancel says so, slipway's own errors say what they say, and anything else is a bug: it is
+        logged with its traceback and reported as an internal error.
+        """
+        failed = Failure()
+        try:
+            yield failed
+        except Cancelled as e:
+            failed.message = f"cancelled: {e}"
+        except SlipwayError as e:
+            failed.message = describe(e)
+        except Exception as e:
+            log.exception("%s %s: unexpected error", what, self.result.id)
+            failed.message = f"internal error: {describe(e)}"
 
     def stage(self, name: str) -> None:
         if self.cancel.is_set():
@@ -74,14 +101,46 @@ class Run:
 
     # -- shared stages -------------------------------------------------------------------------------
 
-    def converge(self, plan: Plan) -> tuple[bool, str]:
-        """The stages a sync and a rollback share: backup, apply and prune, then the health wait."""
+    def converge(self, plan: Plan, hooks: HookRunner | None = None) -> tuple[bool, str]:
+        """The stages a sync and a rollback share: backup, apply wave by wave, prune, then the health wait.
+
+        Each sync wave is applied (with its Sync-phase hooks) and, when health checks are on, waited
+        for until healthy before the next wave starts: a wave that does not become healthy stops the
+        sync there. Pruning walks the waves in reverse.
+        """
+        # How much there is to do, so a watcher can show "applied 3 of 10".
+        writes = sum(1 for it in plan.items if it.action in ("create", "update"))
+        self.progress(
+            "planned", {"apply": writes, "delete": len(plan.deletions), "total": writes + len(plan.deletions)}
+        )
         self.stage("backup")
         self.backup(plan)
         self.stage("apply")
-        self.apply(plan, plan.deletions)
+        sync_hooks = [h for h in plan.hooks if "Sync" in h.spec.phases] if hooks is not None else []
+        levels = sorted({it.wave for it in plan.items if it.action != "blocked"} | {h.spec.wave for h in sync_hooks})
+        applier = self._applier()
+        for i, wave in enumerate(levels):
+            in_wave = [it for it in plan.items if it.wave == wave]
+            if len(levels) > 1:
+                self.progress("wave", {"wave": wave, "objects": len(in_wave), "of": len(levels), "index": i + 1})
+            done = {id(it) for it in self.outcome.applied}  # namespaces created early for hooks
+            applier.apply([it for it in in_wave if id(it) not in done], self.outcome)
+            self._raise_failed()
+            if hooks is not None:
+                hooks.run("Sync", plan.hooks, wave)
+            if i < len(levels) - 1 and self.wf.sync_policy.health_check.enabled:
+                ok, why = self.wait_health(in_wave)
+                if not ok:
+                    later = [w for w in levels if w > wave]
+                    return (
+                        False,
+                        f"sync wave {wave} did not become healthy, so waves {_span(later)} were not applied: {why}",
+                    )
+        if plan.deletions:
+            applier.prune(plan.deletions, self.outcome)
+            self._raise_failed()
         self.stage("health")
-        return self.wait_health(plan)
+        return self.wait_health(plan.items)
 
     def backup(self, plan: Plan) -> None:
         """Keep what slipway had applied to each object before we touch it, and what we are about to declare.
@@ -102,8 +161,8 @@ class Run:
         self.store.put_sync_objects(self.result.id, "backup", backups)
         self.store.put_sync_objects(self.result.id, "desired", desired)
 
-    def apply(self, plan: Plan, deletions: list[Item]) -> None:
-        applier = Applier(
+    def _applier(self) -> Applier:
+        return Applier(
             self.kube,
             self.wf.sync_policy.retry,
             concurrency=self.engine.concurrency,
@@ -113,21 +172,23 @@ class Run:
                 self.wf.id, {it.ref: it.api_version for it in items if it.tracked}
             ),
         )
-        self.outcome = applier.apply(plan.items)
-        if self.outcome.ok and deletions:
-            applier.prune(deletions, self.outcome)
+
+    def prune_only(self, deletions: list[Item]) -> None:
+        """Delete ``deletions`` (walking waves and the order table backwards); nothing is applied."""
+        self._applier().prune(deletions, self.outcome)
+        self._raise_failed()
+
+    def _raise_failed(self) -> None:
         if not self.outcome.ok:
             first = self.outcome.failed[0][1]
             more = len(self.outcome.failed) - 1
             raise SyncFailed(f"apply failed: {first}" + (f" (and {more} more)" if more else ""))
 
-    def wait_health(self, plan: Plan) -> tuple[bool, str]:
+    def wait_health(self, items: list[Item]) -> tuple[bool, str]:
         policy = self.wf.sync_policy.health_check
         if not policy.enabled:
             return True, ""
-        targets = [
-            health.Target(it.ref, it.info) for it in plan.items if it.info is not None and it.action != "blocked"
-        ]
+        targets = [health.Target(it.ref, it.info) for it in items if it.info is not None and it.action != "blocked"]
         self.progress("health", {"total": len(targets), "healthy": 0})
 
         def report(states: dict[ObjectRef, health.Health]) -> None:
@@ -135,7 +196,7 @@ class Run:
             self.progress("health", {"total": len(targets), "healthy": healthy})
 
         # What the apply returned, or the live object an unchanged item was compared with.
-        known = {it.ref: it.returned if it.action in ("create", "update") else it.live for it in plan.items}
+        known = {it.ref: it.returned if it.action in ("create", "update") else it.live for it in items}
         ok, states = health.wait(
             self.kube,
             targets,
@@ -145,10 +206,14 @@ class Run:
             progress=report,
             known={ref: obj for ref, obj in known.items() if obj is not None},
         )
-        self.result.health = [
-            {"resource": ref.resource, "namespace": ref.namespace or None, "status": h.status, "message": h.message}
+        # Each wave's verdicts, then the final ones: the latest word on every object is kept.
+        latest = {
+            (ref.resource, ref.namespace or None): {"resource": ref.resource, "namespace": ref.namespace or None,
+                                                    "status": h.status, "message": h.message}
             for ref, h in sorted(states.items())
-        ]
+        }  # fmt: skip
+        earlier = [r for r in self.result.health if (r["resource"], r["namespace"]) not in latest]
+        self.result.health = earlier + list(latest.values())
         if ok:
             return True, ""
         bad = [(ref, h) for ref, h in sorted(states.items()) if h.status != health.HEALTHY]
@@ -213,3 +278,7 @@ def new_result(wf: Workflow, trigger: str, kind: str = "sync") -> SyncResult:
         kind=kind,
         trigger=trigger,
     )
+
+
+def _span(waves: list[int]) -> str:
+    return str(waves[0]) if len(waves) == 1 else f"{waves[0]} to {waves[-1]}"

@@ -21,6 +21,8 @@ HASH_ANNOTATION = ANNOTATION_PREFIX + "applied-hash"
 # slipway's own notes on an object, never shown in a diff (what a repository declares always is).
 BOOKKEEPING_ANNOTATIONS = (HASH_ANNOTATION,)
 DEFAULT_GIT_HOST = "https://github.com"
+# slipway's own secrets that may sit in its environment: never handed on to a hook.
+SECRET_ENVIRONMENT = frozenset({"SLIPWAY_WEBHOOK_SECRET"})
 
 
 def home() -> Path:

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from . import hooks
+from . import hooks, settings
 from .durations import parse_duration, rfc3339
 from .errors import Cancelled, HookError, SlipwayError, SyncFailed, describe
 from .plan.model import Plan
@@ -20,6 +20,7 @@ from .results import SyncResult
 
 if TYPE_CHECKING:
     pass
+from .apply.hooks import HookRunner
 from .run import Run, refusal, short
 
 log = logging.getLogger("slipway.sync")
@@ -37,46 +38,79 @@ class SyncRun(Run):
         health_failed = False
         plan: Plan | None = None
         try:
-            self.stage("fetch")
-            rev = self.engine.fetch(self.repo, revision, cancel=self.cancel, policy=wf.sync_policy.retry)
-            result.commit_hash = rev
-            store.update_sync(result)
-            self.stage("render")
-            manifests = self.engine.render(wf, self.repo, rev)
-            self.stage("plan")
-            plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
-                manifests, store.inventory(wf.id), rev
-            )
-            result.changes = [c.to_record() for c in plan.changes]
-            if wf.diff_preview:
-                self.preview(plan)
-            if plan.blocking:
-                raise SyncFailed(refusal(plan))
-            if expected_plan is not None and plan.fingerprint() != expected_plan:
-                raise SyncFailed(
-                    "refused: the plan changed since it was shown (Git or the cluster moved); review it again"
+            with self.failures("sync") as failed:
+                self.stage("fetch")
+                rev = self.engine.fetch(self.repo, revision, cancel=self.cancel, policy=wf.sync_policy.retry)
+                result.commit_hash = rev
+                store.update_sync(result)
+                self.stage("render")
+                manifests = self.engine.render(wf, self.repo, rev)
+                self.stage("plan")
+                plan = self.plan = self.engine.planner(wf, self.kube, self.cancel).plan(
+                    manifests, store.inventory(wf.id), rev
                 )
-            if plan.empty_render_refused:
-                raise SyncFailed(f"refused: {plan.warnings[-1]}")
-            self.stage("pre-hooks")
-            self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
-            ok, why = self.converge(plan)
-            if not ok:
-                mode = wf.sync_policy.health_check.failure_mode
-                if mode != "ignore":
-                    health_failed = True
-                    raise SyncFailed(why)
-                result.message = f"{why} (ignored: failure_mode is ignore)"
-            self.stage("post-hooks")
-            self.run_hooks("post", wf.sync_policy.post_sync_hooks, rev)
-        except Cancelled as e:
-            failure = f"cancelled: {e}"
-        except SlipwayError as e:
-            failure = describe(e)
-        except Exception as e:
-            log.exception("sync %s: unexpected error", result.id)
-            failure = f"internal error: {describe(e)}"
+                result.changes = [c.to_record() for c in plan.changes]
+                if wf.diff_preview:
+                    self.preview(plan)
+                if plan.blocking:
+                    raise SyncFailed(refusal(plan))
+                if expected_plan is not None and plan.fingerprint() != expected_plan:
+                    raise SyncFailed(
+                        "refused: the plan changed since it was shown (Git or the cluster moved); review it again"
+                    )
+                if plan.empty_render_refused:
+                    raise SyncFailed(f"refused: {plan.warnings[-1]}")
+                self.stage("pre-hooks")
+                self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
+                hooks = self.hook_runner()
+                self.namespaces_for_hooks(plan)
+                hooks.run("PreSync", plan.hooks)
+                ok, why = self.converge(plan, hooks)
+                if not ok:
+                    mode = wf.sync_policy.health_check.failure_mode
+                    if mode != "ignore":
+                        health_failed = True
+                        raise SyncFailed(why)
+                    result.message = f"{why} (ignored: failure_mode is ignore)"
+                self.stage("post-hooks")
+                hooks.run("PostSync", plan.hooks)
+                self.run_hooks("post", wf.sync_policy.post_sync_hooks, rev)
+            failure = failed.message
+        finally:
+            if self._hooks is not None:
+                result.hooks += self._hooks.results()
+        if failure is not None and plan is not None and not self.cancel.is_set():
+            self.sync_failed_hooks(plan)
         return self.finish(plan, failure, health_failed)
+
+    _hooks: HookRunner | None = None
+
+    def hook_runner(self) -> HookRunner:
+        self._hooks = HookRunner(
+            self.kube, self.wf.sync_policy.retry, parse_duration(self.wf.sync_policy.hook_timeout),
+            cancel=self.cancel, progress=self.progress,
+        )  # fmt: skip
+        return self._hooks
+
+    def namespaces_for_hooks(self, plan: Plan) -> None:
+        """Namespaces the render declares that hooks run in are created first: a hook needs its namespace."""
+        wanted = {h.ref.namespace for h in plan.hooks if h.spec.runs and h.pending}
+        early = [it for it in plan.items if it.ref.group_kind == ("", "Namespace") and it.ref.name in wanted]
+        if early and any(it.action in ("create", "update") for it in early):
+            self._applier().apply(early, self.outcome)
+            self._raise_failed()
+
+    def sync_failed_hooks(self, plan: Plan) -> None:
+        """SyncFail hooks, when the sync failed: their outcome is reported, and never hides the failure."""
+        if not any("SyncFail" in h.spec.phases for h in plan.hooks):
+            return
+        runner = self.hook_runner()
+        try:
+            runner.run("SyncFail", plan.hooks)
+        except SlipwayError as e:
+            log.warning("sync %s: %s", self.result.id, describe(e))
+        finally:
+            self.result.hooks += runner.results()
 
     def preview(self, plan: Plan) -> None:
         """diff_preview: say what is about to change before anything does (in the log and to fronts)."""
@@ -94,7 +128,7 @@ class SyncRun(Run):
         if not commands:
             return
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in settings.SECRET_ENVIRONMENT},
             "SLIPWAY_WORKFLOW_ID": self.wf.id,
             "SLIPWAY_SYNC_ID": self.result.id,
             "SLIPWAY_REVISION": revision,

@@ -206,6 +206,8 @@ def test_the_controller_daemon(
         engine.store.put_workflow(cfg)
         proc = _controller_process(slipway_home, tmp_path / "cache", log)
         wait_until(lambda: cm_value(kube, namespace, "app") == "2", 30, step=0.2)
+        # The object is live before the sync's record is finished (health is waited for first).
+        wait_until(lambda: engine.history(wf)[0].status != "running", 30, step=0.2)
         statuses = [h.status for h in engine.history(wf)]
         assert statuses[0] == "succeeded" and "interrupted" in statuses
 

@@ -30,7 +30,8 @@ def test_first_plan_shows_creates_in_the_seed_shape(engine: Engine, make_git, na
     repo = make_git({"k8s/app.yaml": dump(configmap("web-config"), deployment("web-app", 3), service("web-svc"))})
     wf = add_workflow(engine, repo, namespace)
     diff = engine.plan(wf).to_seed()
-    assert set(diff) == SEED_KEYS and set(diff["summary"]) == SUMMARY_KEYS
+    # The seed's table, plus the hooks a sync would run (a list of its own, empty here).
+    assert set(diff) == SEED_KEYS | {"hooks"} and set(diff["summary"]) == SUMMARY_KEYS and diff["hooks"] == []
     assert diff["workflow_id"] == wf
     assert diff["generated_at"].endswith("Z") and "T" in diff["generated_at"]
     assert diff["summary"]["total_changes"] == 3 and diff["summary"]["created_resources"] == 3

@@ -168,3 +168,14 @@ def test_every_sync_publishes_its_events(engine: Engine, make_git, namespace: st
     assert seen[-1][1]["status"] == "succeeded"
     engine.sync(wf)
     assert len([e for e, _ in seen if e == "started"]) == 1  # unsubscribed
+
+
+def test_a_sync_to_a_cluster_that_cannot_be_reached_is_on_the_record(
+    engine: Engine, make_git, namespace: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    repo = make_git({"k8s/a.yaml": dump(configmap("a"))})
+    missing = tmp_path / "no-such.kubeconfig"
+    wf = add_workflow(engine, repo, namespace, destination={"namespace": namespace, "kubeconfig": str(missing)})
+    result = engine.sync(wf)
+    assert result.status == "failed" and "does not exist" in result.message
+    assert engine.history(wf)[0].id == result.id and engine.status(wf)["status"] == "failed"

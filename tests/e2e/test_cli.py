@@ -85,7 +85,7 @@ def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespa
     as_json = cli("-o", "json", "diff", "app-wf")
     assert as_json.returncode == 1
     doc = json.loads(as_json.stdout)
-    assert set(doc) == {"workflow_id", "generated_at", "summary", "changes", "conflicts", "warnings"}
+    assert set(doc) == {"workflow_id", "generated_at", "summary", "changes", "conflicts", "warnings", "hooks"}
 
     r = cli("sync", "app-wf")  # no terminal: it does not ask
     assert r.returncode == 0, r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,5 +103,9 @@ def test_helm_from_the_command_line(cli: Cli, company: Company, kube: Kube, name
     deployment = kube.get(kube.discovery.lookup("apps/v1", "Deployment"), namespace, "shop") or {}
     assert deployment["spec"]["replicas"] == 3
     assert (kube.get(configmaps, namespace, "shop-config") or {})["data"]["greeting"] == "json"  # values kept
+    # A null is a value Helm understands (it removes a key of the chart's values): set keeps it.
+    assert cli("workflow", "set", "shop-cli", "--helm-set", "greeting=null").returncode == 0
+    shown = json.loads(cli("-o", "json", "workflow", "show", "shop-cli").stdout)
+    assert shown["helm"]["values"] == {"greeting": None, "environment": "cli"}
     bad = cli("workflow", "create", "--id", "shop-cli", "--repository", "shop", "--helm-set", "novalue")
     assert bad.returncode == 2 and "--helm-set: expected NAME=VALUE" in bad.stderr and "Traceback" not in bad.stderr

@@ -17,6 +17,7 @@ FRONT_MAY_IMPORT = {
     "slipway.engine", "slipway.model", "slipway.errors", "slipway.durations", "slipway.settings",
     "slipway.plan.model", "slipway.results", "slipway.insight", "slipway.controller", "slipway.lua", "slipway.gitops",
     "slipway.cluster",  # the local control plane of `slipway cluster`: development infrastructure
+    "slipway.server",  # `slipway server` (the CLI) starts the server front, itself held to these rules
 }  # fmt: skip
 ENGINE_INTERNALS = ("store", "source", "kube", "_kube_factory")
 

@@ -264,3 +264,26 @@ def test_workflow_names_are_fixed_per_id() -> None:
     assert kname("web") == "web"
     assert kname("Web_App") == kname("Web_App") != kname("web_app")
     assert len(kname("A" * 63)) <= 63
+
+
+def test_a_token_an_older_slipway_stored_in_a_url_is_sealed_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    token = "ghp_" + "a1b2c3d4e5f6" * 3
+    Store(home=tmp_path).close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    # As a store written before URLs were split holds it: the token in plain text in the url column.
+    db.execute(
+        "INSERT INTO repositories (id, url, branch, poll_interval, credentials, created_at, updated_at) "
+        "VALUES ('old', ?, 'main', '30s', NULL, 0, 0)",
+        (f"https://{token}@git.example.com/x.git",),
+    )
+    db.commit()
+    db.close()
+    store = Store(home=tmp_path)
+    r = store.get_repository("old")
+    assert r.url == "https://git.example.com/x.git"
+    assert r.credentials is not None and r.credentials.token == token
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    assert token.encode() not in raw

@@ -1,10 +1,11 @@
 """Apply and prune: server-side apply in the order of one table, with retries and bounded concurrency.
 
-Wave 0 (Namespaces, CRDs) is applied first and waited for — namespaces Active, CRDs Established —
-and discovery is refreshed so the custom resources planned against a CRD of the same render can
-be applied. Then every rank of the order table in turn, the objects of one rank concurrently.
-The first rank with a failure stops the apply: later ranks may depend on it. Pruning walks the
-order backwards, deleting each object only if it is still the one we saw (uid precondition).
+Within a sync wave, tier 0 (Namespaces, CRDs) is applied first and waited for — namespaces
+Active, CRDs Established — and discovery is refreshed so the custom resources planned against a
+CRD of the same render can be applied. Then every rank of the order table in turn, the objects of
+one rank concurrently. The first rank with a failure stops the apply: later ranks may depend on
+it. Pruning walks waves and the order backwards, deleting each object only if it is still the one
+we saw (uid precondition).
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ class Applier:
 
     # -- apply -------------------------------------------------------------------------------------
 
-    def apply(self, items: list[Item]) -> ApplyOutcome:
-        out = ApplyOutcome()
+    def apply(self, items: list[Item], out: ApplyOutcome | None = None) -> ApplyOutcome:
+        """Apply what is to be created or updated, tier by tier and rank by rank (one sync wave's worth);
+        ``out`` collects across the waves of one sync."""
+        out = out if out is not None else ApplyOutcome()
         todo = sorted((it for it in items if it.action in ("create", "update")), key=Item.sort_key)
-        for wave, in_wave in groupby(todo, key=lambda it: order.wave(it.ref.kind)):
-            batch = list(in_wave)
-            if wave > 0:
+        for tier, in_tier in groupby(todo, key=lambda it: (it.wave, order.tier(it.ref.kind))):
+            batch = list(in_tier)
+            if tier[1] > 0:
                 self._resolve_pending(batch)
             for _, in_rank in groupby(batch, key=lambda it: order.rank(it.ref.kind)):
                 self._check_cancel()
@@ -78,8 +81,8 @@ class Applier:
                 if not out.ok:
                     out.retries = self._retries[0]
                     return out
-            if wave == 0:
-                self._settle_first_wave([it for it in batch if it in out.applied])
+            if tier[1] == 0:
+                self._settle_first_tier([it for it in batch if it in out.applied])
         out.retries = self._retries[0]
         return out
 
@@ -131,7 +134,7 @@ class Applier:
             if found is not None:
                 it.info = found
 
-    def _settle_first_wave(self, applied: list[Item]) -> None:
+    def _settle_first_tier(self, applied: list[Item]) -> None:
         """Namespaces must be Active and CRDs Established before anything uses them."""
         if not applied:
             return
@@ -175,7 +178,7 @@ class Applier:
 
     def prune(self, items: list[Item], out: ApplyOutcome) -> None:
         todo = sorted(items, key=Item.sort_key, reverse=True)
-        for _, in_rank in groupby(todo, key=lambda it: (order.wave(it.ref.kind), order.rank(it.ref.kind))):
+        for _, in_rank in groupby(todo, key=lambda it: (it.wave, order.tier(it.ref.kind), order.rank(it.ref.kind))):
             self._check_cancel()
             rank = list(in_rank)
 

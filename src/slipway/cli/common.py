@@ -1,7 +1,8 @@
-"""What the CLI commands share: the engine, reading secrets without argv, confirmation."""
+"""What the CLI commands share: the engine, who is asking, reading secrets without argv, confirmation."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,14 @@ def engine() -> Engine:
     if _engine is None:
         _engine = Engine()
     return _engine
+
+
+def actor() -> str | None:
+    """Who asks, as the history records it: the OS user running the command (None if it has no name)."""
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return None
 
 
 def secret_from_env(var: str | None, what: str) -> str | None:

@@ -1,4 +1,7 @@
-"""``slipway controller``: the auto-sync loop in the foreground, stopped cleanly by SIGTERM or SIGINT."""
+"""``slipway controller``: the auto-sync loop in the foreground, stopped cleanly by SIGTERM or SIGINT.
+
+It sends the workflows' notifications too (``notify``), as ``slipway server`` does.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from types import FrameType
 import click
 
 from ..controller import Controller
+from ..server.notifications import Notifier
 from .common import engine
 from .output import info
 
@@ -44,4 +48,8 @@ def controller(concurrency: int, shards: int | None, identity: str | None) -> No
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     info("controller running; SIGTERM or Ctrl-C stops it")
-    ctl.run()
+    notifier = Notifier(ctl.engine).start()
+    try:
+        ctl.run()
+    finally:
+        notifier.stop(5.0)

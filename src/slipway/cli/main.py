@@ -21,7 +21,9 @@ from .controller import controller
 from .output import err_console
 from .repo import repo
 from .run import run
+from .server import server
 from .sync import diff, history, rollback, sync
+from .token import token
 from .workflow import workflow
 
 
@@ -45,7 +47,9 @@ def cli(ctx: click.Context, output: str, debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for command in (repo, workflow, diff, sync, rollback, history, controller, run, cluster, install, migrate):
+for command in (
+    repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster, install, migrate
+):
     cli.add_command(command)
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..plan.model import Plan
 from ..results import SyncResult
-from .common import confirm, engine, interactive
+from .common import actor, confirm, engine, interactive
 from .output import console, emit_json, err_console, json_mode
 
 IMPACT_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
@@ -33,11 +33,13 @@ def print_plan(plan: Plan) -> None:
                   f"([green]+{s['created_resources']}[/green] [yellow]~{s['updated_resources']}[/yellow] "
                   f"[red]-{s['deleted_resources']}[/red]), {s['conflict_count']} conflict(s), "
                   f"{s['warning_count']} warning(s)")  # fmt: skip
+    waved = len({c.wave for c in plan.changes}) > 1 or any(c.wave for c in plan.changes)
     for change in plan.changes:
         style = IMPACT_STYLE[change.impact]
         ns = f" [dim]({escape(change.namespace)})[/dim]" if change.namespace else ""
+        wave = f" [cyan]wave {change.wave}[/cyan]" if waved else ""
         console.print(
-            f"\n[{style}]{change.impact.upper()}[/{style}]{ns} [dim]{escape(', '.join(change.reasons))}[/dim]"
+            f"\n[{style}]{change.impact.upper()}[/{style}]{wave}{ns} [dim]{escape(', '.join(change.reasons))}[/dim]"
         )
         for line in change.diff.splitlines():
             color = ""
@@ -53,6 +55,15 @@ def print_plan(plan: Plan) -> None:
         console.print(f"\n[{style}]CONFLICT {c.type}[/{style}] {escape(c.resource)}: {escape(c.description)}")
         for tip in c.suggestions:
             console.print(f"  - {escape(tip)}")
+    if seed["hooks"]:
+        console.print("\n[bold]hooks[/bold] (run in their phase, not part of what Git declares):")
+    for h in seed["hooks"]:
+        if h["runs"]:
+            policy = ", ".join(h["delete_policies"])
+            console.print(f"  {escape('/'.join(h['phases']))} wave {h['wave']}: {escape(h['resource'])} "
+                          f"[dim](delete policy {escape(policy)}; {escape(h['source'])})[/dim]")  # fmt: skip
+        else:
+            console.print(f"  never run by a sync: {escape(h['resource'])} [dim]({escape(h['note'])})[/dim]")
     if plan.warnings:
         console.print()
     for w in plan.warnings:
@@ -111,8 +122,12 @@ def print_result(result: SyncResult) -> None:
                   f"applied {m.resources_applied}, skipped {m.resources_skipped}, "
                   f"conflicts resolved {m.conflicts_resolved}")  # fmt: skip
     for h in result.hooks:
-        mark = "ok" if h["exit_code"] == 0 else "FAILED"
-        console.print(f"  {h['phase']}-sync hook {escape(h['command'])!s}: {mark}")
+        if h.get("kind") == "resource":
+            mark = "ok" if h["status"] == "Succeeded" else f"FAILED: {h['message']}"
+            console.print(f"  {h['phase']} hook {escape(h['resource'])}: {escape(mark)}")
+        else:
+            mark = "ok" if h["exit_code"] == 0 else "FAILED"
+            console.print(f"  {h['phase']}-sync hook {escape(h['command'])!s}: {mark}")
     bad = [h for h in result.health if h["status"] != "Healthy"]
     for h in bad[:10]:
         console.print(f"  [yellow]{h['status']}[/yellow] {escape(h['resource'])}: {escape(h['message'])}")
@@ -149,6 +164,7 @@ def sync(workflow_id: str, yes: bool, wait_lock: float) -> None:
                 progress=_Progress(status if use_status else None),
                 wait=wait_lock,
                 cancel=cancel,
+                actor=actor(),
             )
         )
     print_result(result)
@@ -205,7 +221,12 @@ def rollback(workflow_id: str, reason: str, to: str | None) -> None:
     with Status("rolling back...", console=err_console) if use_status else _nullcontext() as status:
         result = run_cancellable(
             lambda cancel: engine().rollback(
-                workflow_id, reason, to=to, progress=_Progress(status if use_status else None), cancel=cancel
+                workflow_id,
+                reason,
+                to=to,
+                progress=_Progress(status if use_status else None),
+                cancel=cancel,
+                actor=actor(),
             )
         )
     print_result(result)
@@ -221,7 +242,9 @@ def history(workflow_id: str, limit: int) -> None:
     if json_mode():
         emit_json([_result_json(r) for r in rows])
         return
-    table = Table("ID", "KIND", "STATUS", "TRIGGER", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None)
+    table = Table(
+        "ID", "KIND", "STATUS", "TRIGGER", "BY", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None
+    )
     for r in rows:
         style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "white")
         rev = (r.commit_hash or "-")[:12]
@@ -230,6 +253,6 @@ def history(workflow_id: str, limit: int) -> None:
         message = r.message if r.kind != "rollback" else f"{r.message}"
         table.add_row(
             r.id, r.kind, f"[{style}]{r.status}[/{style}]" + (" (rolled back)" if r.rolled_back else ""), r.trigger,
-            r.start_time, rev, r.metrics.duration, str(r.metrics.resources_applied), escape(message),
+            escape(r.actor or "-"), r.start_time, rev, r.metrics.duration, str(r.metrics.resources_applied), escape(message),
         )  # fmt: skip
     console.print(table)

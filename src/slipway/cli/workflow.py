@@ -17,7 +17,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .common import confirm, engine, interactive
+from .common import actor, confirm, engine, interactive, secret_from_env
 from .output import console, emit_json, err_console, json_mode
 from .renderflags import helm_table, jsonnet_table, render_flags
 
@@ -59,6 +59,11 @@ def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         click.option("--history-limit", type=int, default=d(100), help="Syncs kept in the history (default 100)."),
         click.option("--pre-hook", multiple=True, help="Shell command to run before applying (repeatable)."),
         click.option("--post-hook", multiple=True, help="Shell command to run after a healthy apply (repeatable)."),
+        click.option("--notify-url", help="POST a JSON message here when a sync ends as --notify-on says "
+                     "(a URL without secrets; for one with a token use --notify-url-env)."),
+        click.option("--notify-url-env", metavar="VAR", help="Name of the environment variable holding the notify URL."),
+        click.option("--notify-on", type=click.Choice(["failed", "degraded", "succeeded", "rolled_back"]), multiple=True,
+                     help="Outcome to notify (repeatable; default failed, degraded, rolled_back)."),
     ]  # fmt: skip
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,6 +77,9 @@ def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
     """The flags given, as the nested table the engine takes (only those given, for ``set``)."""
     hooks_given = create or bool(opts["pre_hook"]) or bool(opts["post_hook"])
+    notify_url = opts["notify_url"] or secret_from_env(opts["notify_url_env"], "--notify-url-env")
+    if opts["notify_url"] and opts["notify_url_env"]:
+        raise click.UsageError("--notify-url and --notify-url-env: give one")
     table: dict[str, Any] = {
         "name": opts["name"],
         "repository": opts["repository"],
@@ -98,14 +106,23 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
         },
         "helm": helm_table(opts),
         "jsonnet": jsonnet_table(opts),
+        "notify": {"url": notify_url, "events": list(opts["notify_on"]) or None}
+                  if notify_url or opts["notify_on"] else None,
     }  # fmt: skip
     return table if create else _given(table)
+
+
+# Tables the user writes whole (Helm values, Jsonnet arguments): a null in them is a value, not "not given".
+_VERBATIM = ("values", "tlas", "ext_vars")
 
 
 def _given(table: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in table.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key in _VERBATIM:
+            if value:
+                out[key] = value
+        elif isinstance(value, dict):
             value = _given(value)
             if value:
                 out[key] = value
@@ -129,7 +146,7 @@ def create(workflow_id: str | None, **opts: Any) -> None:
         config["id"] = workflow_id
     wf = engine().create_workflow(config, exists_ok=False)
     if json_mode():
-        emit_json(wf.to_config())
+        emit_json(wf.public())
     else:
         console.print(f"workflow [bold]{escape(wf.id)}[/bold] created: {escape(wf.repository)}:"
                       f"{escape(wf.target_path or '/')} -> namespace {escape(wf.destination.namespace)}")  # fmt: skip
@@ -144,9 +161,9 @@ def set_(workflow_id: str, **opts: Any) -> None:
     if not changes:
         raise click.UsageError("nothing to change: give at least one setting (see --help)")
     old, new = engine().update_workflow(workflow_id, changes)
-    diff = _changed(old.to_config(), new.to_config())
+    diff = _changed(old.public(), new.public())  # public: a notify URL shows masked
     if json_mode():
-        emit_json({"workflow": new.to_config(), "changed": {k: {"from": a, "to": b} for k, a, b in diff}})
+        emit_json({"workflow": new.public(), "changed": {k: {"from": a, "to": b} for k, a, b in diff}})
         return
     if not diff:
         console.print(f"workflow {escape(workflow_id)}: nothing changed")
@@ -168,7 +185,7 @@ def _changed(before: Any, after: Any, prefix: str = "") -> list[tuple[str, Any, 
 def show(workflow_id: str) -> None:
     """The whole configuration of a workflow."""
     wf = engine().workflow(workflow_id)
-    config = wf.to_config()
+    config = wf.public()
     if json_mode():
         emit_json(config)
         return
@@ -267,7 +284,7 @@ def remove(workflow_id: str, cascade: bool, yes: bool) -> None:
         if not confirm(f"Delete these {len(plan.deletions)} object(s) and remove workflow {workflow_id}?"):
             err_console.print("not removed")
             sys.exit(1)
-    result = eng.remove_workflow(workflow_id, cascade=True, expected_plan=plan.fingerprint())
+    result = eng.remove_workflow(workflow_id, cascade=True, expected_plan=plan.fingerprint(), actor=actor())
     assert result is not None
     print_result(result)
     sys.exit(0 if result.status == "succeeded" else 1)

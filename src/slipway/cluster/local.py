@@ -354,6 +354,34 @@ def _start(info: ClusterInfo, log: Callable[[str], None]) -> None:
     log(f"cluster {info.name} is ready in {time.monotonic() - started:.1f}s; kubeconfig: {info.kubeconfig}")
 
 
+def stop_component(name: str, component: str) -> None:
+    """Stop one process of a running cluster (the reliability suite takes the API server or etcd away)."""
+    root = cluster_root(name)
+    with _locked(root):
+        info = load(name)
+        if info is None:
+            raise ClusterError(f"cluster {name} is not running")
+        for proc in [p for p in info.procs if p.name == component]:
+            _stop(proc)
+
+
+def start_component(name: str, component: str, timeout: float = 90) -> None:
+    """Start one stopped process of a cluster again, on its ports, and wait until it serves."""
+    root = cluster_root(name)
+    with _locked(root):
+        info = load(name)
+        if info is None:
+            raise ClusterError(f"cluster {name} is not running")
+        if any(p.name == component and p.alive() for p in info.procs):
+            return
+        info.procs = [p for p in info.procs if p.name != component]
+        proc = _spawn(info, component, _argv(info)[component])
+        if component == "etcd":
+            _wait("etcd", lambda: _get(f"http://127.0.0.1:{info.ports['etcd']}/health")[0] == 200, timeout, proc)
+        elif component == "kube-apiserver":
+            _wait("kube-apiserver /readyz", lambda: api_ready(info), timeout, proc)
+
+
 def _register_node(info: ClusterInfo) -> None:
     from ..kube.client import Kube
 

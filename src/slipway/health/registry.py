@@ -73,6 +73,19 @@ def generic(o: Obj) -> Health:
     return Health(PROGRESSING, ready.get("message") or ready.get("reason") or "not ready")
 
 
+def hook_outcome(group: str, kind: str, obj: Obj | None) -> Health:
+    """A hook is done when it ran to its end: a Pod Succeeded (Running and Ready is not done), a Job
+    Complete; any other kind when it is healthy by its rule."""
+    if obj is not None and (group, kind) == ("", "Pod"):
+        phase = status(obj).get("phase")
+        if phase == "Succeeded":
+            return Health(HEALTHY, "completed")
+        if phase == "Failed":
+            return Health(DEGRADED, status(obj).get("message") or status(obj).get("reason") or "pod failed")
+        return Health(PROGRESSING, f"phase {phase or 'Pending'}")
+    return assess(group, kind, obj)
+
+
 def assess(group: str, kind: str, obj: Obj | None) -> Health:
     if obj is None:
         return Health(MISSING, "does not exist")

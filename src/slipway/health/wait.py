@@ -19,7 +19,12 @@ class Target:
     info: ResourceInfo
 
 
-def check(kube: Kube, targets: list[Target], selector: str | None = None) -> dict[ObjectRef, Health]:
+Judge = Callable[[str, str, Obj | None], Health]
+
+
+def check(
+    kube: Kube, targets: list[Target], selector: str | None = None, judge: Judge = assess
+) -> dict[ObjectRef, Health]:
     """One LIST per kind and namespace (narrowed by ``selector``), each object judged by its rule."""
     groups: dict[tuple[ResourceInfo, str], list[Target]] = defaultdict(list)
     for t in targets:
@@ -32,7 +37,7 @@ def check(kube: Kube, targets: list[Target], selector: str | None = None) -> dic
             objs = kube.list(info, ns or None, label_selector=selector)
         by_name = {(o.get("metadata") or {}).get("name"): o for o in objs}
         for t in members:
-            out[t.ref] = assess(info.group, info.kind, by_name.get(t.ref.name))
+            out[t.ref] = judge(info.group, info.kind, by_name.get(t.ref.name))
     return out
 
 
@@ -59,6 +64,7 @@ def wait(
     progress: Callable[[dict[ObjectRef, Health]], None] | None = None,
     degraded_grace: float = 5.0,
     known: dict[ObjectRef, Obj] | None = None,
+    judge: Judge = assess,
 ) -> tuple[bool, dict[ObjectRef, Health]]:
     """Poll until every target is Healthy (True), or one stays Degraded, or the timeout passes (False).
 
@@ -77,7 +83,7 @@ def wait(
     for t in targets:
         obj = (known or {}).get(t.ref)
         if obj is not None and (t.info.group, t.info.kind) in JUDGED_ONCE:
-            verdict = assess(t.info.group, t.info.kind, obj)
+            verdict = judge(t.info.group, t.info.kind, obj)
             if verdict.status == HEALTHY:
                 last[t.ref] = verdict
     degraded_since: dict[ObjectRef, float] = {}
@@ -85,7 +91,7 @@ def wait(
         pending = [t for t in targets if last.get(t.ref, Health(MISSING)).status != HEALTHY]
         if pending:
             try:
-                last.update(check(kube, pending, selector))
+                last.update(check(kube, pending, selector, judge))
             except KubeError as e:
                 if not e.retryable:
                     raise

@@ -43,7 +43,12 @@ APPLY_PATCH = "application/apply-patch+yaml"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 # Server-side apply answers a value of the wrong type (replicas: "three") with a 500; it is the
 # object that is wrong, not the server, and no retry helps.
-_SCHEMA_ERRORS = ("failed to create typed patch object", "failed to create typed live object")
+_SCHEMA_ERRORS = (
+    "failed to create typed patch object",
+    "failed to create typed live object",
+    "failed to convert new object",  # a Secret's data that is not base64
+    "unable to convert unstructured object",
+)
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -91,7 +96,7 @@ def error_from_response(action: str, what: str, status: int, body: bytes) -> Kub
         return KubeConflict(text, status=status, reason=reason)
     if status in (401, 403):
         return KubeForbidden(text, status=status, reason=reason)
-    if status in (400, 415, 422) or (status == 409 and reason == "AlreadyExists"):
+    if status in (400, 413, 415, 422) or (status == 409 and reason == "AlreadyExists"):
         return KubeInvalid(text, status=status, reason=reason)
     if status == 500 and any(s in message for s in _SCHEMA_ERRORS):
         return KubeInvalid(text, status=status, reason=reason or "Invalid")
@@ -304,19 +309,30 @@ class Kube:
             )
         )
 
-    def create(self, info: ResourceInfo, obj: Obj, *, subresource: str | None = None) -> Obj:
-        """Create ``obj`` (KubeAlreadyExists when its name is taken); with ``subresource``, POST to the
-        named object's subresource (``serviceaccounts/<name>/token``)."""
+    def create(
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str = settings.FIELD_MANAGER,
+    ) -> Obj:
+        """POST a new object (the only way to use ``metadata.generateName``); the object as created.
+        KubeAlreadyExists when its name is taken. With ``subresource``, POST to the named object's
+        subresource (``serviceaccounts/<name>/token``)."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or ""
+        params = {"fieldManager": field_manager}
+        if dry_run:
+            params["dryRun"] = "All"
         if subresource:
             path, what = info.path(namespace, meta["name"]) + f"/{subresource}", info.describe(namespace, meta["name"])
         else:
-            path, what = (
-                info.path(namespace),
-                info.describe(namespace, meta.get("name") or meta.get("generateName", "")),
-            )
-        return dict(self.request("POST", path, action="create", what=what, body=obj))
+            name = meta.get("name") or f"{meta.get('generateName', '')}*"
+            path, what = info.path(namespace), info.describe(namespace, name)
+        action = "dry-run create" if dry_run else "create"
+        return dict(self.request("POST", path, action=action, what=what, params=params, body=obj))
 
     def replace(self, info: ResourceInfo, obj: Obj, *, subresource: str | None = None) -> Obj:
         """PUT ``obj`` whole; its ``metadata.resourceVersion`` is the precondition (KubeConflict when it moved)."""

@@ -8,7 +8,7 @@ GitOps (drift); not blocking, Git wins on sync.
 
 from __future__ import annotations
 
-from ..items import Item
+from ..items import HookItem, Item
 from ..kube import Obj
 from ..results import Conflict
 from . import mask, ownership
@@ -75,6 +75,17 @@ def validation(it: Item) -> Conflict:
         suggestions=suggestions,
         current_state=current,
         desired_state=desired,
+    )
+
+
+def hook_validation(h: HookItem) -> Conflict:
+    return Conflict(
+        resource=h.resource,
+        namespace=h.ref.namespace or None,
+        type="validation",
+        description=f"{h.source}: hook: {h.error}",
+        suggestions=[f"Fix the hook in {h.source}"],
+        desired_state=mask.mask_one(display(h.desired)),
     )
 
 

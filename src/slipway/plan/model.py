@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..items import Item
+from ..items import HookItem, Item
 from ..results import Change, Conflict
 from .normalize import normalize
 from .ownership import content_hash
@@ -25,6 +25,7 @@ class Plan:
     items: list[Item] = field(default_factory=list)
     deletions: list[Item] = field(default_factory=list)
     orphans: list[Item] = field(default_factory=list)
+    hooks: list[HookItem] = field(default_factory=list)  # run in their phases, never part of the desired state
     changes: list[Change] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -58,6 +59,7 @@ class Plan:
             desired = content_hash(it.desired) if it.desired is not None else ""
             live = content_hash(normalize(it.live)) if it.live is not None else ""
             parts.append(f"{it.action}|{it.ref.key()}|{desired}|{live}")
+        parts += [f"hook|{h.identity}|{content_hash(h.desired)}" for h in self.hooks if h.spec.runs]
         parts += [f"{c.type}|{c.namespace}|{c.resource}" for c in self.conflicts]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -70,7 +72,22 @@ class Plan:
             "changes": [c.to_seed() for c in self.changes],
             "conflicts": [c.to_seed() for c in self.conflicts],
             "warnings": list(self.warnings),
+            # Beyond the seed: the hooks a sync would run, in order, and those it never runs.
+            "hooks": [hook_seed(h) for h in self.hooks],
         }
 
 
-__all__ = ["Item", "Plan"]
+def hook_seed(h: HookItem) -> dict[str, Any]:
+    return {
+        "resource": h.resource,
+        "namespace": h.ref.namespace or None,
+        "phases": list(h.spec.phases),
+        "wave": h.spec.wave,
+        "delete_policies": sorted(h.spec.delete_policies),
+        "runs": h.spec.runs,
+        "note": h.spec.why_not_run,
+        "source": h.source,
+    }
+
+
+__all__ = ["HookItem", "Item", "Plan"]

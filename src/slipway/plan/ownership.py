@@ -19,6 +19,8 @@ from ..kube import Obj
 from ..kube.objects import get_annotations, get_labels, meta
 
 HASH_ANNOTATION = settings.HASH_ANNOTATION
+# On hooks: which hook of which workflow an object is a run of (a generateName hook makes many).
+HOOK_LABEL = settings.ANNOTATION_PREFIX + "hook"
 
 # Annotations that keep an object from being pruned, as each tool's users write them.
 PRUNE_DISABLED = {

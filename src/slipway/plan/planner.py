@@ -17,10 +17,10 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .. import settings
+from .. import settings, waves
 from ..durations import rfc3339
-from ..errors import KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
-from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo, UnknownKind
+from ..errors import KubeError, KubeForbidden, KubeInvalid, KubeNotFound, ManifestError
+from ..kube import Kube, KubeFieldConflict, Obj, ObjectRef, ResourceInfo
 from ..kube.objects import get_annotations, meta, split_api_version
 from ..model import Workflow
 from ..render import Manifest
@@ -28,7 +28,7 @@ from ..results import Change, Conflict
 from ..retry import with_retry
 from . import conflicts, impact, mask, ownership, prune, textdiff
 from .live import LiveReader, LiveState
-from .model import Item, Plan
+from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
 from .ownership import HASH_ANNOTATION, stamp
 
@@ -73,8 +73,10 @@ class Planner:
 
     # -- resolve -----------------------------------------------------------------------------------
 
-    def resolve(self, manifests: list[Manifest], warnings: list[str], conflicts: list[Conflict]) -> list[Item]:
-        """Kinds, namespaces, stamps and the duplicate check; unknown kinds become conflicts."""
+    def resolve(self, manifests: list[Manifest], plan: Plan) -> list[Item]:
+        """Kinds, namespaces, stamps, waves and the duplicate check; unknown kinds become conflicts and
+        hooks go to ``plan.hooks``, apart from the desired state."""
+        warnings, conflicts = plan.warnings, plan.conflicts
         pending_kinds = _crd_infos(manifests)
         items: list[Item] = []
         seen: dict[ObjectRef, str] = {}
@@ -88,6 +90,10 @@ class Planner:
                 info = pending_kinds.get((group, version, kind))
                 pending = info is not None
             md = meta(obj)
+            try:
+                hook, wave = waves.hook_of(obj), waves.wave_of(obj)
+            except waves.WaveError as e:
+                raise ManifestError(f"{m.source}: {kind}/{md.get('name') or md.get('generateName')}: {e}") from None
             if info is None:
                 ref = ObjectRef.of(obj)
                 conflicts.append(
@@ -107,16 +113,46 @@ class Planner:
             if info.namespaced:
                 md["namespace"] = md.get("namespace") or self.wf.destination.namespace
             elif md.get("namespace"):
-                warnings.append(f"{m.source}: {kind}/{md['name']} is cluster-scoped; its namespace is ignored")
+                name = md.get("name") or md.get("generateName")
+                warnings.append(f"{m.source}: {kind}/{name} is cluster-scoped; its namespace is ignored")
                 del md["namespace"]
+            if hook is not None:
+                plan.hooks.append(self._hook(obj, info, hook, m.source, pending))
+                continue
             ref = ObjectRef.of(obj)
             if ref in seen:
                 raise ManifestError(f"{m.source}: {ref} is declared twice (first in {seen[ref]})")
             seen[ref] = m.source
             items.append(
-                Item(ref, api_version, info, stamp(obj, self.wf.id, self.instance), m.source, obj, pending=pending)
-            )
+                Item(
+                    ref, api_version, info, stamp(obj, self.wf.id, self.instance), m.source, obj, pending=pending,
+                    wave=wave,
+                )
+            )  # fmt: skip
         return items
+
+    def _hook(self, obj: Obj, info: ResourceInfo, spec: waves.HookSpec, source: str, pending: bool) -> HookItem:
+        md = meta(obj)
+        generate = not md.get("name")
+        ref = ObjectRef(info.group, info.kind, md.get("namespace") or "", md.get("name") or md["generateName"])
+        identity = waves.identity(self.wf.id, obj)
+        desired = stamp(obj, self.wf.id, self.instance)
+        meta(desired)["labels"][ownership.HOOK_LABEL] = identity
+        return HookItem(ref, obj["apiVersion"], info, desired, source, spec, identity, generate, pending)
+
+    def _validate_hook(self, h: HookItem) -> None:
+        """A hook is checked by a dry-run create now, so a bad one stops the sync before anything runs."""
+        assert h.info is not None
+        try:
+            with_retry(
+                lambda: self.kube.create(h.info, h.desired, dry_run=True),  # type: ignore[arg-type]
+                self.wf.sync_policy.retry, what=f"dry-run {h.resource}", cancel=self.cancel,
+            )  # fmt: skip
+        except KubeInvalid as e:
+            if e.reason != "AlreadyExists":  # its earlier run: deleted before this one is created
+                h.error = mask.scrub(str(e), [h.desired])
+        except (KubeNotFound, KubeForbidden) as e:
+            h.error = mask.scrub(str(e), [h.desired])
 
     # -- compare -------------------------------------------------------------------------------------
 
@@ -137,7 +173,9 @@ class Planner:
                 it.drifted = True
                 it.conflict_fields = e.conflicts
                 it.returned = with_retry(lambda: apply(True), policy, what=f"dry-run {it.ref}", cancel=self.cancel)
-        except (UnknownKind, KubeInvalid, KubeNotFound, KubeForbidden) as e:
+        except KubeError as e:
+            if e.retryable:
+                raise  # the retry policy ran out: the plan cannot be computed, it is not the object's fault
             text = mask.scrub(str(e), [it.desired, it.live])
             if isinstance(e, KubeInvalid) and "field is immutable" in text and it.live is not None:
                 if self.wf.sync_policy.recreate:
@@ -156,7 +194,7 @@ class Planner:
         plan = Plan(self.wf.id, revision, rfc3339())
         policy = self.wf.sync_policy
         with_retry(self.kube.discovery.ensure, policy.retry, what="discover API", cancel=self.cancel)
-        items = self.resolve(manifests, plan.warnings, plan.conflicts)
+        items = self.resolve(manifests, plan)
         reader = LiveReader(self.kube, self.wf.id, policy.retry, concurrency=self.concurrency, cancel=self.cancel)
         live = reader.read(items, inventory)
         items += self._namespace_to_create(items)
@@ -194,9 +232,15 @@ class Planner:
                 continue
             to_dry_run.append(it)
 
-        if to_dry_run:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(to_dry_run))) as pool:
+        for h in plan.hooks:
+            h.pending = h.pending or h.ref.namespace in missing_namespaces
+        hooks = [h for h in plan.hooks if h.spec.runs and not h.pending]
+        if to_dry_run or hooks:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(to_dry_run) + len(hooks))) as pool:
                 list(pool.map(self._dry_run, to_dry_run))
+                list(pool.map(self._validate_hook, hooks))
+        plan.conflicts += [conflicts.hook_validation(h) for h in hooks if h.error is not None]
+        plan.hooks.sort(key=HookItem.sort_key)
 
         for it in to_dry_run:
             if it.error is not None:
@@ -254,7 +298,9 @@ class Planner:
             if ref in declared or obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
                 continue
             info = live.infos[ref]
-            candidates.append(Item(ref, info.api_version, info, None, "live", live=obj, action="delete"))
+            candidates.append(
+                Item(ref, info.api_version, info, None, "live", live=obj, action="delete", wave=_wave(obj))
+            )
         candidates.sort(key=Item.sort_key, reverse=True)
         policy = self.wf.sync_policy
         for it in candidates:
@@ -331,7 +377,16 @@ class Planner:
                     reasons=[reason],
                     drifted=it.drifted,
                     recreate=it.recreate,
+                    wave=it.wave,
                 )
             )
             if level in ("high", "critical"):
                 plan.warnings.append(f"{level.capitalize()}-impact change detected: {it.ref.resource}")
+
+
+def _wave(live: Obj) -> int:
+    """A live object's wave, for the order it is pruned in; an unreadable one prunes with wave 0."""
+    try:
+        return waves.wave_of(live)
+    except waves.WaveError:
+        return 0

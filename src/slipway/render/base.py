@@ -142,12 +142,23 @@ def parse_yaml(text: str, display: str) -> list[Any]:
     except RecursionError:
         raise ManifestError(f"{display}, document {len(docs) + 1}: nested too deeply") from None
     for index, doc in enumerate(docs, start=1):
-        docs[index - 1] = as_json(doc, f"{display}, document {index}")
+        docs[index - 1] = as_json(doc, f"{display}, document {index}", budget=[MAX_VALUES])
     return docs
 
 
-def as_json(value: Any, where: str, path: str = "") -> Any:
+# More values than any Kubernetes object can hold (etcd takes 1.5 MB): YAML aliases that expand
+# without end (a "billion laughs" document) stop here instead of filling the memory.
+MAX_VALUES = 1_000_000
+
+
+def as_json(value: Any, where: str, path: str = "", budget: list[int] | None = None) -> Any:
     """``value`` with only JSON types (keys as strings, as kubectl makes them); ManifestError otherwise."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ManifestError(
+                f"{where}: expands to more than {MAX_VALUES:,} values (YAML aliases repeating themselves?)"
+            )
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
@@ -160,10 +171,10 @@ def as_json(value: Any, where: str, path: str = "") -> Any:
             if not isinstance(k, str):
                 raise ManifestError(f"{where}: {path or 'the document'} has a key of type {type(k).__name__}")
             key = k
-            out[key] = as_json(v, where, f"{path}.{key}" if path else str(key))
+            out[key] = as_json(v, where, f"{path}.{key}" if path else str(key), budget)
         return out
     if isinstance(value, list):
-        return [as_json(v, where, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [as_json(v, where, f"{path}[{i}]", budget) for i, v in enumerate(value)]
     names: dict[type, str] = {bytes: "binary data (!!binary)", set: "a set (!!set)"}
     what = names.get(type(value), type(value).__name__)
     raise ManifestError(f"{where}: {path or 'the document'} is {what}, which a Kubernetes object cannot hold")

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import subprocess
 from pathlib import Path
 from typing import IO
 
 from ..errors import SourceError
+from ..paths import PathError, clean_repo_path
 from .mirror import Mirrors, Missing
 from .process import Git, kill_group
 
@@ -32,15 +32,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def clean_target_path(target_path: str, what: str = "target_path") -> str:
     """A repository-relative path, normalized (``""`` is the root); absolute paths and ``..`` refused."""
-    raw = target_path or ""
-    if "\x00" in raw or "\n" in raw:
-        raise SourceError(f"{what}: {raw!r} contains a control character")
-    if raw.startswith("/") or raw.startswith("\\") or re.match(r"^[A-Za-z]:[\\/]", raw):
-        raise SourceError(f"{what}: {raw!r} is an absolute path; give a path relative to the repository root")
-    parts = [p for p in raw.strip().split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise SourceError(f"{what}: {raw!r} leaves the repository; '..' is not allowed")
-    return "/".join(parts)
+    try:
+        return clean_repo_path(target_path)
+    except PathError as e:
+        raise SourceError(f"{what}: {e}") from None
 
 
 def find_entry(mirrors: Mirrors, mirror: Path, sha: str, path: str, where: str) -> tuple[str, str, str]:

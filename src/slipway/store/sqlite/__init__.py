@@ -2,7 +2,8 @@
 
 Split along its parts: :mod:`.schema` (migrations), :mod:`.config` (repositories, workflows and
 their run state), :mod:`.claims` (one sync per workflow across processes) and :mod:`.records`
-(syncs, the objects they applied and backed up, inventories). Secrets are encrypted at rest.
+(syncs, the objects they applied and backed up, inventories), :mod:`.tokens` (API tokens, hashed).
+Secrets are encrypted at rest.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from pathlib import Path
 from .claims import Claims, owner_alive, owner_id
 from .config import Config
 from .records import Records
+from .tokens import TokenRows
 
 
-class SqliteStore(Config, Claims, Records):
+class SqliteStore(Config, Claims, Records, TokenRows):
     def __init__(self, path: Path | None = None, home: Path | None = None) -> None:
         super().__init__(path, home)
+        self.seal_url_credentials()
         self.recover_interrupted()
 
 

@@ -39,6 +39,8 @@ class Base:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Deleted and overwritten content is zeroed, not left in free pages (an old plain-text URL).
+            conn.execute("PRAGMA secure_delete=ON")
             self._local.conn = conn
         return conn
 

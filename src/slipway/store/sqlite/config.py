@@ -8,11 +8,33 @@ from typing import Any
 
 from ...errors import ConfigError, NotFoundError, SyncInProgress
 from ...model import Credentials, Repository, Workflow
+from ...urls import UrlError, split_url
 from .base import Base, now
 from .claims import owner_alive
 
 
 class Config(Base):
+    def seal_url_credentials(self) -> int:
+        """Repositories stored before URLs were split keep a token in their URL: move it into the
+        sealed credentials (the URL keeps no secret); returns how many were rewritten."""
+        rows = self._conn().execute("SELECT id, url, credentials FROM repositories WHERE url LIKE '%://%@%'").fetchall()
+        fixed = 0
+        for row in rows:
+            try:
+                parts = split_url(row["url"])
+            except UrlError:
+                continue  # a query-string token: shown redacted; registering it again is the way out
+            if parts.username is None:
+                continue
+            creds = row["credentials"]
+            if creds is None:
+                creds = self._seal(Credentials.from_url(parts).to_dict())
+            with self.tx() as c:
+                c.execute("UPDATE repositories SET url = ?, credentials = ? WHERE id = ? AND url = ?",
+                          (parts.url, creds, row["id"], row["url"]))  # fmt: skip
+            fixed += 1
+        return fixed
+
     # -- repositories ------------------------------------------------------------------------------
 
     def put_repository(self, repo: Repository) -> None:
@@ -66,18 +88,33 @@ class Config(Base):
                    VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET repository_id=excluded.repository_id,
                      config=excluded.config, updated_at=excluded.updated_at""",
-                (wf.id, wf.repository, json.dumps(wf.to_config()), t, t),
+                (wf.id, wf.repository, json.dumps(self._sealed(wf.to_config())), t, t),
             )
 
     def get_workflow(self, workflow_id: str) -> Workflow:
         row = self._conn().execute("SELECT config FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"workflow {workflow_id!r} does not exist")
-        return Workflow.from_record(json.loads(row["config"]))
+        return Workflow.from_record(self._unsealed(json.loads(row["config"])))
 
     def list_workflows(self) -> list[Workflow]:
         rows = self._conn().execute("SELECT config FROM workflows ORDER BY created_at, id").fetchall()
-        return [Workflow.from_record(json.loads(r["config"])) for r in rows]
+        return [Workflow.from_record(self._unsealed(json.loads(r["config"]))) for r in rows]
+
+    # A notification URL may hold a token: it is kept encrypted inside the config.
+    def _sealed(self, config: dict[str, Any]) -> dict[str, Any]:
+        notify = config.get("notify")
+        if notify and notify.get("url"):
+            sealed = self._seal(notify["url"]).decode()
+            config = {**config, "notify": {**{k: v for k, v in notify.items() if k != "url"}, "sealed_url": sealed}}
+        return config
+
+    def _unsealed(self, config: dict[str, Any]) -> dict[str, Any]:
+        notify = config.get("notify")
+        if notify and "sealed_url" in notify:
+            url = self._open(notify["sealed_url"].encode())
+            config["notify"] = {**{k: v for k, v in notify.items() if k != "sealed_url"}, "url": url}
+        return config
 
     def config_version(self) -> tuple[Any, ...]:
         row = (

@@ -29,12 +29,12 @@ class Records(Base):
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs").fetchone()[0]
             c.execute(
                 """INSERT INTO syncs (id, workflow_id, kind, status, trigger, start_time, commit_hash, from_revision,
-                     message, reason, target_sync_id, owner, seq)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                     message, reason, target_sync_id, owner, seq, actor)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     result.id, result.workflow_id, result.kind, result.status, result.trigger, result.start_time,
                     result.commit_hash, result.from_revision, result.message, result.reason, result.target_sync_id,
-                    owner_id(), seq,
+                    owner_id(), seq, result.actor,
                 ),
             )  # fmt: skip
             c.execute(
@@ -193,6 +193,7 @@ class Records(Base):
             reason=row["reason"],
             target_sync_id=row["target_sync_id"],
             from_revision=row["from_revision"],
+            actor=row["actor"],
         )
 
     def get_sync(self, sync_id: str) -> SyncResult:

@@ -5,7 +5,8 @@ Tables: repositories (credentials encrypted), workflows (config as JSON plus run
 its workflow was removed, so the audit trail outlives it), sync_objects (the manifests a sync
 declared and the backups it took, by content hash), blobs (those objects, encrypted, once per
 content), inventory (the objects each workflow owns), executions (task runs, for the ``ai``
-module) and meta (the store's instance id). A store opened by an older slipway is migrated on open.
+module), meta (the store's instance id) and tokens (API tokens, as a salt and an scrypt hash each;
+a sync's ``actor`` names who asked for it). A store opened by an older slipway is migrated on open.
 """
 
 from __future__ import annotations
@@ -101,6 +102,19 @@ MIGRATIONS = [
     """,
     # Helm chart repositories are registered beside Git ones (their credentials serve chart dependencies).
     "ALTER TABLE repositories ADD COLUMN type TEXT NOT NULL DEFAULT 'git'",
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT,
+        last_used_at REAL
+    );
+    ALTER TABLE syncs ADD COLUMN actor TEXT;
+    """,
 ]
 
 
