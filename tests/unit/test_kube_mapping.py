@@ -65,16 +65,22 @@ FULL: dict[str, Any] = {
     "helm": {"release_name": "web", "values_files": ["values-prod.yaml"],
              "values": {"replica_count": 3, "image": {"tag": "1.4"}}, "skip_crds": True},
     "jsonnet": {"entry": "main.jsonnet", "tlas": {"env": "prod"}, "ext_vars": {"region": "eu"}, "libs": ["lib"]},
+    "notify": {"url": "https://hooks.example.com/services/T0/SECRET", "events": ["failed", "succeeded"]},
 }  # fmt: skip
 
 
 def test_a_workflow_with_every_field_set_survives_the_round_trip() -> None:
     wf = Workflow.from_config(FULL)
-    spec = mapping.workflow_spec(wf.to_config())
+    config = wf.to_config()
+    config["notify"] = {**config["notify"], "url": "web-notify"}  # the store's Secret holds the URL
+    spec = mapping.workflow_spec(config)
     assert "id" not in spec and spec["syncPolicy"]["retry"]["maxDuration"] == "10m"
     assert spec["helm"]["values"] == {"replica_count": 3, "image": {"tag": "1.4"}}  # values keep their own keys
     assert spec["jsonnet"]["extVars"] == {"region": "eu"}
-    assert Workflow.from_config(mapping.workflow_config("Web_App", spec)) == wf
+    assert spec["notify"] == {"urlSecretRef": {"name": "web-notify"}, "events": ["failed", "succeeded"]}
+    assert "SECRET" not in str(spec)
+    urls = {"web-notify": FULL["notify"]["url"]}
+    assert Workflow.from_config(mapping.workflow_config("Web_App", spec, lambda ref: urls[ref["name"]])) == wf
     # Every field differs from its default here, so every row of the table was written.
     written = set()
 

@@ -47,9 +47,8 @@ def cli(ctx: click.Context, output: str, debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for command in (
-    repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster, install, migrate
-):
+COMMANDS = (repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster, install, migrate)
+for command in COMMANDS:
     cli.add_command(command)
 
 

@@ -36,7 +36,9 @@ class Config(Base):
         annotations: dict[str, str] = {}
         if repo.credentials is not None:
             secret = names.credentials_name(repo.id)
-            written = self._put_credentials(repo.id, secret, mapping.credentials_data(repo.credentials.to_dict()))
+            labels = {names.LABEL_RECORD: "credentials", names.LABEL_REPOSITORY: repo.id}
+            data = mapping.credentials_data(repo.credentials.to_dict())
+            written = self._put_sealed(secret, labels, data, f"repository {repo.id}")
             spec["credentials"] = {"type": repo.credentials.type, "secretRef": {"name": secret}}
             # Not generation: a new password alone must still tell the controller to read again.
             annotations[names.ANNOTATION_CREDENTIALS] = str(written["metadata"]["resourceVersion"])
@@ -44,12 +46,12 @@ class Config(Base):
         if repo.credentials is None:
             self.kube.delete(SECRETS, self.namespace, names.credentials_name(repo.id))
 
-    def _put_credentials(self, repo_id: str, name: str, data: dict[str, str]) -> Obj:
+    def _put_sealed(self, name: str, labels: dict[str, str], data: dict[str, str], what: str) -> Obj:
+        """A Secret of slipway's whose values are sealed with the store's key (credentials, a notification URL)."""
         obj: Obj = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": name, "namespace": self.namespace, "annotations": {SEALED: "true"},
-                         "labels": names.managed(**{names.LABEL_RECORD: "credentials",
-                                                    names.LABEL_REPOSITORY: repo_id})},
+                         "labels": names.managed(**labels)},
             "data": {k: b64(self._fernet.encrypt(v.encode())) for k, v in data.items()},
         }  # fmt: skip
         for _ in range(ATTEMPTS):
@@ -61,7 +63,7 @@ class Config(Base):
                 return self.kube.replace(SECRETS, obj)
             except KubeConflict:
                 continue
-        raise ConfigError(f"repository {repo_id}: its credentials Secret {name} kept changing")
+        raise ConfigError(f"{what}: its Secret {name} kept changing")
 
     def _create_or_replace(self, info: Any, obj: Obj) -> Obj:
         try:
@@ -120,6 +122,11 @@ class Config(Base):
             raise ConfigError(f"{where}: {mapping.explain(e, mapping.REPOSITORY)}") from None
 
     def _credentials(self, secret: Obj, where: str) -> dict[str, Any]:
+        return mapping.credentials_config(self._secret_data(secret, where), where)
+
+    def _secret_data(self, secret: Obj, where: str) -> dict[str, str]:
+        """A Secret's values: opened with the store's key when slipway sealed them, as they are when
+        a person wrote them."""
         sealed = (secret["metadata"].get("annotations") or {}).get(SEALED) == "true"
         data: dict[str, str] = {}
         for key, value in (secret.get("data") or {}).items():
@@ -130,12 +137,12 @@ class Config(Base):
                 try:
                     raw = self._fernet.decrypt(raw)
                 except InvalidToken:
-                    raise ConfigError(f"{where}: cannot be decrypted with this store's key; register the "
-                                      "repository's credentials again") from None  # fmt: skip
+                    raise ConfigError(f"{where}: cannot be decrypted with this store's key; register it "
+                                      "again") from None  # fmt: skip
             data[key] = raw.decode()
         for key, value in (secret.get("stringData") or {}).items():
             data[key] = str(value)
-        return mapping.credentials_config(data, where)
+        return data
 
     def get_repository(self, repo_id: str) -> Repository:
         obj = self.kube.get(REPOSITORIES, self.namespace, names.kname(repo_id))
@@ -171,8 +178,19 @@ class Config(Base):
     def put_workflow(self, wf: Workflow) -> None:
         if self.kube.get(REPOSITORIES, self.namespace, names.kname(wf.repository)) is None:
             raise NotFoundError(f"workflow {wf.id}: repository {wf.repository!r} is not registered")
-        spec = mapping.workflow_spec(wf.to_config())
-        self._seen[wf.id] = self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), spec, {})
+        config = wf.to_config()
+        annotations: dict[str, str] = {}
+        secret = names.notify_name(wf.id)
+        if wf.notify is not None:
+            # The URL may hold a token: a sealed Secret keeps it, the spec only names that Secret.
+            labels = {names.LABEL_RECORD: "notify", names.LABEL_WORKFLOW: wf.id}
+            written = self._put_sealed(secret, labels, {"url": wf.notify.url}, f"workflow {wf.id}")
+            config["notify"] = {**config["notify"], "url": secret}
+            annotations[names.ANNOTATION_NOTIFY] = str(written["metadata"]["resourceVersion"])
+        spec = mapping.workflow_spec(config)
+        self._seen[wf.id] = self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), spec, annotations)
+        if wf.notify is None:
+            self.kube.delete(SECRETS, self.namespace, secret)
         self._accepted(wf.id)
 
     def _accepted(self, workflow_id: str) -> None:
@@ -194,10 +212,22 @@ class Config(Base):
 
         self.update_status(workflow_id, mutate)
 
-    def _workflow_of(self, obj: Obj) -> Workflow:
+    def _workflow_of(self, obj: Obj, secrets: dict[str, Obj] | None = None) -> Workflow:
         wid = object_id(obj)
+
+        def secret_value(ref: dict[str, Any]) -> str:
+            name, key = str(ref.get("name") or ""), str(ref.get("key") or "url")
+            where = f"Secret {name} (spec.notify.urlSecretRef)"
+            secret = (secrets or {}).get(name) or self.kube.get(SECRETS, self.namespace, name)
+            if secret is None:
+                raise ConfigError(f"{where} does not exist in namespace {self.namespace}")
+            data = self._secret_data(secret, where)
+            if key not in data:
+                raise ConfigError(f"{where} has no {key!r} key")
+            return data[key]
+
         try:
-            return Workflow.from_record(mapping.workflow_config(wid, obj.get("spec") or {}))
+            return Workflow.from_record(mapping.workflow_config(wid, obj.get("spec") or {}, secret_value))
         except ConfigError as e:
             raise ConfigError(f"workflow {wid} (Workflow {obj['metadata']['name']} in namespace {self.namespace}): "
                               f"{mapping.explain(e)}") from None  # fmt: skip
@@ -209,9 +239,15 @@ class Config(Base):
         out = []
         objs = _ordered(self.kube.list(WORKFLOWS, self.namespace))
         repos = {object_id(r) for r in self.kube.list_metadata(REPOSITORIES, self.namespace)} if objs else set()
+        notify: dict[str, Obj] = {}
+        if any((o.get("spec") or {}).get("notify") for o in objs):
+            selector = names.selector(**{names.LABEL_RECORD: "notify"})
+            notify = {
+                s["metadata"]["name"]: s for s in self.kube.list(SECRETS, self.namespace, label_selector=selector)
+            }
         for obj in objs:
             try:
-                wf = self._workflow_of(obj)
+                wf = self._workflow_of(obj, notify)
             except ConfigError as e:
                 self._report(WORKFLOWS, obj, str(e))
                 continue
@@ -243,14 +279,19 @@ class Config(Base):
 
     def config_version(self) -> tuple[Any, ...]:
         """A digest of every Repository and Workflow's identity, spec generation and credentials
-        version: it moves on any change of configuration, never on run state."""
+        version (and its notification URL's): it moves on any change of configuration, never on run state."""
         digest = hashlib.sha256()
         for info in (REPOSITORIES, WORKFLOWS):
             for item in sorted(self.kube.list_metadata(info, self.namespace), key=lambda o: o["metadata"]["name"]):
                 meta = item["metadata"]
-                cred = (meta.get("annotations") or {}).get(names.ANNOTATION_CREDENTIALS, "")
+                annotations = meta.get("annotations") or {}
+                secrets = (
+                    annotations.get(names.ANNOTATION_CREDENTIALS, "")
+                    + "/"
+                    + annotations.get(names.ANNOTATION_NOTIFY, "")
+                )
                 digest.update(
-                    f"{info.kind}|{meta['name']}|{meta.get('uid')}|{meta.get('generation')}|{cred}\n".encode()
+                    f"{info.kind}|{meta['name']}|{meta.get('uid')}|{meta.get('generation')}|{secrets}\n".encode()
                 )
         return (digest.hexdigest(),)
 
@@ -269,6 +310,7 @@ class Config(Base):
             # Its inventory goes with it (its owner reference would let the garbage collector do it,
             # later); its history stays, keyed by the uid of a Workflow that no longer exists.
             self.forget_inventory(str(meta["uid"]))
+            self.kube.delete(SECRETS, self.namespace, names.notify_name(workflow_id))
             return
         raise SyncInProgress(f"workflow {workflow_id} kept changing; try again")
 

@@ -16,7 +16,7 @@ from . import mapping
 from .mapping import Field
 from .names import API_VERSION, GROUP, VERSION
 
-CRD_REVISION = 1
+CRD_REVISION = 2  # 2: Workflow spec.notify
 REVISION_ANNOTATION = "slipway.dev/crd-revision"
 
 
@@ -35,9 +35,15 @@ def _schema(f: Field) -> dict[str, Any]:
         if f.minimum is not None:
             out["minimum"] = f.minimum
     elif f.kind == "strings":
-        out = {"type": "array", "items": {"type": "string"}}
+        out = {"type": "array", "items": {"type": "string", **({"enum": list(f.enum)} if f.enum else {})}}
     elif f.kind == "data":
         out = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    elif f.kind == "secret":
+        out = {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1}},
+        }
     else:
         out = _object(f.children, f.rules)
     if f.doc:

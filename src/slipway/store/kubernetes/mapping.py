@@ -14,6 +14,7 @@ spec: a Repository names a Secret (``credentials.secretRef.name``) whose keys th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ DURATION_PATTERN = r"^(0|((\d+(\.\d*)?|\.\d+)(ms|s|m|h))+)$"
 @dataclass(frozen=True)
 class Field:
     model: str  # the model's key (snake_case)
-    kind: str  # string | duration | boolean | integer | strings | object | data
+    kind: str  # string | duration | boolean | integer | strings | object | data | secret
     doc: str = ""
     children: tuple[Field, ...] = ()
     enum: tuple[str, ...] = ()
@@ -39,7 +40,9 @@ class Field:
     @property
     def cr(self) -> str:
         head, *rest = self.model.split("_")
-        return head + "".join(p[:1].upper() + p[1:] for p in rest)
+        name = head + "".join(p[:1].upper() + p[1:] for p in rest)
+        # A secret's value is never in a spec: the spec names a Secret that holds it.
+        return name + "SecretRef" if self.kind == "secret" else name
 
 
 def camel(snake: str) -> str:
@@ -120,6 +123,18 @@ WORKFLOW: tuple[Field, ...] = (
         ),
     ),
     F(
+        "notify",
+        "object",
+        "Where a message is POSTed when a sync ends, and on which outcomes.",
+        children=(
+            F("url", "secret", "A Secret in slipway's namespace whose key (default 'url') holds the http(s) "
+              "URL messages are POSTed to; a webhook URL is often a credential."),
+            F("events", "strings", "Outcomes that send a message (default failed, degraded, rolled_back).",
+              enum=("failed", "degraded", "succeeded", "rolled_back")),
+        ),
+        rules=(("has(self.urlSecretRef)", "notify needs urlSecretRef (a Secret holding the URL)"),),
+    ),
+    F(
         "jsonnet",
         "object",
         "How Jsonnet of the path is evaluated.",
@@ -189,12 +204,17 @@ def _to_spec(
             inner = _to_spec(value, f.children, inner_defaults, {})
             if inner or default is None:
                 out[f.cr] = inner
+        elif f.kind == "secret":
+            out[f.cr] = {"name": value}  # the caller put the Secret's name where the value was
         elif defaults is None or value != default:
             out[f.cr] = list(value) if f.kind == "strings" else value
     return out
 
 
-def _to_config(spec: dict[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+SecretReader = Callable[[dict[str, Any]], str]
+
+
+def _to_config(spec: dict[str, Any], fields: tuple[Field, ...], secret: SecretReader | None) -> dict[str, Any]:
     by_cr = {f.cr: f for f in fields}
     out: dict[str, Any] = {}
     for key, value in spec.items():
@@ -202,7 +222,9 @@ def _to_config(spec: dict[str, Any], fields: tuple[Field, ...]) -> dict[str, Any
         if f is None:
             out[key] = value  # the model refuses it, naming it
         elif f.kind == "object" and isinstance(value, dict):
-            out[f.model] = _to_config(value, f.children)
+            out[f.model] = _to_config(value, f.children, secret)
+        elif f.kind == "secret" and isinstance(value, dict) and secret is not None:
+            out[f.model] = secret(value)
         else:
             out[f.model] = value
     return out
@@ -217,7 +239,8 @@ def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def workflow_spec(config: dict[str, Any]) -> dict[str, Any]:
-    """A workflow's config (``Workflow.to_config()``) as a Workflow's spec; the id is the object's, not the spec's."""
+    """A workflow's config (``Workflow.to_config()``) as a Workflow's spec; the id is the object's, not the spec's.
+    A ``secret`` field's value must have been replaced by the name of the Secret that holds it."""
     plain, full = _defaults()
     spec = _to_spec({k: v for k, v in config.items() if k != "id"}, WORKFLOW, plain, full)
     if config.get("name") == config.get("id"):
@@ -226,9 +249,10 @@ def workflow_spec(config: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def workflow_config(workflow_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """A Workflow's spec as the model's config (validate it with ``Workflow.from_config``)."""
-    return {"id": workflow_id, **_to_config(spec or {}, WORKFLOW)}
+def workflow_config(workflow_id: str, spec: dict[str, Any], secret: SecretReader | None = None) -> dict[str, Any]:
+    """A Workflow's spec as the model's config (validate it with ``Workflow.from_config``); ``secret``
+    reads the value a ``secret`` field's reference (``{"name": ..., "key": ...}``) points at."""
+    return {"id": workflow_id, **_to_config(spec or {}, WORKFLOW, secret)}
 
 
 def repository_spec(config: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +263,10 @@ def repository_spec(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def repository_config(repo_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"id": repo_id, **_to_config({k: v for k, v in (spec or {}).items() if k != "credentials"}, REPOSITORY)}
+    return {
+        "id": repo_id,
+        **_to_config({k: v for k, v in (spec or {}).items() if k != "credentials"}, REPOSITORY, None),
+    }
 
 
 def credentials_data(creds: dict[str, Any]) -> dict[str, str]:

@@ -33,7 +33,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_ID = "slipway.dev/id"
 LABEL_WORKFLOW = "slipway.dev/workflow"
 LABEL_WORKFLOW_UID = "slipway.dev/workflow-uid"
-LABEL_RECORD = "slipway.dev/record"  # sync | objects | inventory | executions | credentials
+LABEL_RECORD = "slipway.dev/record"  # sync | objects | inventory | executions | credentials | notify | token
 LABEL_SYNC = "slipway.dev/sync"
 LABEL_SYNC_STATUS = "slipway.dev/sync-status"
 LABEL_KIND = "slipway.dev/kind"
@@ -42,9 +42,13 @@ ANNOTATION_SEQ = "slipway.dev/seq"
 ANNOTATION_OWNER = "slipway.dev/owner"
 ANNOTATION_CHUNKS = "slipway.dev/chunks"
 ANNOTATION_CREDENTIALS = "slipway.dev/credentials-version"
+ANNOTATION_NOTIFY = "slipway.dev/notify-version"
+LABEL_TOKEN_ID = "slipway.dev/token-id"
+ANNOTATION_LAST_USED = "slipway.dev/last-used-at"
 REMOVED = "removed"  # the workflow-uid label of history a migrated, removed workflow left
 
 INSTANCE_CONFIGMAP = "slipway-instance"
+TOKEN_NAMES_CONFIGMAP = "slipway-token-names"  # token name -> id: a name is taken once
 KEY_SECRET = "slipway-encryption-key"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -79,6 +83,14 @@ def sync_name(sync_id: str) -> str:
 
 def credentials_name(repo_id: str) -> str:
     return "slipway-creds-" + kname(repo_id)
+
+
+def notify_name(workflow_id: str) -> str:
+    return "slipway-notify-" + kname(workflow_id)
+
+
+def token_name(token_id: str) -> str:
+    return "slipway-token-" + kname(token_id)
 
 
 def inventory_name(workflow_uid: str) -> str:
