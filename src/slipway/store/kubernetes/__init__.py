@@ -5,11 +5,13 @@ Everything the :class:`~slipway.store.protocol.StateStore` promises, kept as Kub
 needs no disk and survives losing its machine:
 
 - :mod:`.config`: repositories and workflows as ``slipway.dev/v1alpha1`` custom resources (what
-  ``kubectl apply`` writes too), credentials in Secrets, run state in each Workflow's status;
+  ``kubectl apply`` writes too), credentials and notification URLs in Secrets, run state in each
+  Workflow's status;
 - :mod:`.claims`: the one-sync-per-workflow claim, a conditional write on that status;
 - :mod:`.records`: each sync's record and objects in sealed Secrets, bounded by ``history_limit``;
 - :mod:`.inventory`: what each workflow owns, in ConfigMaps its Workflow owns;
 - :mod:`.executions`: the Lua ``ai`` module's task runs;
+- :mod:`.tokens`: API tokens, a salted scrypt hash each (never the token), and an index of names;
 - :mod:`.mapping` and :mod:`.crds`: the one table between model and resource, and the CRDs from it;
 - :mod:`.install` and :mod:`.migrate`: ``slipway install`` and ``slipway migrate --to kubernetes``.
 
@@ -36,12 +38,13 @@ from .executions import Executions
 from .inventory import Inventory
 from .names import SECRETS
 from .records import Records
+from .tokens import Tokens
 
 if TYPE_CHECKING:
     from ...shards import ShardElector
 
 
-class KubernetesStore(Claims, Inventory, Records, Config, Executions):
+class KubernetesStore(Claims, Inventory, Records, Config, Executions, Tokens):
     def __init__(self, kube: Kube | None = None, namespace: str | None = None) -> None:
         super().__init__(kube, namespace)
         self._kubeconfigs: dict[tuple[str, str], Path] = {}
