@@ -118,13 +118,17 @@ def test_credentials_secret_values_and_the_key_stay_out_of_objects_and_logs(
     assert base64.b64decode(key).decode() not in seen.replace(base64.b64decode(key).decode(), "", 1)
 
 
-def test_migrate_a_sqlite_store_into_the_cluster(cli: Cli, kube: Kube, namespace: str) -> None:
-    local = Cli({k: v for k, v in cli.env.items() if k != "SLIPWAY_STORE"}, cli.home, cli.cwd)
+def test_migrate_a_sqlite_store_into_the_cluster(cli: Cli, kube: Kube, namespace: str, cluster: Any) -> None:
+    hook = "https://hooks.example.com/services/T0/" + secrets.token_hex(8)
+    local = Cli({k: v for k, v in cli.env.items() if k != "SLIPWAY_STORE"} | {"HOOK": hook}, cli.home, cli.cwd)
     work = make_repo(cli.cwd / "app", {"k8s/a.yaml": manifests(namespace, configmap("a", {"v": "1"}),
                                                                   configmap("b", {"v": "1"}))})  # fmt: skip
     assert local("repo", "add", str(origin_of(work)), "--id", "app").returncode == 0
     assert local("workflow", "create", "--id", "app-wf", "--repository", "app", "--path", "k8s", "--namespace",
-                 namespace, "--prune", "--history-limit", "10").returncode == 0  # fmt: skip
+                 namespace, "--prune", "--history-limit", "10", "--notify-url-env", "HOOK").returncode == 0  # fmt: skip
+    made = local("token", "create", "ci", "--role", "operator")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
     assert local("sync", "app-wf", "--yes").returncode == 0
     commit(work, {"k8s/a.yaml": manifests(namespace, configmap("a", {"v": "2"}), configmap("b", {"v": "1"}))})
     push(work)
@@ -137,15 +141,26 @@ def test_migrate_a_sqlite_store_into_the_cluster(cli: Cli, kube: Kube, namespace
     moved = local("-o", "json", "migrate", "--to", "kubernetes")
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout) == {"repositories": 1, "workflows": 1, "syncs": 3, "inventory": 2,
-                                        "executions": 0}  # fmt: skip
+                                        "executions": 0, "tokens": 1}  # fmt: skip
     again = local("-o", "json", "migrate", "--to", "kubernetes")
     assert again.returncode == 0 and json.loads(again.stdout)["syncs"] == 0  # nothing copied twice
 
     after = KubernetesStore(namespace=cli.env["SLIPWAY_NAMESPACE"])
     assert after.instance_id == before.instance_id
-    assert [(h.id, h.kind, h.status, h.commit_hash, h.rolled_back) for h in after.history("app-wf")] == [
-        (h.id, h.kind, h.status, h.commit_hash, h.rolled_back) for h in history
+    assert [(h.id, h.kind, h.status, h.commit_hash, h.rolled_back, h.actor) for h in after.history("app-wf")] == [
+        (h.id, h.kind, h.status, h.commit_hash, h.rolled_back, h.actor) for h in history
     ]
+    assert history[0].actor and history[0].actor.startswith("user:")
+    # The token works against the cluster store as it did against SQLite; the hook URL came along, sealed.
+    who = cli.engine().authenticate(token)
+    assert who is not None and (who.name, who.role) == ("ci", "operator")
+    notify = after.get_workflow("app-wf").notify
+    assert notify is not None and notify.url == hook
+    ns = cli.env["SLIPWAY_NAMESPACE"]
+    seen = "\n".join([everything_in(cluster.kubeconfig, ns), decoded_secrets(cluster.kubeconfig, ns),
+                      moved.stdout, moved.stderr, again.stdout, again.stderr])  # fmt: skip
+    for text in (token, token.split("_", 2)[2], hook):
+        assert text not in seen and base64.b64encode(text.encode()).decode() not in seen
     assert after.inventory("app-wf") == inventory
     moved_state = after.workflow_state("app-wf")
     assert {k: moved_state[k] for k in ("status", "applied_revision", "hold_revision", "last_sync_id")} == {

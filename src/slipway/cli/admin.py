@@ -49,7 +49,8 @@ def install(print_only: bool, namespace: str | None, targets: tuple[str, ...], c
               help="SLIPWAY_HOME of the SQLite store (default: $SLIPWAY_HOME).")  # fmt: skip
 def migrate(to: str, home: Path | None) -> None:
     """Copy the SQLite store into the cluster (SLIPWAY_NAMESPACE): repositories, workflows, run state,
-    inventories, history and executions. Running it again copies only what is missing."""
+    inventories, history, executions and API tokens (as their hashes). Running it again copies only
+    what is missing."""
     counts = Engine.migrate(to, home, say=info)
     if json_mode():
         emit_json(counts)

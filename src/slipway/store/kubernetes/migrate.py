@@ -2,11 +2,13 @@
 
 Repositories (credentials opened with the local key, sealed again with the cluster's), workflows,
 their run state, inventories, every sync of the history with the objects it declared and backed
-up (removed workflows' too), and task executions. The cluster store takes the SQLite store's
+up (removed workflows' too), task executions, and API tokens (their salted hashes: a token keeps
+working against the cluster store, and none is ever shown). The cluster store takes the SQLite store's
 instance id: the objects in the cluster carry it, and a store of another id would see them as
 someone else's. Running it again copies only what is missing and writes the same state again, so
 an interrupted migration is finished by running it once more. It refuses while a sync runs in the
-SQLite store, and a cluster store of another instance that already has workflows.
+SQLite store, and a cluster store of another instance that already has workflows. A token whose
+name the cluster store gives to another token already is left out, and said so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .names import WORKFLOWS
 def migrate(
     source: SqliteStore, target: KubernetesStore, say: Callable[[str], None] = lambda _: None
 ) -> dict[str, int]:
-    counts = {"repositories": 0, "workflows": 0, "syncs": 0, "inventory": 0, "executions": 0}
+    counts = {"repositories": 0, "workflows": 0, "syncs": 0, "inventory": 0, "executions": 0, "tokens": 0}
     workflows = source.list_workflows()
     for wf in workflows:
         owner = source.workflow_state(wf.id)["sync_owner"]
@@ -50,7 +52,22 @@ def migrate(
     tasks = [r[0] for r in source._conn().execute("SELECT DISTINCT task_name FROM executions")]
     for task in tasks:
         counts["executions"] += target.import_executions(task, source.executions(task, limit=100000))
+    counts["tokens"] = _tokens(source, target, say)
     return counts
+
+
+def _tokens(source: SqliteStore, target: KubernetesStore, say: Callable[[str], None]) -> int:
+    """Each token's row as it is (salt and hash: the token itself is nowhere to copy); by name only in what is said."""
+    copied = 0
+    for row in source.list_tokens():
+        if target.get_token(row["id"]) is None:
+            try:
+                target.put_token(row)
+            except ConfigError:
+                say(f"token {row['name']}: the cluster store has another token of that name; this one was not copied")
+                continue
+        copied += 1
+    return copied
 
 
 def _adopt_identity(source: SqliteStore, target: KubernetesStore, say: Callable[[str], None]) -> None:
