@@ -322,11 +322,13 @@ class Controller:
 
     def check_now(self, repo_ids: list[str]) -> list[str]:
         """Look at these repositories' branches at the next tick, whatever their poll interval (a push
-        webhook says they moved); returns those this controller follows (they have auto-sync workflows)."""
+        webhook says they moved); returns those this controller follows (they have auto-sync workflows,
+        in this replica's shards when there are several)."""
         with self._lock:
             self._asap.update(repo_ids)
         self._loaded = -1e9  # a repository registered a moment ago is followed from the next tick
-        return [r for r in repo_ids if r in self._repositories]
+        followed = {wf.repository for wf in self._workflows if self._mine(wf.id)}
+        return [r for r in repo_ids if r in self._repositories and r in followed]
 
     @property
     def queue_depth(self) -> int:
