@@ -250,6 +250,8 @@ class Records(Base):
         labels = {names.LABEL_RECORD: "sync", names.LABEL_WORKFLOW: workflow_id}
         if kind:
             labels[names.LABEL_KIND] = kind
+        if limit and not removed:
+            return self._latest(names.selector(**labels), uid, limit)
         rows = []
         for obj in self.kube.list(SECRETS, self.namespace, label_selector=names.selector(**labels)):
             theirs = (obj["metadata"].get("labels") or {}).get(names.LABEL_WORKFLOW_UID)
@@ -264,6 +266,25 @@ class Records(Base):
         rows.sort(key=lambda r: r[0], reverse=True)
         out = [r for _, r in rows]
         return out[:limit] if limit else out
+
+    def _latest(self, selector: str, uid: str | None, limit: int) -> list[SyncResult]:
+        """The newest ``limit`` records of the current workflow: ordered by the metadata alone, and only
+        those read and opened (what the dashboard and /metrics ask for, over a long history)."""
+        metas = [m["metadata"] for m in self.kube.list_metadata(SECRETS, self.namespace, label_selector=selector)
+                 if (m["metadata"].get("labels") or {}).get(names.LABEL_WORKFLOW_UID) == uid]  # fmt: skip
+        metas.sort(key=lambda m: -int((m.get("annotations") or {}).get(names.ANNOTATION_SEQ) or 0))
+        out: list[SyncResult] = []
+        for meta in metas:
+            if len(out) >= limit:
+                break
+            obj = self.kube.get(SECRETS, self.namespace, meta["name"])
+            if obj is None:
+                continue  # trimmed this very moment
+            try:
+                out.append(self._read_record(obj))
+            except NotFoundError:
+                continue  # being written this very moment
+        return out
 
     def put_sync_objects(self, sync_id: str, role: str, objects: list[SyncObject]) -> None:
         """Store (ref, apiVersion, action, object) rows for a sync, sealed; rows of the same ref replace earlier ones."""
