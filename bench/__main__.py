@@ -1,11 +1,12 @@
 """``python -m bench``: run the benchmarks on the local cluster, print the table, write the JSON.
 
     python -m bench [--n 1000] [--runs 3] [--workflows 1000] [--repos 250] [--only P1,P3]
-                    [--out bench/results/latest.json]
+                    [--shards 6] [--replicas 3] [--out bench/results/latest.json]
 
 P1-P3 run slipway's Engine in this process next to kubectl and the bare loop; P4-P5 run the
-controller in a process of its own. Everything runs against the local cluster
-(``slipway.cluster.local.up()`` reuses a running one), in fresh namespaces that are deleted
+controller in a process of its own; P6-P7 run controller replicas on the kubernetes store; P1's
+command-line figures and P8 run ``slipway`` itself as a process. Everything runs against the local
+cluster (``slipway.cluster.local.up()`` reuses a running one), in fresh namespaces that are deleted
 afterwards. See docs/benchmarks.md for what each figure measures.
 """
 
@@ -30,10 +31,10 @@ from slipway.cluster import local
 from slipway.durations import parse_duration
 from slipway.kube import Kube, forget_connections
 
-from . import cli_runs, controller_runs, engine_runs, metrics, profiling
+from . import cli_runs, controller_runs, engine_runs, metrics, profiling, replica_runs
 from .report import Figure, markdown, summary, table
 
-PHASES = ("P1", "P2", "P3", "P4", "P5", "P6")
+PHASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
 DEFAULT_OUT = Path("bench/results/latest.json")
 
 
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "about twice in it)",
     )
     ap.add_argument("--latency-samples", type=int, default=3, help="P4 commits per run (default 3)")
+    ap.add_argument("--shards", type=int, default=6, help="P6-P7 controller --shards (default 6)")
+    ap.add_argument("--replicas", type=int, default=3, help="P6-P7 replicas of the second measure (default 3)")
     ap.add_argument(
         "--profile",
         type=Path,
@@ -92,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--cli-n: expected numbers, e.g. 500,1000")
     if args.runs < 1 or args.n < 4 or args.workflows < 1 or args.repos < 1:
         ap.error("--runs, --workflows and --repos must be at least 1, --n at least 4")
+    if args.shards < 1 or args.replicas < 2:
+        ap.error("--shards must be at least 1, --replicas at least 2")
     poll = parse_duration(args.poll_interval, key="--poll-interval")
     if args.idle_seconds is None:
         args.idle_seconds = max(20.0, 2 * poll)
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Figure] = {}
     phases = args.phases
     controller_needed = bool(phases & {"P4", "P5"})
+    replicas_needed = bool(phases & {"P6", "P7"})
     try:
         machine = metrics.machine(kube)
         if phases & {"P1", "P2", "P3"}:
@@ -151,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 tmp=tmp,
                 concurrency=args.concurrency,
                 phases=phases,
-                wait_after_last=controller_needed or bool(phases & {"P1", "P6"}),
+                wait_after_last=controller_needed or replicas_needed or bool(phases & {"P1", "P8"}),
                 profile=args.profile,
             )
             figs = engine_runs.figures()
@@ -159,18 +165,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 say(f"P1-P3 run {i + 1}/{args.runs} ({args.n} objects)")
                 engine_runs.one_run(ep, i, figs, kube, say)
             figures.update(figs)
-        if phases & {"P1", "P6"}:
+        if phases & {"P1", "P8"}:
             clp = cli_runs.Params(
                 sizes=args.cli_sizes if "P1" in phases else [],
                 runs=args.runs,
                 kubeconfig=kubeconfig,
                 tmp=tmp,
                 concurrency=args.concurrency,
-                phases=phases & {"P1", "P6"},
+                phases=phases & {"P1", "P8"},
             )
             figs = cli_runs.figures(clp)
             for i in range(args.runs):
-                say(f"P1/P6 command line, run {i + 1}/{args.runs} (sync of {args.cli_n} objects)")
+                say(f"P1/P8 command line, run {i + 1}/{args.runs} (sync of {args.cli_n} objects)")
                 cli_runs.one_run(clp, i, figs, kube, say)
             figures.update(figs)
         if controller_needed:
@@ -185,11 +191,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 idle_seconds=args.idle_seconds,
                 latency_samples=args.latency_samples,
                 profile=args.profile,
+                wait_after_last=replicas_needed,
             )
             figs = controller_runs.figures(cp)
             for i in range(args.runs):
                 say(f"P4-P5 run {i + 1}/{args.runs} ({args.workflows} workflows over {args.repos} repositories)")
                 controller_runs.one_run(cp, i, figs, kube, say)
+            figures.update(figs)
+        if replicas_needed:
+            rp = replica_runs.Params(
+                workflows=args.workflows,
+                repos=args.repos,
+                runs=args.runs,
+                kubeconfig=kubeconfig,
+                tmp=tmp,
+                shards=args.shards,
+                replicas=args.replicas,
+                poll_interval=args.poll_interval,
+                concurrency=args.controller_concurrency,
+            )
+            figs = replica_runs.figures(rp)
+            for i in range(args.runs):
+                say(f"P6-P7 run {i + 1}/{args.runs} ({args.workflows} workflows, 1 and {args.replicas} replicas)")
+                replica_runs.one_run(rp, i, figs, kube, say)
             figures.update(figs)
     finally:
         kube.close()
@@ -214,6 +238,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "controller_concurrency": args.controller_concurrency,
             "idle_seconds": args.idle_seconds,
             "latency_samples": args.latency_samples,
+            "shards": args.shards,
+            "replicas": args.replicas,
             "profiled": args.profile is not None,
         },
         "figures": summary(selected),

@@ -1,15 +1,15 @@
-"""P1's command-line figures and P6 (the command line itself): ``slipway`` run as a person runs it.
+"""P1's command-line figures and P8 (the command line itself): ``slipway`` run as a person runs it.
 
 P1.cliN: ``slipway sync WF --yes`` of N new objects (four ConfigMaps and a Service to a file, so
 400 and 100 of 500), health checks off, the Git mirror warm (fetched once before, untimed), in a
 process of its own with its output piped, as CI runs it. Anchors on the same files, each in a
 namespace of its own in the same run: ``kubectl apply --server-side`` and the bare loop.
 
-P6.first_request: seconds from starting ``slipway diff WF`` (one ConfigMap, the mirror warm)
+P8.first_request: seconds from starting ``slipway diff WF`` (one ConfigMap, the mirror warm)
 until its first request reaches the API server. The workflow's kubeconfig points at a TCP relay
 in this process that forwards to the API server unchanged (TLS passes through untouched) and
-notes when the first connection arrives. P6.help: ``slipway --help`` from start to exit.
-P6.print: printing a plan of 1,000 changes as the CLI prints it (in a process of its own, to a
+notes when the first connection arrives. P8.help: ``slipway --help`` from start to exit.
+P8.print: printing a plan of 1,000 changes as the CLI prints it (in a process of its own, to a
 pipe), the plan computed before the clock starts.
 """
 
@@ -51,7 +51,7 @@ class Params:
     kubeconfig: Path
     tmp: Path
     concurrency: int = 16
-    phases: set[str] = field(default_factory=lambda: {"P1", "P6"})
+    phases: set[str] = field(default_factory=lambda: {"P1", "P8"})
     settle_timeout: float = 600.0
 
 
@@ -71,11 +71,11 @@ def figures(p: Params) -> dict[str, Figure]:
                 Figure(f"P1.cli{n}_kubectl", f"kubectl apply --server-side, {n} objects", "s"),
                 Figure(f"P1.cli{n}_bare", f"bare SSA loop, {n} objects", "s"),
             ]
-    if "P6" in p.phases:
+    if "P8" in p.phases:
         out += [
-            Figure("P6.first_request", "slipway diff: start to first API request", "s", target=0.3),
-            Figure("P6.help", "slipway --help: start to exit", "s"),
-            Figure("P6.print", "printing a plan of 1000 changes", "s", target=1.0),
+            Figure("P8.first_request", "slipway diff: start to first API request", "s", target=0.3),
+            Figure("P8.help", "slipway --help: start to exit", "s"),
+            Figure("P8.print", "printing a plan of 1000 changes", "s", target=1.0),
         ]
     return {f.key: f for f in out}
 
@@ -136,7 +136,7 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
     if "P1" in p.phases:
         for n in p.sizes:
             _sync_run(p, index, n, figs, kube, say)
-    if "P6" in p.phases:
+    if "P8" in p.phases:
         _first_request(p, figs, kube, say)
 
 
@@ -248,15 +248,15 @@ def _first_request(p: Params, figs: dict[str, Figure], kube: Kube, say: Callable
         finally:
             engine.store.close()
         env = _env(home, git_cache, relayed)
-        say("  P6 first request, --help")
+        say("  P8 first request, --help")
         relay.first = None
         started = time.perf_counter()
         _slipway(["diff", "first"], env, ok=(0, 1))
         if relay.first is None:
             raise RuntimeError("slipway diff sent no request through the relay")
-        figs["P6.first_request"].add(relay.first - started)
-        figs["P6.help"].add(_slipway(["--help"], env))
-        figs["P6.print"].add(_print_time(tmp))
+        figs["P8.first_request"].add(relay.first - started)
+        figs["P8.help"].add(_slipway(["--help"], env))
+        figs["P8.print"].add(_print_time(tmp))
     finally:
         if relay is not None:
             relay.close()

@@ -97,6 +97,8 @@ def _num(value: float | None, unit: str) -> str:
         return "-"
     if unit == "writes":
         return f"{value:.0f}"
+    if unit == "shards":
+        return f"{value:.0f} shards"
     if unit == "%":
         return f"{value:.1f} %"
     if unit == "MiB":

@@ -19,9 +19,19 @@ from slipway.cluster import local
 from slipway.kube import Kube, forget_connections
 from tests.chartrepo import chart_repo
 from tests.gitservers import git_config, git_http_server, git_ssh_server, slipway_env
+from tests.kubestore import slipway_crds, slipway_namespace
 
-# The real Git servers, the chart repository and helpers of tests/gitservers.py and tests/chartrepo.py.
-__all__ = ["chart_repo", "git_config", "git_http_server", "git_ssh_server", "slipway_env"]
+# The real Git servers, the chart repository, the kubernetes store's CRDs and namespaces: helpers of
+# tests/gitservers.py, tests/chartrepo.py and tests/kubestore.py.
+__all__ = [
+    "chart_repo",
+    "git_config",
+    "git_http_server",
+    "git_ssh_server",
+    "slipway_crds",
+    "slipway_env",
+    "slipway_namespace",
+]
 
 
 @pytest.fixture(scope="session")

@@ -72,8 +72,11 @@ class Catalog(Tokens):
         return wf
 
     def _check_git_repository(self, wf: Workflow) -> None:
-        known = {r.id: r for r in self.store.list_repositories()}
-        if wf.repository in known and known[wf.repository].type == "helm":
+        try:
+            repo = self.store.get_repository(wf.repository)  # one read, not every repository's
+        except NotFoundError:
+            return  # the store says so, naming it
+        if repo.type == "helm":
             raise ConfigError(
                 f"repository: {wf.repository} is a Helm chart repository; a workflow reads a Git repository "
                 "(a chart from a chart repository is a dependency in a Chart.yaml)"

@@ -11,6 +11,10 @@ Workflows with ``self_heal`` are also re-planned at their own interval and synce
 drift is found. A push webhook asks for a look at once (:meth:`Controller.check_now`), so a
 pushed commit does not wait for the poll interval. Stopping cancels in-flight syncs at their next safe point; they are recorded as
 failed (cancelled), never left running.
+
+With ``shards`` (the kubernetes store), several replicas share the workflows: each works only on
+the shards it holds a Lease for (:mod:`slipway.shards`, reached through the engine), looks again
+at what it gains, and cancels the syncs of a shard it hands over or loses.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .durations import parse_duration
 from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
@@ -34,6 +39,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.controller")
 
 MAX_BACKOFF = 600.0
+
+
+class Elector(Protocol):
+    """What the controller needs of a shard elector (:class:`slipway.shards.ShardElector`)."""
+
+    identity: str
+
+    def start(self, busy: Callable[[int], bool] | None = None) -> None: ...
+    def stop(self, release: bool = True) -> None: ...
+    def owns(self, workflow_id: str) -> bool: ...
+    def held(self) -> list[int]: ...
+    def shard_of(self, workflow_id: str) -> int: ...
 
 
 @dataclass
@@ -74,8 +91,15 @@ class Controller:
         tick: float = 0.5,
         jitter: float = 0.1,
         reload_every: float = 2.0,
+        shards: int | None = None,
+        identity: str | None = None,
     ) -> None:
         self.engine = engine
+        self.shards = shards  # None: this process syncs every workflow (no election)
+        self.identity = identity
+        self.elector: Elector | None = None
+        self._owned: tuple[int, ...] | None = None
+        self._cancels: dict[str, threading.Event] = {}
         self.concurrency = max(1, concurrency)
         self.tick = tick
         self.jitter = jitter
@@ -112,13 +136,34 @@ class Controller:
     def stop(self, timeout: float | None = None) -> None:
         """Stop the loop and cancel in-flight syncs; returns when they have recorded themselves."""
         self.stop_event.set()
-        self.cancel.set()
+        self._cancel_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    def _cancel_all(self) -> None:
+        self.cancel.set()
+        with self._lock:
+            for event in self._cancels.values():
+                event.set()
+
+    def _mine(self, workflow_id: str) -> bool:
+        return self.elector is None or self.elector.owns(workflow_id)
+
+    def _shard_busy(self, shard: int) -> bool:
+        """Whether syncs of ``shard`` still run here (the elector waits for them before handing it over)."""
+        elector = self.elector
+        with self._lock:
+            return elector is not None and any(elector.shard_of(w) == shard for w in self._inflight)
 
     def run(self) -> None:
         """The loop, until :meth:`stop` (or a signal handler) sets ``stop_event``."""
         log.info("auto-sync controller started (concurrency %d)", self.concurrency)
+        if self.shards is not None and self.elector is None:
+            self.elector = self.engine.shard_elector(self.shards, self.identity)
+            self.elector.start(busy=self._shard_busy)
+            log.info(
+                "replica %s: %d shard(s), sharing them with the other replicas", self.elector.identity, self.shards
+            )
         sync_pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="slipway-sync")
         check_pool = ThreadPoolExecutor(max_workers=max(2, self.concurrency), thread_name_prefix="slipway-check")
         try:
@@ -131,9 +176,13 @@ class Controller:
                     log.exception("controller: unexpected error")
                 self.stop_event.wait(self.tick)
         finally:
-            self.cancel.set()
+            self._cancel_all()
             check_pool.shutdown(wait=True, cancel_futures=True)
             sync_pool.shutdown(wait=True, cancel_futures=True)
+            if self.elector is not None:
+                # Only now, with every sync recorded and its claim released: the next holder starts clean.
+                self.elector.stop(release=True)
+                self.elector = None
             log.info("auto-sync controller stopped")
 
     # -- one tick --------------------------------------------------------------------------------------
@@ -155,12 +204,40 @@ class Controller:
         self._wfs = {k: v for k, v in self._wfs.items() if k in ids}
         self._repos = {k: v for k, v in self._repos.items() if k in wanted or v.checking}
 
+    def _reshard(self) -> None:
+        """The shards held changed: look again at the workflows of the shards gained (they may need a
+        sync, and their repositories a fresh check), and cancel the syncs of what we no longer hold."""
+        elector = self.elector
+        if elector is None:
+            return
+        owned = tuple(elector.held())
+        if owned == self._owned:
+            return
+        gained = set(owned) - set(self._owned or ())
+        self._owned = owned
+        log.info("replica %s works on shards %s", elector.identity, list(owned))
+        fresh = [wf for wf in self._workflows if elector.shard_of(wf.id) in gained]
+        for wf in fresh:
+            self._wfs.setdefault(wf.id, _WorkflowState()).considered = None
+        for repo_id in {wf.repository for wf in fresh}:
+            if repo_id in self._repos:
+                self._repos[repo_id].next_check = 0.0
+        with self._lock:
+            for workflow_id, event in self._cancels.items():
+                if not self._mine(workflow_id):
+                    event.set()
+
     def _tick(self, sync_pool: ThreadPoolExecutor, check_pool: ThreadPoolExecutor) -> None:
         self._reload()
+        self._reshard()
         now = time.monotonic()
+        mine = [wf for wf in self._workflows if self._mine(wf.id)]
+        wanted = {wf.repository for wf in mine}
         with self._lock:
             asap, self._asap = self._asap, set()
         for repo in self._repositories.values():
+            if repo.id not in wanted:
+                continue  # no workflow of it is ours: another replica checks it
             state = self._repos.setdefault(repo.id, _RepoState())
             state.recheck = state.recheck or repo.id in asap
             # A check already running may have read the branch before the push: look again after it.
@@ -168,21 +245,40 @@ class Controller:
                 continue
             state.checking, state.recheck = True, False
             self._checks[repo.id] = check_pool.submit(self._check, repo, state)
-        for wf in self._workflows:
+        for wf in mine:
             if wf.sync_policy.self_heal:
                 ws = self._wfs.setdefault(wf.id, _WorkflowState())
                 if now >= ws.next_heal and wf.id not in self._inflight:
                     ws.next_heal = now + parse_duration(wf.sync_policy.self_heal_interval)
                     self._submit(sync_pool, wf, None, heal=True)
-        for wf in self._workflows:
+        news: list[tuple[Workflow, str, int, _WorkflowState]] = []
+        for wf in mine:
             repo_state = self._repos.get(wf.repository)
             if repo_state is None or repo_state.head is None:
                 continue
             ws = self._wfs.setdefault(wf.id, _WorkflowState())
             if ws.considered == (wf.repository, repo_state.version):
                 continue  # no news since we last looked: no store query, nothing to do (idle stays idle)
-            if self._consider(sync_pool, wf, repo_state.head):
-                ws.considered = (wf.repository, repo_state.version)
+            news.append((wf, repo_state.head, repo_state.version, ws))
+        states = self._prefetch([n[0].id for n in news if n[0].id not in self._inflight], check_pool)
+        for wf, head, version, ws in news:
+            if self._consider(sync_pool, wf, head, states.get(wf.id)):
+                ws.considered = (wf.repository, version)
+
+    def _prefetch(self, workflow_ids: list[str], pool: ThreadPoolExecutor) -> dict[str, dict[str, Any]]:
+        """Run states of many workflows at once (many look at once after a start or a hand-over of
+        shards), read in parallel rather than one after another in the loop; a few are read as needed."""
+        if len(workflow_ids) < 8:
+            return {}
+
+        def one(workflow_id: str) -> dict[str, Any] | None:
+            try:
+                return self.engine.run_state(workflow_id)
+            except SlipwayError:
+                return None  # removed meanwhile: _consider finds out itself
+
+        states = dict(zip(workflow_ids, pool.map(one, workflow_ids), strict=True))
+        return {k: v for k, v in states.items() if v is not None}
 
     def _check(self, repo: Repository, state: _RepoState) -> None:
         interval = parse_duration(repo.poll_interval)
@@ -199,7 +295,7 @@ class Controller:
             message = f"source error: {describe(e)} (next check in {delay:.0f}s)"
             log.warning("repository %s: %s", repo.id, message)
             for wf in self._workflows:
-                if wf.repository == repo.id:
+                if wf.repository == repo.id and self._mine(wf.id):
                     self._degrade(wf, message)
             state.next_check = time.monotonic() + delay
         else:
@@ -227,11 +323,13 @@ class Controller:
 
     def check_now(self, repo_ids: list[str]) -> list[str]:
         """Look at these repositories' branches at the next tick, whatever their poll interval (a push
-        webhook says they moved); returns those this controller follows (they have auto-sync workflows)."""
+        webhook says they moved); returns those this controller follows (they have auto-sync workflows,
+        in this replica's shards when there are several)."""
         with self._lock:
             self._asap.update(repo_ids)
         self._loaded = -1e9  # a repository registered a moment ago is followed from the next tick
-        return [r for r in repo_ids if r in self._repositories]
+        followed = {wf.repository for wf in self._workflows if self._mine(wf.id)}
+        return [r for r in repo_ids if r in self._repositories and r in followed]
 
     @property
     def queue_depth(self) -> int:
@@ -250,14 +348,14 @@ class Controller:
         except SlipwayError:
             pass  # removed meanwhile
 
-    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str) -> bool:
+    def _consider(self, pool: ThreadPoolExecutor, wf: Workflow, head: str, state: dict[str, Any] | None = None) -> bool:
         """Sync ``wf`` to ``head`` if it needs it. True when settled for this head: look again only
         when the repository has news; False when something transient (a sync in flight, a backoff)
         means another look soon."""
         if wf.id in self._inflight:
             return False
         try:
-            state = self.engine.run_state(wf.id)
+            state = state or self.engine.run_state(wf.id)
         except SlipwayError:
             return True  # removed meanwhile
         if state["sync_owner"] is not None:
@@ -286,16 +384,22 @@ class Controller:
         with self._lock:
             if wf.id in self._inflight:
                 return
-            future = pool.submit(self._sync, wf, head, heal)
+            # Its own cancel: stopping cancels every sync, losing a shard only that shard's.
+            cancel = self._cancels[wf.id] = threading.Event()
+            if self.cancel.is_set():
+                cancel.set()
+            future = pool.submit(self._sync, wf, head, heal, cancel)
             self._inflight[wf.id] = future
         future.add_done_callback(lambda _: self._done(wf.id))
 
     def _done(self, workflow_id: str) -> None:
         with self._lock:
             self._inflight.pop(workflow_id, None)
+            self._cancels.pop(workflow_id, None)
 
-    def _sync(self, wf: Workflow, head: str | None, heal: bool) -> None:
-        if self.stop_event.is_set():
+    def _sync(self, wf: Workflow, head: str | None, heal: bool, cancel: threading.Event | None = None) -> None:
+        cancel = cancel or self.cancel
+        if self.stop_event.is_set() or cancel.is_set() or not self._mine(wf.id):
             return
         ws = self._wfs.setdefault(wf.id, _WorkflowState())
         try:
@@ -304,11 +408,11 @@ class Controller:
                 live = self.engine.run_state(wf.id)["applied_revision"]
                 if not live:
                     return
-                plan = self.engine.plan(wf.id, revision=live, cancel=self.cancel)
+                plan = self.engine.plan(wf.id, revision=live, cancel=cancel)
                 if not any(c.drifted for c in plan.changes):
                     return
                 log.info("workflow %s: live drift found; self-healing", wf.id)
-            result = self.engine.sync(wf.id, trigger="self-heal" if heal else "auto", revision=head, cancel=self.cancel)
+            result = self.engine.sync(wf.id, trigger="self-heal" if heal else "auto", revision=head, cancel=cancel)
         except (SyncInProgress, Cancelled):
             return
         except HeldBack as e:

@@ -9,8 +9,6 @@ in :mod:`slipway.sync`, then release. Fronts (Python, Lua, CLI, controller) neve
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,16 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .catalog import Catalog
 from .errors import (
+    ConfigError,
     HeldBack,
-    ManifestError,
     NotFoundError,
     SlipwayError,
     SyncInProgress,
 )
 from .events import EventBus
 from .model import Repository, RetryPolicy, Workflow, new_id
+from .rendering import Rendering
 from .results import SyncResult
 from .retry import with_retry
 from .source import GitSource
@@ -40,13 +38,12 @@ if TYPE_CHECKING:
     from .kube import Kube
     from .plan.model import Plan
     from .plan.planner import Planner
-    from .render import Manifest, RenderContext
     from .run import Progress
 
 log = logging.getLogger("slipway.engine")
 
 
-class Engine(Catalog):
+class Engine(Rendering):
     def __init__(
         self,
         store: StateStore | None = None,
@@ -126,7 +123,28 @@ class Engine(Catalog):
     # -- the pipeline's first stages ------------------------------------------------------------------
 
     def kube_for(self, wf: Workflow) -> Kube:
-        return self._kube_factory(wf.destination.kubeconfig, wf.destination.context)
+        kubeconfig = wf.destination.kubeconfig
+        if wf.destination.kubeconfig_secret:
+            # Only a store in the cluster has Secrets to read it from (the kubernetes store).
+            materialize = getattr(self.store, "kubeconfig_file", None)
+            if materialize is None:
+                raise ConfigError(
+                    f"workflow {wf.id}: destination.kubeconfig_secret needs the kubernetes store "
+                    "(SLIPWAY_STORE=kubernetes); give destination.kubeconfig, a file, instead"
+                )
+            kubeconfig = str(materialize(wf.destination.kubeconfig_secret))
+        return self._kube_factory(kubeconfig, wf.destination.context)
+
+    def shard_elector(self, shards: int, identity: str | None = None) -> Any:
+        """A shard elector for a replica of the controller (:mod:`slipway.shards`); it needs Leases and
+        shared state, so the kubernetes store."""
+        make = getattr(self.store, "elector", None)
+        if make is None:
+            raise ConfigError(
+                "--shards: replicas share workflows through the cluster; set SLIPWAY_STORE=kubernetes "
+                "(see docs/kubernetes.md)"
+            )
+        return make(shards, identity)
 
     def fetch(
         self,
@@ -149,88 +167,6 @@ class Engine(Catalog):
         )
         return head
 
-    def render(self, wf: Workflow, repo: Repository, revision: str) -> list[Manifest]:
-        """Materialize the workflow's path at ``revision`` and render it.
-
-        A path that renders no object is an error naming what it holds (a typo in target_path,
-        or files no renderer reads), unless the workflow allows an empty render.
-        """
-        from . import render as render_stage
-
-        where = f"repository {repo.id} at {revision[:12]}"
-        context = self._render_context(wf)
-        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
-        try:
-            root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
-            if render_stage.needs_whole_repository(root, context):
-                whole = self.source.materialize(repo, revision, "", tmp / "repo")
-                root = whole / wf.target_path if wf.target_path else whole
-                context.repository_root = whole
-            return self._render_root(wf, root, context)
-        except ManifestError as e:
-            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _render_context(self, wf: Workflow) -> RenderContext:
-        from .render import RenderContext
-        from .render.options import render_options
-
-        return RenderContext(
-            workflow_id=wf.id,
-            namespace=wf.destination.namespace,
-            options=render_options(wf.id, wf.helm, wf.jsonnet),
-            cache_dir=settings.helm_cache(),
-            credentials=self.chart_credentials,
-            discover=lambda: self.kube_for(wf).discovery.capabilities(),
-        )
-
-    def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
-        from . import render as render_stage
-
-        manifests = render_stage.render(root, label=wf.target_path, context=context)
-        if not manifests and not wf.sync_policy.allow_empty:
-            raise ManifestError(
-                f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
-                hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
-                "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
-            )
-        return manifests
-
-    def render_local(self, wf: Workflow, directory: str | Path) -> list[Manifest]:
-        """Render a directory on disk as the workflow's path (``diff --local``), with its renderer options.
-
-        The directory is copied as a checkout would write it (:mod:`slipway.source.localdir`): a
-        symbolic link out of it is refused. A render that reads the rest of the repository gets
-        the work tree the directory sits in, when the directory is the workflow's path in it.
-        """
-        from . import render as render_stage
-        from .source.localdir import copy_tree, work_tree_of
-
-        where = f"local directory {directory}"
-        context = self._render_context(wf)
-        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
-        try:
-            root = copy_tree(Path(directory), tmp / "path", where)
-            if render_stage.needs_whole_repository(root, context):
-                top = work_tree_of(Path(directory))
-                inside = top is not None and Path(directory).resolve() == (top / wf.target_path).resolve()
-                if top is None or not inside:
-                    raise ManifestError(
-                        "the render reads files outside the directory (Jsonnet libraries or a chart dependency "
-                        "by path)",
-                        hint=f"give the directory that is target_path {wf.target_path or '/'!r} of a work tree "
-                        "of the repository",
-                    )
-                whole = copy_tree(top, tmp / "repo", where)
-                root = whole / wf.target_path if wf.target_path else whole
-                context.repository_root = whole
-            return self._render_root(wf, root, context)
-        except ManifestError as e:
-            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
     def plan_local(self, workflow_id: str, directory: str | Path, *, cancel: threading.Event | None = None) -> Plan:
         """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
         change, before it merges, against the live objects and the inventory. Nothing is recorded."""
@@ -244,20 +180,6 @@ class Engine(Catalog):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         return with_retry(lambda: self.source.revision(repo, ref), wf.sync_policy.retry, what=f"fetch {ref}")
-
-    def chart_credentials(self, url: str) -> tuple[str, str] | None:
-        """The login for a chart repository: that of the registered repository of type helm whose URL is
-        the longest prefix of ``url`` (on a path boundary); None when there is none or it has no credentials."""
-        url = url.rstrip("/")
-        best: Repository | None = None
-        for repo in self.store.list_repositories():
-            base = repo.url.rstrip("/")
-            matches = repo.type == "helm" and (url == base or url.startswith(base + "/"))
-            if matches and (best is None or len(base) > len(best.url.rstrip("/"))):
-                best = repo
-        creds = best.credentials if best is not None else None
-        secret = creds and (creds.password or creds.token)
-        return (creds.username or "", secret) if creds and secret else None
 
     def planner(
         self, wf: Workflow, kube: Kube, cancel: threading.Event | None = None, *, local_checks: bool = False
@@ -376,6 +298,9 @@ class Engine(Catalog):
         revision = revision or self.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel)
         if state["hold_revision"] and revision == state["hold_revision"]:
             raise HeldBack(f"workflow {wf.id}: rolled back from {revision[:12]}; auto-sync waits for a newer commit")
+        if revision == state["applied_revision"] and state["status"] == "synced":
+            # Another process (a replica that held the shard a moment ago) synced it since we looked.
+            raise HeldBack(f"workflow {wf.id}: {revision[:12]} is applied already")
         return revision
 
     def rollback(
@@ -460,6 +385,42 @@ class Engine(Catalog):
         from . import resources
 
         return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
+
+    # -- slipway's own objects in a cluster (the kubernetes store) --------------------------------------
+
+    @staticmethod
+    def install_manifests(
+        namespace: str | None = None, targets: tuple[str, ...] = (), cluster_wide: bool = False
+    ) -> list[dict[str, Any]]:
+        """The CRDs, namespace and RBAC ``slipway install`` applies (``--print`` writes them)."""
+        from .store.kubernetes import install, names
+
+        return install.manifests(namespace or names.namespace(), targets, cluster_wide)
+
+    @staticmethod
+    def install(namespace: str | None = None, targets: tuple[str, ...] = (), cluster_wide: bool = False) -> list[str]:
+        """Apply :meth:`install_manifests` to the cluster of ``KUBECONFIG``; refuses to downgrade a CRD."""
+        from .store.kubernetes import install, names
+
+        return install.install(_connect(None, None), namespace or names.namespace(), targets, cluster_wide)
+
+    @staticmethod
+    def migrate(to: str, home: Path | None = None, say: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+        """Copy the SQLite store of ``home`` into the store ``to`` names (``kubernetes``); idempotent."""
+        if to != "kubernetes":
+            raise ConfigError(f"--to: {to!r}: slipway migrates a SQLite store to kubernetes")
+        from .store import Store
+        from .store.kubernetes import KubernetesStore
+        from .store.kubernetes.migrate import migrate
+
+        home = home or settings.home()
+        if not (home / "state.db").is_file():
+            raise ConfigError(f"there is no SQLite store to migrate in {home} (set SLIPWAY_HOME, or --home)")
+        source = Store(home=home)
+        try:
+            return migrate(source, KubernetesStore(), say)
+        finally:
+            source.close()
 
     def _watched(self, result: SyncResult, progress: Progress | None) -> Progress:
         """The run's progress, for its caller and for every subscriber of :attr:`events`."""

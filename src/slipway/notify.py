@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .configread import Reader
 from .errors import ConfigError
 
 EVENTS = ("failed", "degraded", "succeeded", "rolled_back")
@@ -48,11 +49,9 @@ class Notify:
 
     @classmethod
     def from_config(cls, data: Any, where: str = "notify") -> Notify | None:
-        from .model import _Reader  # the one reader of config tables; model imports this module
-
         if data is None:
             return None
-        r = _Reader(data, where)
+        r = Reader(data, where)
         url = r.get("url", str)
         events = r.strings("events")
         r.done()

@@ -11,16 +11,29 @@ import pytest
 
 from slipway.engine import Engine
 from slipway.source import GitSource
-from slipway.store import Store
 from tests.gitservers import commit, make_repo, origin_of, push
+from tests.kubestore import open_backend
 from tests.manifests import configmap, deployment, dump, service
 
 __all__ = ["configmap", "deployment", "dump", "service"]
 
 
 @pytest.fixture
-def engine(cluster: Any, slipway_home: Path, tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(Store(home=slipway_home), GitSource(cache_dir=tmp_path / "git-cache", home=slipway_home))
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The engine's store: sqlite, unless a module parametrizes it (``BOTH_BACKENDS``)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+# pytestmark of a module whose tests run against both stores.
+BOTH_BACKENDS = pytest.mark.parametrize("store_backend", ["sqlite", "kubernetes"], indirect=True)
+
+
+@pytest.fixture
+def engine(
+    cluster: Any, slipway_home: Path, tmp_path: Path, store_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Engine]:
+    store = open_backend(store_backend, request, slipway_home)
+    eng = Engine(store, GitSource(cache_dir=tmp_path / "git-cache", home=slipway_home))
     yield eng
     eng.store.close()
 

@@ -14,7 +14,10 @@ from slipway.kube import Kube
 from slipway.source import GitSource
 from slipway.store import Store
 
-from .conftest import add_workflow, configmap, dump
+from .conftest import BOTH_BACKENDS, add_workflow, configmap, dump
+
+# Both stores keep the backups, inventories and holds these rely on.
+pytestmark = BOTH_BACKENDS
 
 CRD_GROUP = "safety.slipway.dev"
 
@@ -132,7 +135,7 @@ def test_labels_removed_by_hand_are_drift_not_a_conflict(engine: Engine, kube: K
 def test_a_namespace_holding_what_others_made_is_not_pruned(
     engine: Engine, kube: Kube, make_git, namespace: str
 ) -> None:  # type: ignore[no-untyped-def]
-    ns = f"{namespace[:50]}-app"
+    ns = f"{namespace[:43]}-{namespace[-6:]}-app"  # the random suffix keeps it apart from other runs
     ns_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
     repo = make_git({"k8s/a.yaml": dump(ns_obj, configmap("a", namespace=ns))})
     wf = add_workflow(engine, repo, namespace, sync_policy={"auto_prune": True})

@@ -17,8 +17,11 @@ from slipway.engine import Engine
 from slipway.errors import HeldBack
 from slipway.kube import Kube
 
-from .conftest import add_workflow, configmap, dump, service
+from .conftest import BOTH_BACKENDS, add_workflow, configmap, dump, service
 from .test_controller import auto_workflow, cm_value, wait_until
+
+# Both stores keep the backups, inventories and holds these rely on.
+pytestmark = BOTH_BACKENDS
 
 
 def get(kube: Kube, kind: str, namespace: str, name: str, api_version: str = "v1") -> dict[str, Any] | None:

@@ -15,7 +15,8 @@ import yaml
 
 from slipway.engine import Engine
 from slipway.source import GitSource
-from slipway.store import Store
+from slipway.store import StateStore, Store
+from slipway.store.kubernetes import KubernetesStore
 from tests.gitservers import GitConfig, HttpGitServer, commit, push
 
 SEED = Path(__file__).parents[2] / "examples" / "seed"
@@ -51,11 +52,26 @@ class Cli:
 
     def engine(self) -> Engine:
         """An engine on the same state store, to look at what the commands did."""
-        return Engine(Store(home=self.home), GitSource(cache_dir=Path(self.env["SLIPWAY_GIT_CACHE"]), home=self.home))
+        store: StateStore = Store(home=self.home)
+        if self.env.get("SLIPWAY_STORE") == "kubernetes":
+            store = KubernetesStore(namespace=self.env["SLIPWAY_NAMESPACE"])
+        return Engine(store, GitSource(cache_dir=Path(self.env["SLIPWAY_GIT_CACHE"]), home=self.home))
 
 
 @pytest.fixture
-def cli(cluster: Any, slipway_home: Path, tmp_path: Path, git_config: GitConfig) -> Cli:
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The commands' store: sqlite, unless a test parametrizes it (``BOTH_BACKENDS``)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+BOTH_BACKENDS = pytest.mark.parametrize("store_backend", ["sqlite", "kubernetes"], indirect=True)
+
+
+@pytest.fixture
+def cli(
+    cluster: Any, slipway_home: Path, tmp_path: Path, git_config: GitConfig, store_backend: str,
+    request: pytest.FixtureRequest,
+) -> Cli:  # fmt: skip
     env = {
         **os.environ,
         "SLIPWAY_HOME": str(slipway_home),
@@ -63,6 +79,8 @@ def cli(cluster: Any, slipway_home: Path, tmp_path: Path, git_config: GitConfig)
         "KUBECONFIG": str(cluster.kubeconfig),
         "COLUMNS": "200",
     }
+    if store_backend == "kubernetes":
+        env.update(SLIPWAY_STORE="kubernetes", SLIPWAY_NAMESPACE=request.getfixturevalue("slipway_namespace"))
     return Cli(env, slipway_home, tmp_path)
 
 

@@ -12,7 +12,7 @@ import yaml
 from slipway.kube import Kube
 from tests.gitservers import make_repo, origin_of
 
-from .conftest import Cli
+from .conftest import BOTH_BACKENDS, Cli
 
 pytestmark = pytest.mark.cluster
 
@@ -53,6 +53,7 @@ def test_repo_commands_and_secrets_stay_out_of_argv_and_output(cli: Cli) -> None
     assert json.loads(cli("-o", "json", "repo", "list").stdout) == []
 
 
+@BOTH_BACKENDS
 def test_user_mistakes_are_one_line_without_a_traceback(cli: Cli) -> None:
     cases = [
         (("workflow", "create", "--repository", "nope"), "repository 'nope' is not registered"),
@@ -72,6 +73,7 @@ def test_user_mistakes_are_one_line_without_a_traceback(cli: Cli) -> None:
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
+@BOTH_BACKENDS
 def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespace: str) -> None:
     work = setup_workflow(
         cli, namespace, {"k8s/a.yaml": yaml.safe_dump(cm("settings", namespace, mode="one"))}, "--prune"
@@ -126,6 +128,7 @@ def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespa
     assert cli("workflow", "remove", "app-wf").returncode == 0
 
 
+@BOTH_BACKENDS
 def test_a_failing_sync_exits_1(cli: Cli, namespace: str) -> None:
     setup_workflow(cli, namespace, {"k8s/a.yaml": yaml.safe_dump(cm("x", namespace, k="v"))}, "--pre-hook", "exit 7")
     r = cli("sync", "app-wf", "--yes")
@@ -142,6 +145,7 @@ def test_cluster_status_and_kubeconfig(cli: Cli, cluster: Any) -> None:
     assert st["running"] is True and {p["name"] for p in st["processes"]} >= {"etcd", "kube-apiserver", "kwok"}
 
 
+@BOTH_BACKENDS
 def test_ctrl_c_cancels_a_sync_at_a_safe_point_and_records_it(cli: Cli, namespace: str) -> None:
     import signal
     import subprocess

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Cli, cli  # noqa: F401  (the slipway command as a user runs it)
+from tests.e2e.conftest import Cli, cli, store_backend  # noqa: F401  (the slipway command as a user runs it)
 from tests.server.conftest import SlipwayServer, start_server  # noqa: F401  (the real server on loopback)
 
 FULL = os.environ.get("SLIPWAY_RELIABILITY") == "full"

@@ -26,7 +26,8 @@ import pytest
 
 from slipway.engine import Engine
 from slipway.source import GitSource
-from slipway.store import Store
+from slipway.store import StateStore, Store
+from slipway.store.kubernetes import KubernetesStore
 from tests.gitservers import free_port
 
 ROLES = ("viewer", "operator", "admin")
@@ -54,7 +55,10 @@ class SlipwayServer:
 
     def engine(self) -> Engine:
         """An engine on the server's state store, to look at what the server did (or set things up)."""
-        return Engine(Store(home=self.home), GitSource(cache_dir=Path(self.env["SLIPWAY_GIT_CACHE"]), home=self.home))
+        store: StateStore = Store(home=self.home)
+        if self.env.get("SLIPWAY_STORE") == "kubernetes":
+            store = KubernetesStore(namespace=self.env["SLIPWAY_NAMESPACE"])
+        return Engine(store, GitSource(cache_dir=Path(self.env["SLIPWAY_GIT_CACHE"]), home=self.home))
 
     def start(self, *args: str) -> None:
         out = self.log.open("ab")

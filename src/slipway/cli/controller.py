@@ -18,14 +18,24 @@ from .output import info
 
 @click.command("controller")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Workflows synced at once.")
-def controller(concurrency: int) -> None:
-    """Sync every auto_sync workflow when its branch moves, until SIGTERM or SIGINT."""
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Share the workflows with other replicas in this many shards, one Lease each (SLIPWAY_STORE=kubernetes).",
+)
+@click.option("--identity", help="This replica's name in the Leases (default: host name and pid).")
+def controller(concurrency: int, shards: int | None, identity: str | None) -> None:
+    """Sync every auto_sync workflow when its branch moves, until SIGTERM or SIGINT.
+
+    With --shards, run as many replicas as you like: they spread the shards evenly, a replica
+    that stops hands its shards over at once, and one that dies loses them after 15 s.
+    """
     from ..controller import Controller
     from ..server.notifications import Notifier
 
     # A daemon's log is its output: one line per sync with its outcome.
     logging.getLogger("slipway").setLevel(min(logging.getLogger().level, logging.INFO))
-    ctl = Controller(engine(), concurrency=concurrency)
+    ctl = Controller(engine(), concurrency=concurrency, shards=shards, identity=identity)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

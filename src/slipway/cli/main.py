@@ -18,6 +18,7 @@ import click
 import slipway  # the package's version: a front may read it, it is no part of the engine
 
 from ..errors import SlipwayError, describe
+from .admin import install, migrate
 from .cluster import cluster
 from .controller import controller
 from .output import FORMATS, error, guard_pipes, json_mode, output_option, set_format
@@ -51,7 +52,8 @@ def cli(ctx: click.Context, output: str | None, debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for command in (repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster):
+COMMANDS = (repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster, install, migrate)
+for command in COMMANDS:
     cli.add_command(command)
 
 

@@ -58,6 +58,12 @@ def webhook_secret(path: str | None) -> bytes | None:
 )
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Workflows the controller syncs at once.")
 @click.option("--no-controller", is_flag=True, help="Serve the API only; another process runs the controller.")
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Run the controller as one of several replicas sharing this many shards (SLIPWAY_STORE=kubernetes).",
+)
+@click.option("--identity", help="This replica's name in the shard Leases (default: host name and pid).")
 def server(
     listen: str,
     tls_cert: str | None,
@@ -65,6 +71,8 @@ def server(
     webhook_secret_file: str | None,
     concurrency: int,
     no_controller: bool,
+    shards: int | None,
+    identity: str | None,
 ) -> None:
     """Run the auto-sync controller and serve the web dashboard, the HTTP API, webhooks and /metrics until SIGTERM."""
     from ..server.app import build, create_app, parse_listen, serve
@@ -78,7 +86,10 @@ def server(
         raise ConfigError("--concurrency: must be 1 or more")
     host, port = parse_listen(listen)
     secret = webhook_secret(webhook_secret_file)
-    ctx = build(engine(), controller=not no_controller, concurrency=concurrency, webhook_secret=secret)
+    if shards is not None and no_controller:
+        raise ConfigError("--shards: shards are the controller's; this server runs none (--no-controller)")
+    ctx = build(engine(), controller=not no_controller, concurrency=concurrency, webhook_secret=secret,
+                shards=shards, identity=identity)  # fmt: skip
     if secret is None:
         err_console().print(f"webhooks are off (set {SECRET_ENV} or --webhook-secret-file to turn them on)")
     serve(create_app(ctx, ui=dashboard), ctx, host, port, tls_cert=tls_cert, tls_key=tls_key)

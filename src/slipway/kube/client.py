@@ -33,6 +33,7 @@ from ..errors import (
     KubeNotFound,
     KubeTransientError,
 )
+from . import incluster
 from .discovery import Discovery, KubeFieldConflict, ResourceInfo
 from .objects import Obj
 from .openapi import OpenAPI
@@ -52,6 +53,14 @@ _SCHEMA_ERRORS = (
 MERGE_PATCH = "application/merge-patch+json"
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
+
+
+class KubeConflict(KubeTransientError):
+    """A write's resourceVersion precondition failed: someone wrote the object first. Read it again."""
+
+
+class KubeAlreadyExists(KubeInvalid):
+    """A create found an object of that name: someone created it first."""
 
 
 def error_from_response(action: str, what: str, status: int, body: bytes) -> KubeError:
@@ -74,6 +83,10 @@ def error_from_response(action: str, what: str, status: int, body: bytes) -> Kub
         return KubeFieldConflict(text, conflicts=fields)
     if status == 404:
         return KubeNotFound(text, status=status, reason=reason)
+    if status == 409 and reason == "AlreadyExists":
+        return KubeAlreadyExists(text, status=status, reason=reason)
+    if status == 409 and reason == "Conflict":
+        return KubeConflict(text, status=status, reason=reason)
     if status in (401, 403):
         return KubeForbidden(text, status=status, reason=reason)
     if status in (400, 413, 415, 422) or (status == 409 and reason == "AlreadyExists"):
@@ -86,12 +99,15 @@ def error_from_response(action: str, what: str, status: int, body: bytes) -> Kub
 
 
 def resolve_kubeconfig(path: str | os.PathLike[str] | None = None) -> Path:
-    """The kubeconfig to use: the given one, else $KUBECONFIG, ~/.kube/config, or the local cluster's."""
+    """The kubeconfig to use: the given one, else $KUBECONFIG, the pod's service account (in a
+    cluster), ~/.kube/config, or the local cluster's."""
     if path:
         return Path(path).expanduser()
     env = os.environ.get("KUBECONFIG")
     if env:
         return Path(env.split(os.pathsep)[0]).expanduser()
+    if incluster.available():
+        return incluster.kubeconfig()
     default = Path("~/.kube/config").expanduser()
     if default.exists():
         return default
@@ -99,7 +115,8 @@ def resolve_kubeconfig(path: str | os.PathLike[str] | None = None) -> Path:
     if local.exists():
         return local
     raise ConfigError(
-        "no kubeconfig: set KUBECONFIG, create ~/.kube/config, or start the local cluster with `slipway cluster up`"
+        "no kubeconfig: set KUBECONFIG, create ~/.kube/config, run in a pod with a service account, or start "
+        "the local cluster with `slipway cluster up`"
     )
 
 
@@ -230,9 +247,13 @@ class Kube:
                 return items
             params["continue"] = cont
 
-    def list_metadata(self, info: ResourceInfo, namespace: str | None = None) -> builtins.list[Obj]:
+    def list_metadata(
+        self, info: ResourceInfo, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> builtins.list[Obj]:
         """Every object of one kind as metadata only (PartialObjectMetadata): no spec, no data, no Secret values."""
         params: dict[str, str] = {"limit": "500"}
+        if label_selector:
+            params["labelSelector"] = label_selector
         items: builtins.list[Obj] = []
         where = f"{info.kind} objects" + (f" in namespace {namespace}" if namespace else "")
         while True:
@@ -278,38 +299,48 @@ class Kube:
             )
         )
 
-    def create(
-        self, info: ResourceInfo, obj: Obj, *, dry_run: bool = False, field_manager: str = settings.FIELD_MANAGER
+    def patch_merge(
+        self, info: ResourceInfo, namespace: str, name: str, patch: Obj, *, subresource: str | None = None
     ) -> Obj:
-        """POST a new object (the only way to use ``metadata.generateName``); the object as created."""
+        """A JSON merge patch; ``metadata.resourceVersion`` in ``patch`` makes it conditional (KubeConflict)."""
+        path = info.path(namespace, name) + (f"/{subresource}" if subresource else "")
+        return dict(
+            self.request(
+                "PATCH", path, action="patch", what=info.describe(namespace, name), body=patch, content_type=MERGE_PATCH
+            )
+        )
+
+    def create(
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str = settings.FIELD_MANAGER,
+    ) -> Obj:
+        """POST a new object (the only way to use ``metadata.generateName``); the object as created.
+        KubeAlreadyExists when its name is taken. With ``subresource``, POST to the named object's
+        subresource (``serviceaccounts/<name>/token``)."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or ""
         params = {"fieldManager": field_manager}
         if dry_run:
             params["dryRun"] = "All"
-        name = meta.get("name") or f"{meta.get('generateName', '')}*"
-        return dict(
-            self.request(
-                "POST",
-                info.path(namespace),
-                action="dry-run create" if dry_run else "create",
-                what=info.describe(namespace, name),
-                params=params,
-                body=obj,
-            )
-        )
+        if subresource:
+            path, what = info.path(namespace, meta["name"]) + f"/{subresource}", info.describe(namespace, meta["name"])
+        else:
+            name = meta.get("name") or f"{meta.get('generateName', '')}*"
+            path, what = info.path(namespace), info.describe(namespace, name)
+        action = "dry-run create" if dry_run else "create"
+        return dict(self.request("POST", path, action=action, what=what, params=params, body=obj))
 
-    def patch_merge(self, info: ResourceInfo, namespace: str, name: str, patch: Obj) -> Obj:
-        return dict(
-            self.request(
-                "PATCH",
-                info.path(namespace, name),
-                action="patch",
-                what=info.describe(namespace, name),
-                body=patch,
-                content_type=MERGE_PATCH,
-            )
-        )
+    def replace(self, info: ResourceInfo, obj: Obj, *, subresource: str | None = None) -> Obj:
+        """PUT ``obj`` whole; its ``metadata.resourceVersion`` is the precondition (KubeConflict when it moved)."""
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        path = info.path(namespace, name) + (f"/{subresource}" if subresource else "")
+        return dict(self.request("PUT", path, action="update", what=info.describe(namespace, name), body=obj))
 
     def delete(
         self,
@@ -319,11 +350,14 @@ class Kube:
         *,
         uid: str | None = None,
         propagation: str = "Background",
+        resource_version: str | None = None,
     ) -> bool:
-        """Delete one object; False when it was already gone. ``uid`` guards against a namesake."""
+        """Delete one object; False when it was already gone. ``uid`` guards against a namesake;
+        ``resource_version`` against a change since it was read (KubeConflict)."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if preconditions:
+            body["preconditions"] = preconditions
         try:
             self.request(
                 "DELETE",
@@ -335,7 +369,7 @@ class Kube:
         except KubeNotFound:
             return False
         except KubeTransientError as e:
-            if e.status == 409 and uid:
+            if e.status == 409 and uid and not resource_version:
                 return False  # the uid precondition failed: a different object now has that name
             raise
         return True
@@ -367,6 +401,8 @@ def forget_connections() -> None:
 __all__ = [
     "Discovery",
     "Kube",
+    "KubeAlreadyExists",
+    "KubeConflict",
     "KubeFieldConflict",
     "KubeInvalid",
     "ResourceInfo",

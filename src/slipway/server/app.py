@@ -57,8 +57,10 @@ def build(
     concurrency: int = 16,
     webhook_secret: bytes | None = None,
     notifications: bool = True,
+    shards: int | None = None,
+    identity: str | None = None,
 ) -> Context:
-    ctl = Controller(engine, concurrency=concurrency) if controller else None
+    ctl = Controller(engine, concurrency=concurrency, shards=shards, identity=identity) if controller else None
     metrics = Metrics(engine, ctl)
 
     def workflows_of(repo_id: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Persistent state behind one protocol (:class:`StateStore`): SQLite by default, chosen by ``SLIPWAY_STORE``.
 
-Every front and the engine reach state only through the protocol's methods, so a second backend
-(Kubernetes objects) plugs in without them changing. Secrets are encrypted at rest.
+Every front and the engine reach state only through the protocol's methods, so the second backend
+(``kubernetes``: custom resources, Secrets and Leases in ``SLIPWAY_NAMESPACE``) plugs in without
+them changing. Secrets are encrypted at rest in both.
 """
 
 from __future__ import annotations
@@ -16,15 +17,23 @@ from .sqlite import SqliteStore, owner_alive, owner_id
 # The embedded default, under the name callers have always used.
 Store = SqliteStore
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "kubernetes")
+
+
+def backend() -> str:
+    return (os.environ.get("SLIPWAY_STORE") or "sqlite").strip().lower()
 
 
 def open_store(home: Path | None = None) -> StateStore:
     """The store ``SLIPWAY_STORE`` names (default ``sqlite``)."""
-    kind = (os.environ.get("SLIPWAY_STORE") or "sqlite").strip().lower()
+    kind = backend()
     if kind == "sqlite":
         return SqliteStore(home=home)
+    if kind == "kubernetes":
+        from .kubernetes import KubernetesStore
+
+        return KubernetesStore()
     raise ConfigError(f"SLIPWAY_STORE: {kind!r} is not one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "StateStore", "Store", "SyncObject", "open_store", "owner_alive", "owner_id"]
+__all__ = ["BACKENDS", "StateStore", "Store", "SyncObject", "backend", "open_store", "owner_alive", "owner_id"]

@@ -1,0 +1,124 @@
+"""The render stage as the engine runs it: a workflow's path materialized from Git (or a local
+directory, for ``diff --local``) into a scratch directory and rendered with its options.
+
+A render that reads the rest of the repository (Jsonnet libraries, a chart's dependency by path)
+gets the whole work tree; a chart repository's login comes from the registered repository of
+type helm whose URL is the longest prefix of the chart's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import settings
+from .catalog import Catalog
+from .errors import ManifestError
+from .model import Repository, Workflow
+
+if TYPE_CHECKING:
+    from .kube import Kube
+    from .render import Manifest, RenderContext
+
+
+class Rendering(Catalog):
+    def kube_for(self, wf: Workflow) -> Kube:  # the engine's: a Helm render asks the cluster's capabilities
+        raise NotImplementedError
+
+    def render(self, wf: Workflow, repo: Repository, revision: str) -> list[Manifest]:
+        """Materialize the workflow's path at ``revision`` and render it.
+
+        A path that renders no object is an error naming what it holds (a typo in target_path,
+        or files no renderer reads), unless the workflow allows an empty render.
+        """
+        from . import render as render_stage
+
+        where = f"repository {repo.id} at {revision[:12]}"
+        context = self._render_context(wf)
+        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
+        try:
+            root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
+            if render_stage.needs_whole_repository(root, context):
+                whole = self.source.materialize(repo, revision, "", tmp / "repo")
+                root = whole / wf.target_path if wf.target_path else whole
+                context.repository_root = whole
+            return self._render_root(wf, root, context)
+        except ManifestError as e:
+            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _render_context(self, wf: Workflow) -> RenderContext:
+        from .render import RenderContext
+        from .render.options import render_options
+
+        return RenderContext(
+            workflow_id=wf.id,
+            namespace=wf.destination.namespace,
+            options=render_options(wf.id, wf.helm, wf.jsonnet),
+            cache_dir=settings.helm_cache(),
+            credentials=self.chart_credentials,
+            discover=lambda: self.kube_for(wf).discovery.capabilities(),
+        )
+
+    def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
+        from . import render as render_stage
+
+        manifests = render_stage.render(root, label=wf.target_path, context=context)
+        if not manifests and not wf.sync_policy.allow_empty:
+            raise ManifestError(
+                f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
+                hint="slipway renders *.yaml, *.yml and *.json files, kustomizations, Helm charts and "
+                "Jsonnet; set sync_policy.allow_empty = true if an empty path is meant",
+            )
+        return manifests
+
+    def render_local(self, wf: Workflow, directory: str | Path) -> list[Manifest]:
+        """Render a directory on disk as the workflow's path (``diff --local``), with its renderer options.
+
+        The directory is copied as a checkout would write it (:mod:`slipway.source.localdir`): a
+        symbolic link out of it is refused. A render that reads the rest of the repository gets
+        the work tree the directory sits in, when the directory is the workflow's path in it.
+        """
+        from . import render as render_stage
+        from .source.localdir import copy_tree, work_tree_of
+
+        where = f"local directory {directory}"
+        context = self._render_context(wf)
+        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
+        try:
+            root = copy_tree(Path(directory), tmp / "path", where)
+            if render_stage.needs_whole_repository(root, context):
+                top = work_tree_of(Path(directory))
+                inside = top is not None and Path(directory).resolve() == (top / wf.target_path).resolve()
+                if top is None or not inside:
+                    raise ManifestError(
+                        "the render reads files outside the directory (Jsonnet libraries or a chart dependency "
+                        "by path)",
+                        hint=f"give the directory that is target_path {wf.target_path or '/'!r} of a work tree "
+                        "of the repository",
+                    )
+                whole = copy_tree(top, tmp / "repo", where)
+                root = whole / wf.target_path if wf.target_path else whole
+                context.repository_root = whole
+            return self._render_root(wf, root, context)
+        except ManifestError as e:
+            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def chart_credentials(self, url: str) -> tuple[str, str] | None:
+        """The login for a chart repository: that of the registered repository of type helm whose URL is
+        the longest prefix of ``url`` (on a path boundary); None when there is none or it has no credentials."""
+        url = url.rstrip("/")
+        best: Repository | None = None
+        for repo in self.store.list_repositories():
+            base = repo.url.rstrip("/")
+            matches = repo.type == "helm" and (url == base or url.startswith(base + "/"))
+            if matches and (best is None or len(base) > len(best.url.rstrip("/"))):
+                best = repo
+        creds = best.credentials if best is not None else None
+        secret = creds and (creds.password or creds.token)
+        return (creds.username or "", secret) if creds and secret else None
