@@ -98,17 +98,18 @@ def figures(p: Params) -> dict[str, Figure]:
     return {x.key: x for x in f}
 
 
-def _make_repos(p: Params, tmp: Path) -> tuple[list[GitRepo], dict[int, list[int]]]:
-    members: dict[int, list[int]] = {j: [] for j in range(p.repos)}
-    for i in range(p.workflows):
-        members[i % p.repos].append(i)
+def make_repos(workflows: int, count: int, tmp: Path) -> tuple[list[GitRepo], dict[int, list[int]]]:
+    """``workflows`` workflows' files spread over ``count`` repositories (P4-P5 and P6-P7 alike)."""
+    members: dict[int, list[int]] = {j: [] for j in range(count)}
+    for i in range(workflows):
+        members[i % count].append(i)
 
     def one(j: int) -> GitRepo:
         files = {f"apps/wf-{i:04d}/app.yaml": dump(app_objects(f"w{i:04d}")) for i in members[j]}
         return GitRepo.create(tmp / "repos" / f"r{j:03d}", files)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        repos = list(pool.map(one, range(p.repos)))
+        repos = list(pool.map(one, range(count)))
     return repos, members
 
 
@@ -148,7 +149,7 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
     logfile = tmp / "controller.log"
     try:
         say(f"  P4 making {p.repos} repositories and {p.workflows} workflows")
-        repos, members = _make_repos(p, tmp)
+        repos, members = make_repos(p.workflows, p.repos, tmp)
         ns = [f"bench-p4-{run}-{j:03d}" for j in range(p.repos)]
         spaces.create(ns)
         home = tmp / "home"

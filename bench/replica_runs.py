@@ -44,7 +44,7 @@ from slipway.store.kubernetes import KubernetesStore, install
 from slipway.store.kubernetes.names import WORKFLOWS
 
 from . import metrics
-from .controller_runs import _cluster_cpu
+from .controller_runs import _cluster_cpu, make_repos
 from .namespaces import Namespaces, run_id
 from .report import Figure
 from .workload import GitRepo, app_objects, configmap, dump
@@ -87,20 +87,6 @@ def figures(p: Params) -> dict[str, Figure]:
         Figure("P7.leases", "kill -9: its shard Leases held by others", "s"),
     ]
     return {x.key: x for x in f}
-
-
-def _make_repos(p: Params, tmp: Path) -> tuple[list[GitRepo], dict[int, list[int]]]:
-    members: dict[int, list[int]] = {j: [] for j in range(p.repos)}
-    for i in range(p.workflows):
-        members[i % p.repos].append(i)
-
-    def one(j: int) -> GitRepo:
-        files = {f"apps/wf-{i:04d}/app.yaml": dump(app_objects(f"w{i:04d}")) for i in members[j]}
-        return GitRepo.create(tmp / "repos" / f"r{j:03d}", files)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        repos = list(pool.map(one, range(p.repos)))
-    return repos, members
 
 
 def _register(engine: Engine, p: Params, repos: list[GitRepo], members: dict[int, list[int]], ns: list[str]) -> None:
@@ -169,7 +155,7 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         say(f"  P6 making {p.repos} repositories for {p.workflows} workflows")
-        repos, members = _make_repos(p, tmp)
+        repos, members = make_repos(p.workflows, p.repos, tmp)
         heads = {f"r{j:03d}": repo.head() for j, repo in enumerate(repos)}
         install.install_crds(kube)
         for count in (1, p.replicas):

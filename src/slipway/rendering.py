@@ -8,8 +8,10 @@ type helm whose URL is the longest prefix of the chart's.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,20 +37,14 @@ class Rendering(Catalog):
         """
         from . import render as render_stage
 
-        where = f"repository {repo.id} at {revision[:12]}"
         context = self._render_context(wf)
-        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
-        try:
+        with _scratch(f"repository {repo.id} at {revision[:12]}") as tmp:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
             if render_stage.needs_whole_repository(root, context):
                 whole = self.source.materialize(repo, revision, "", tmp / "repo")
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
             return self._render_root(wf, root, context)
-        except ManifestError as e:
-            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def _render_context(self, wf: Workflow) -> RenderContext:
         from .render import RenderContext
@@ -87,8 +83,7 @@ class Rendering(Catalog):
 
         where = f"local directory {directory}"
         context = self._render_context(wf)
-        tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
-        try:
+        with _scratch(where) as tmp:
             root = copy_tree(Path(directory), tmp / "path", where)
             if render_stage.needs_whole_repository(root, context):
                 top = work_tree_of(Path(directory))
@@ -104,10 +99,6 @@ class Rendering(Catalog):
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
             return self._render_root(wf, root, context)
-        except ManifestError as e:
-            raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def chart_credentials(self, url: str) -> tuple[str, str] | None:
         """The login for a chart repository: that of the registered repository of type helm whose URL is
@@ -122,3 +113,15 @@ class Rendering(Catalog):
         creds = best.credentials if best is not None else None
         secret = creds and (creds.password or creds.token)
         return (creds.username or "", secret) if creds and secret else None
+
+
+@contextlib.contextmanager
+def _scratch(where: str) -> Iterator[Path]:
+    """A scratch directory for one render, removed after; a manifest error names ``where`` it came from."""
+    tmp = Path(tempfile.mkdtemp(prefix="slipway-render-"))
+    try:
+        yield tmp
+    except ManifestError as e:
+        raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -30,6 +30,20 @@ class Executions(Base):
         rows = self.unseal(unb64(blob), f"executions of {task_name}") if blob else []
         return obj, [r for r in rows if r.get("task_name") == task_name]
 
+    def _write_rows(self, name: str, obj: dict[str, Any] | None, rows: list[dict[str, Any]]) -> None:
+        """Write the sealed rows on the condition that nobody wrote them since ``obj`` was read."""
+        data = {"rows": b64(self.seal(rows))}
+        if obj is None:
+            self.kube.create(SECRETS, {
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": name, "namespace": self.namespace,
+                             "labels": names.managed(**{names.LABEL_RECORD: "executions"})},
+                "data": data,
+            })  # fmt: skip
+        else:
+            obj["data"] = data
+            self.kube.replace(SECRETS, obj)
+
     def record_execution(
         self, task_name: str, command: str, success: bool, duration: float | None, message: str, details: Any
     ) -> None:
@@ -46,18 +60,8 @@ class Executions(Base):
                 "details": json.dumps(details, default=str),
                 "at": time.time(),
             }
-            data = {"rows": b64(self.seal([row, *rows][:KEEP]))}
             try:
-                if obj is None:
-                    self.kube.create(SECRETS, {
-                        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                        "metadata": {"name": name, "namespace": self.namespace,
-                                     "labels": names.managed(**{names.LABEL_RECORD: "executions"})},
-                        "data": data,
-                    })  # fmt: skip
-                else:
-                    obj["data"] = data
-                    self.kube.replace(SECRETS, obj)
+                self._write_rows(name, obj, [row, *rows][:KEEP])
                 return
             except (KubeConflict, KubeAlreadyExists):
                 continue
@@ -93,18 +97,8 @@ class Executions(Base):
             merged = sorted([*current, *new], key=lambda r: -float(r.get("at") or 0))[:KEEP]
             for i, row in enumerate(reversed(merged), start=1):
                 row["id"] = i
-            data = {"rows": b64(self.seal(merged))}
             try:
-                if obj is None:
-                    self.kube.create(SECRETS, {
-                        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                        "metadata": {"name": name, "namespace": self.namespace,
-                                     "labels": names.managed(**{names.LABEL_RECORD: "executions"})},
-                        "data": data,
-                    })  # fmt: skip
-                else:
-                    obj["data"] = data
-                    self.kube.replace(SECRETS, obj)
+                self._write_rows(name, obj, merged)
                 return len(new)
             except (KubeConflict, KubeAlreadyExists):
                 continue
