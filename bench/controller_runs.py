@@ -73,17 +73,17 @@ def figures(p: Params) -> dict[str, Figure]:
             "P4.sync_all",
             f"controller: {p.workflows} workflows synced, cold start",
             "s",
-            target=120.0,
+            target=60.0,
             note=f"{p.workflows} workflows x 4 objects over {p.repos} repositories; --concurrency {p.concurrency}",
         ),
         Figure(
             "P4.idle_cpu",
             "controller idle CPU (own + git children)",
             "%",
-            target=5.0,
+            target=1.0,
             note=f"{p.idle_seconds:g}s window after all are synced; % of one core; poll interval {p.poll_interval}",
         ),
-        Figure("P4.idle_cpu_own", "controller idle CPU (own threads only)", "%", target=5.0),
+        Figure("P4.idle_cpu_own", "controller idle CPU (own threads only)", "%", target=1.0),
         Figure(
             "P4.commit_to_applied",
             f"commit to applied (poll {p.poll_interval})",
@@ -93,7 +93,7 @@ def figures(p: Params) -> dict[str, Figure]:
             samples=f"commits ({p.latency_samples} per run)",
             note="push to one repository, then poll the changed ConfigMap every 0.1s",
         ),
-        Figure("P5.peak_rss", "controller peak RSS (VmHWM)", "MiB", target=300.0),
+        Figure("P5.peak_rss", "controller peak RSS (VmHWM)", "MiB", target=150.0),
     ]
     return {x.key: x for x in f}
 
