@@ -27,7 +27,7 @@ from .items import Item
 from .kube import Obj, ObjectRef
 from .kube.fields import applied_by
 from .model import Repository, Workflow, new_id
-from .plan import mask
+from .plan import mask, ownership
 from .plan.model import Plan
 from .results import SyncMetrics, SyncResult
 
@@ -247,12 +247,19 @@ class Run:
         )
 
     def inventory_after(self, plan: Plan | None) -> dict[ObjectRef, str]:
-        """What the workflow owns now: the store's inventory minus what was deleted, plus what was applied."""
+        """What the workflow owns now: the store's inventory minus what was deleted, plus what was applied,
+        plus what it declares that is live, unchanged and carries its marks — an object a sync killed
+        mid-apply wrote before it could record it is found unchanged by the next one, and owned again."""
         inv = self.store.inventory(self.wf.id)
         for it in self.outcome.deleted:
             inv.pop(it.ref, None)
         for it in self.outcome.applied:
             if it.tracked:
+                inv[it.ref] = it.api_version
+        instance = self.store.instance_id
+        for it in plan.items if plan is not None else ():
+            unchanged = it.tracked and it.action == "unchanged" and it.live is not None and it.ref not in inv
+            if unchanged and ownership.owner(it.live, self.wf.id, instance) == "ours":  # type: ignore[arg-type]
                 inv[it.ref] = it.api_version
         return inv
 

@@ -214,3 +214,30 @@ def test_create_namespace(engine: Engine, kube: Kube, make_git, namespace: str) 
         assert not engine.plan(wf).changes
     finally:
         kube.delete(nss, "", ns)
+
+
+def test_what_a_killed_sync_applied_unrecorded_is_owned_by_the_next_sync(
+    engine: Engine, kube: Kube, make_git, namespace: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A sync killed mid-apply leaves objects it wrote before it could record them. The next sync finds
+    them unchanged (they carry this store's marks): it records them, so a later prune removes them."""
+    repo = make_git({"k8s/a.yaml": dump(configmap("a")), "k8s/b.yaml": dump(configmap("b"))})
+    wf = add_workflow(engine, repo, namespace, sync_policy={"auto_prune": True})
+    assert engine.sync(wf).status == "succeeded"
+    # What a kill -9 between b's apply and its record leaves behind: b live with the marks, not recorded.
+    kept = {ref: v for ref, v in engine.store.inventory(wf).items() if ref.name != "b"}
+    if isinstance(engine.store, Store):
+        with engine.store._conn() as c:
+            c.execute("DELETE FROM inventory WHERE workflow_id = ? AND ref LIKE ?", (wf, f"%|ConfigMap|{namespace}|b"))
+    else:
+        engine.store.set_inventory(wf, kept)  # type: ignore[attr-defined]
+    assert {r.name for r in engine.store.inventory(wf)} == {"a"}
+
+    again = engine.sync(wf)
+    assert again.status == "succeeded" and again.metrics.resources_applied == 0  # nothing to change
+    assert {r.name for r in engine.store.inventory(wf)} == {"a", "b"}
+
+    repo.commit({"k8s/b.yaml": None})
+    result = engine.sync(wf)
+    assert result.status == "succeeded" and result.metrics.resources_deleted == 1
+    assert get(kube, "ConfigMap", namespace, "b") is None and get(kube, "ConfigMap", namespace, "a") is not None
