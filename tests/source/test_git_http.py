@@ -269,3 +269,40 @@ def test_cache_path_with_spaces_and_quotes(git_http_server: HttpGitServer, repo_
     source = GitSource(cache_dir=base / "cache", home=base / "home")
     repo = Repository("spaced", git_http_server.url(repo_name), credentials=token(git_http_server.token))
     assert source.fetch(repo) == git("rev-parse", "HEAD", cwd=work)
+
+
+def test_a_server_that_stops_answering_ends_the_fetch_not_a_slow_one(
+    source: GitSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch is bounded by progress, not by its length: a server that accepts and never sends ends
+    it after the stall time as unreachable (a huge repository through a slow link is fetched)."""
+    import socket
+    import threading
+
+    from slipway.source import process
+
+    monkeypatch.setattr(process, "STALL_SECONDS", 2)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)  # never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        repo = Repository("silent", f"http://127.0.0.1:{listener.getsockname()[1]}/silent.git")
+        started = time.monotonic()
+        with pytest.raises(TransientSourceError, match="cannot reach the Git server"):
+            source.fetch(repo)
+        assert time.monotonic() - started < 30
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()

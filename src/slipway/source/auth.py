@@ -23,7 +23,7 @@ from ..errors import ConfigError, SourceError
 from ..model import Credentials, Repository
 from ..urls import UrlError, split_url
 from .classify import repo_label
-from .process import Git
+from .process import STALL_SECONDS, Git
 
 # The askpass helper holds no secret: git runs it with the prompt as $1 and it answers from the
 # environment slipway gave that one git process.
@@ -185,6 +185,10 @@ def _ssh(git: Git, home: Path, repo: Repository, creds: Credentials, url: str, t
             "UpdateHostKeys=no",
             "-o",
             f"ConnectTimeout={max(1, min(30, int(timeout)))}",
+            "-o",  # a connection that stops answering ends (see process.STALL_SECONDS)
+            f"ServerAliveInterval={max(1, STALL_SECONDS // 3)}",
+            "-o",
+            "ServerAliveCountMax=3",
         ]
         env = git.env({"GIT_SSH_COMMAND": shlex.join(command), "GIT_SSH_VARIANT": "ssh"})
         yield Auth(url=url, env=env, kind="ssh", known_hosts_file=known_file, tofu=tofu)

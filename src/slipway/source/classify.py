@@ -48,6 +48,7 @@ _TRANSIENT = (
     "connection refused",
     "connection timed out",
     "operation timed out",
+    "operation too slow",  # curl: the server stopped sending (GIT_HTTP_LOW_SPEED_*)
     "timed out",
     "network is unreachable",
     "no route to host",

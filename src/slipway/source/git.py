@@ -25,7 +25,7 @@ from ..urls import redact_url
 from .auth import git_url
 from .classify import repo_label
 from .mirror import Mirrors
-from .process import Git
+from .process import FETCH_TIMEOUT, Git
 from .tree import clean_target_path, write
 
 log = logging.getLogger("slipway.source")
@@ -53,7 +53,7 @@ class GitSource:
         self._check(repo)
         return self._mirrors.remote_head(repo, timeout)
 
-    def fetch(self, repo: Repository, timeout: float = 120, *, want: str | None = None) -> str:
+    def fetch(self, repo: Repository, timeout: float = FETCH_TIMEOUT, *, want: str | None = None) -> str:
         """Bring the mirror's tracked branch up to date with the server; return its commit.
 
         With ``want``, a mirror that has that revision by the time the lock is ours is not fetched
@@ -64,7 +64,7 @@ class GitSource:
         log.debug("fetched %s: %s is at %s", repo_label(repo), repo.branch, sha)
         return sha
 
-    def revision(self, repo: Repository, ref: str, timeout: float = 120) -> str:
+    def revision(self, repo: Repository, ref: str, timeout: float = FETCH_TIMEOUT) -> str:
         """The commit ``ref`` (a branch, a tag, a commit id, or ``refs/...``) names on the server,
         fetched into the mirror if it is not there yet."""
         self._check(repo)

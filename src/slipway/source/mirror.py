@@ -31,7 +31,7 @@ from ..errors import SourceError, TransientSourceError
 from ..model import ID_RE, Repository
 from .auth import authenticate, git_url
 from .classify import repo_label
-from .process import Git
+from .process import STALL_SECONDS, Git
 from .refs import RefReader, local_ref
 
 log = logging.getLogger("slipway.source")
@@ -111,7 +111,7 @@ class Mirrors:
         mirror = self.path(repo)
         if want is None and self.exists(mirror):
             # Already there: the server's head (asked in-process) is the mirror's. No git at all.
-            head = self.refs.head(repo, timeout)
+            head = self.refs.head(repo, min(timeout, STALL_SECONDS))  # a listing of refs is small
             if head is not None and local_ref(mirror, f"refs/heads/{repo.branch}") == head:
                 log.debug("%s: the mirror is at the branch's head %s; nothing to fetch", repo_label(repo), head[:12])
                 return head

@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("slipway.source")
 
+# A transfer is judged by whether it moves, not by how long it takes: a huge repository through a
+# slow link is fetched however long that takes (up to the caller's overall limit), while a server
+# that stops sending (under LOW_SPEED_BYTES a second for STALL_SECONDS) ends the call as unreachable.
+STALL_SECONDS = 30
+LOW_SPEED_BYTES = 1000
+FETCH_TIMEOUT = 1800.0  # the overall limit of one fetch that keeps moving
+
 # Variables that would point our git calls at some other repository (e.g. when slipway runs from
 # a git hook); the user's configuration variables (GIT_CONFIG_GLOBAL, ...) are deliberately kept.
 _REPO_ENV = (
@@ -91,6 +98,8 @@ class Git:
         env["LC_ALL"] = "C"  # git's and ssh's messages in English, for classify()
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["GIT_ASKPASS"] = ""  # an empty askpass: no GUI prompt from the user's environment
+        env["GIT_HTTP_LOW_SPEED_LIMIT"] = str(LOW_SPEED_BYTES)
+        env["GIT_HTTP_LOW_SPEED_TIME"] = str(STALL_SECONDS)
         # Keep repository discovery out of whatever directory contains the cache.
         env["GIT_CEILING_DIRECTORIES"] = str(self.cache_dir.parent)
         env.update(extra or {})
