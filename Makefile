@@ -23,7 +23,7 @@ unit: setup
 bench: setup
 	.venv/bin/python -m bench
 
-# The reliability suite at full size (about an hour on two cores); the figures go to docs/reliability.md.
+# The reliability suite at full size (about 13 minutes on two cores); the figures go to docs/reliability.md.
 reliability: setup
 	rm -f tests/reliability/results.json
 	SLIPWAY_RELIABILITY=full .venv/bin/pytest -q tests/reliability
