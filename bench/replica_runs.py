@@ -20,7 +20,6 @@ One run:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -44,7 +43,7 @@ from slipway.store.kubernetes import KubernetesStore, install
 from slipway.store.kubernetes.names import WORKFLOWS
 
 from . import metrics
-from .controller_runs import _cluster_cpu, make_repos
+from .controller_runs import _cluster_cpu, _stop, make_repos
 from .namespaces import Namespaces, run_id
 from .report import Figure
 from .workload import GitRepo, app_objects, configmap, dump
@@ -125,19 +124,6 @@ def _start(p: Params, env: dict[str, str], tmp: Path, identity: str) -> subproce
     with open(tmp / f"{identity}.log", "ab") as out:
         return subprocess.Popen(argv, env={**env, "SLIPWAY_HOME": str(home)}, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def _syncs(log_path: Path) -> int:

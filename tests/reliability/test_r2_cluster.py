@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +21,8 @@ import yaml
 
 from slipway.cluster import local
 from slipway.kube import Kube
-from tests.gitservers import free_port, make_repo, origin_of
+from tests.gitservers import make_repo, origin_of
+from tests.reliability.relay import relay
 
 from .conftest import Cli, size
 
@@ -44,50 +41,6 @@ def r2_cluster() -> Iterator[local.ClusterInfo]:
 def objects(n: int, namespace: str, version: str) -> str:
     return yaml.safe_dump_all([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"obj-{i:03d}",
                                 "namespace": namespace}, "data": {"v": version}} for i in range(n)])  # fmt: skip
-
-
-@contextmanager
-def lossy_proxy(target_port: int, delay: float, drop: float, seed: int) -> Iterator[int]:
-    """A TCP relay on loopback that delays every chunk and drops some connections at random."""
-    rng = random.Random(seed)
-    port = free_port()
-    listener = socket.create_server(("127.0.0.1", port))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def pump(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                time.sleep(delay)
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with suppress(OSError):
-                    s.close()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            if rng.random() < drop:
-                client.close()  # the connection drops before a byte
-                continue
-            upstream = socket.create_connection(("127.0.0.1", target_port))
-            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield port
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
 
 
 def test_r2_the_cluster_goes_away(r2_cluster: local.ClusterInfo, tmp_path: Path, record: Any) -> None:
@@ -167,7 +120,7 @@ def test_r2_the_cluster_goes_away(r2_cluster: local.ClusterInfo, tmp_path: Path,
     # Slow and lossy: every chunk held 50 ms, one connection in five dropped at once.
     tried += 1
     config = yaml.safe_load(r2_cluster.kubeconfig.read_text())
-    with lossy_proxy(r2_cluster.ports["apiserver"], 0.05, 0.2, seed=2) as port:
+    with relay(r2_cluster.ports["apiserver"], 0.05, drop=0.2, seed=2) as port:
         for c in config["clusters"]:
             c["cluster"]["server"] = f"https://127.0.0.1:{port}"
         slow = tmp_path / "slow.kubeconfig"

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,8 @@ import yaml
 from slipway.controller import Controller
 from slipway.engine import Engine
 from slipway.kube import Kube
-from tests.gitservers import HttpGitServer, commit, free_port, git, make_repo, origin_of, push
+from tests.gitservers import HttpGitServer, commit, git, make_repo, origin_of, push
+from tests.reliability.relay import relay
 
 from .conftest import Cli, size
 
@@ -41,46 +39,6 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"not within {timeout}s: {what}")
-
-
-@contextmanager
-def slow_proxy(target_port: int, delay: float) -> Iterator[int]:
-    """A TCP relay on loopback that holds every chunk for ``delay`` seconds: a slow Git server."""
-    port = free_port()
-    listener = socket.create_server(("127.0.0.1", port))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def pump(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                time.sleep(delay)
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            upstream = socket.create_connection(("127.0.0.1", target_port))
-            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield port
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
 
 
 def test_r3_git_goes_wrong(
@@ -166,7 +124,7 @@ def test_r3_git_goes_wrong(
         big = server.create_repo(f"{name}/huge", {"k8s/a.yaml": cm("huge", namespace, "0"), **{
             f"assets/blob-{i}.bin": os.urandom(1024 * 1024).hex() for i in range(size(4, 40))}})  # fmt: skip
         del big
-        with slow_proxy(server.port, 0.2) as port:
+        with relay(server.port, 0.2) as port:
             url = f"http://127.0.0.1:{port}/public/{name}/huge.git"
             assert cli("repo", "add", url, "--id", "huge", "--poll-interval", "1s").returncode == 0
             assert cli("workflow", "create", "--id", "huge", "--repository", "huge", "--path", "k8s",
