@@ -31,7 +31,7 @@ def test_the_commands_import_no_engine_until_they_run() -> None:
     import subprocess
     import sys
 
-    code = "import sys, slipway.cli.main; print(sorted(m for m in sys.modules if m.startswith(('slipway.engine', 'httpx2', 'lightkube', 'rich', 'yaml'))))"
+    code = "import sys, slipway.cli.main; print(sorted(m for m in sys.modules if m.startswith(('slipway.engine', 'slipway.kube.client', 'slipway.kube.transport', 'rich', 'yaml'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
@@ -42,7 +42,7 @@ def test_the_engine_loads_the_kubernetes_client_only_to_reach_a_cluster() -> Non
 
     code = (
         "import sys, slipway.engine, slipway.gitops; e = slipway.engine.Engine; "
-        "print(sorted(m for m in sys.modules if m.startswith(('httpx2', 'lightkube', 'slipway.render.'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('slipway.kube.client', 'slipway.kube.transport', 'http.client', 'slipway.render.'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

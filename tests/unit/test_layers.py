@@ -67,6 +67,7 @@ def test_only_kube_talks_to_kubernetes() -> None:
         if "kube" not in p.relative_to(SRC).parts[:1] and "cluster" not in p.relative_to(SRC).parts[:1]
         for line, name in imports(p)
         if name.split(".")[0] in ("lightkube", "httpx2", "kubernetes")
+        or any(name.endswith(f"kube.{m}") or f"kube.{m}." in name for m in ("transport", "kubeconfig"))
     ]
     assert not bad, "only slipway.kube may talk to Kubernetes:\n" + "\n".join(bad)
 

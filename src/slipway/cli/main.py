@@ -48,8 +48,6 @@ def cli(ctx: click.Context, output: str | None, debug: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 COMMANDS = (repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster, install, migrate)

@@ -1,8 +1,9 @@
 """The only package that talks to Kubernetes: connection, discovery, object identity.
 
-Object identity and discovery's types are light; the HTTP client (:mod:`.client`, with lightkube
-and httpx2 under it) is imported when it is first asked for, so everything that only handles
-objects — and a command that has not reached the cluster yet — does not wait for it.
+Object identity and discovery's types are light; the HTTP client (:mod:`.client`, with the
+kubeconfig reader and the connection pool under it) is imported when it is first asked for, so
+everything that only handles objects — and a command that has not reached the cluster yet —
+does not wait for it.
 """
 
 from __future__ import annotations

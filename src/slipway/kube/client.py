@@ -1,9 +1,9 @@
 """The one place slipway talks HTTP to a Kubernetes API server.
 
-lightkube reads the kubeconfig (contexts, certificates, tokens, exec plugins) and builds the
-HTTP client; on top of it we send plain REST requests on dict objects, because a GitOps engine
-must handle any kind and needs exact control of server-side apply (field manager, force,
-dry-run). Every HTTP failure becomes a typed :mod:`slipway.errors` error in
+:mod:`.kubeconfig` reads the kubeconfig (contexts, certificates, tokens, exec plugins) and
+:mod:`.transport` keeps the connections; on top of them we send plain REST requests on dict
+objects, because a GitOps engine must handle any kind and needs exact control of server-side
+apply (field manager, force, dry-run). Every HTTP failure becomes a typed :mod:`slipway.errors` error in
 :func:`error_from_response`, worded like kapp: ``<action> <object>: API server says: <message>
 (<reason>)``. A :class:`Kube` is thread-safe and shared per (kubeconfig, context), so many
 workflows aimed at one cluster share one connection pool.
@@ -18,11 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import msgspec
-from lightkube.config import client_adapter
-from lightkube.config.kubeconfig import KubeConfig
-from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
 from .. import settings
 from ..errors import (
@@ -35,8 +31,10 @@ from ..errors import (
 )
 from . import incluster
 from .discovery import Discovery, KubeFieldConflict, ResourceInfo
+from .kubeconfig import load as load_kubeconfig
 from .objects import Obj
 from .openapi import OpenAPI
+from .transport import Transport, TransportError, TransportTimeout
 
 APPLY_PATCH = "application/apply-patch+yaml"
 # Names, labels, annotations and owners only: how slipway looks at objects it may not read in full
@@ -134,20 +132,10 @@ class Kube:
         self.kubeconfig = resolve_kubeconfig(kubeconfig)
         if not self.kubeconfig.exists():
             raise ConfigError(f"kubeconfig {self.kubeconfig} does not exist")
-        try:
-            config = KubeConfig.from_file(self.kubeconfig).get(context_name=context)
-        except (LightkubeConfigError, KeyError, ValueError) as e:
-            what = f"context {context!r} in " if context else ""
-            raise ConfigError(f"cannot use {what}kubeconfig {self.kubeconfig}: {e}") from None
-        if config is None:
-            raise ConfigError(f"kubeconfig {self.kubeconfig} has no current context; name one")
-        self.context = context or config.context_name
-        self.server = config.cluster.server
-        params = client_adapter.ConnectionParams(timeout=httpx.Timeout(timeout), trust_env=False)
-        self._http = httpx.Client(
-            **params.httpx_params(config),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        target = load_kubeconfig(self.kubeconfig, context)
+        self.context = target.context
+        self.server = target.server
+        self._http = Transport(target, max_connections=max_connections, timeout=timeout)
         self.discovery = Discovery(self)
         self._openapi: OpenAPI | None = None
         # Requests sent, by verb ("GET", "PATCH", "DRYRUN", "DELETE"...): how tests and benchmarks
@@ -189,24 +177,17 @@ class Kube:
             content = body if isinstance(body, bytes) else _json_encode(body)
             headers["Content-Type"] = content_type
         try:
-            resp = self._http.request(
-                method,
-                path,
-                params=params,
-                content=content,
-                headers=headers,
-                timeout=httpx.Timeout(timeout) if timeout else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TimeoutException as e:
+            resp = self._http.request(method, path, params=params, content=content, headers=headers, timeout=timeout)
+        except TransportTimeout as e:
             raise KubeTransientError(f"{action} {what}: API server {self.server} timed out ({e})") from e
-        except httpx.TransportError as e:
+        except TransportError as e:
             raise KubeTransientError(f"{action} {what}: cannot reach API server {self.server} ({e})") from e
-        if resp.status_code >= 400:
-            raise error_from_response(action, what, resp.status_code, resp.content)
+        if resp.status >= 400:
+            raise error_from_response(action, what, resp.status, resp.content)
         if not resp.content:
             return None
-        if "json" not in resp.headers.get("content-type", "json"):
-            return resp.text
+        if "json" not in (resp.content_type or "json"):
+            return resp.content.decode("utf-8", "replace")
         return _json_decode(resp.content)
 
     def raw(self, path: str, *, timeout: float | None = None) -> str:

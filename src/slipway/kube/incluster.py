@@ -4,7 +4,7 @@ A pod gets ``KUBERNETES_SERVICE_HOST`` and ``KUBERNETES_SERVICE_PORT`` in its en
 ``token``, ``ca.crt`` and ``namespace`` under ``/var/run/secrets/kubernetes.io/serviceaccount``
 (``SLIPWAY_SERVICEACCOUNT_DIR`` points elsewhere). slipway turns them into a kubeconfig of its own
 that names those files rather than copying them: the token is a file the kubelet rotates
-(bound tokens live about an hour), and lightkube reads a ``tokenFile`` again when the server
+(bound tokens live about an hour), and :mod:`.kubeconfig` reads a ``tokenFile`` again when the server
 answers 401, as client-go does. The kubeconfig holds paths only, never the token itself, so hooks
 and every other part of slipway that takes a kubeconfig work in a pod unchanged.
 """
