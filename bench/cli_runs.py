@@ -269,7 +269,6 @@ import sys, time
 from slipway.cli.printing import print_plan
 from slipway.plan.model import Plan
 from slipway.results import Change
-from slipway.plan import textdiff
 changes = []
 for i in range(1000):
     a = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}, "data": {"k": "1"}}
@@ -277,7 +276,6 @@ for i in range(1000):
     kind = "update" if i % 10 == 0 else "create"
     cur = a if kind == "update" else None
     changes.append(Change(type=kind, resource=f"ConfigMap/c{i}", namespace="ns", api_version="v1",
-                          diff=textdiff.render_diff(kind, f"ConfigMap/c{i}", cur, b),
                           current_state=cur, desired_state=b, reasons=["x"]))
 plan = Plan("wf", "0" * 40, "now", changes=changes)
 started = time.perf_counter()

@@ -21,13 +21,30 @@ class Change:
     namespace: str | None
     api_version: str
     impact: str = "low"
-    diff: str = ""
     current_state: dict[str, Any] | None = None  # masked, normalized
     desired_state: dict[str, Any] | None = None  # masked, normalized
     reasons: list[str] = field(default_factory=list)  # why this impact
     drifted: bool = False  # live fields slipway applied were changed outside slipway
     recreate: bool = False  # an immutable field changes: delete and create
     wave: int = 0  # the sync wave it is applied in (deletions: pruned in reverse wave order)
+    note: str = ""  # a remark the diff's headline carries
+    _diff: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def diff(self) -> str:
+        """The readable diff, made when first read: a plan of a thousand new objects is applied
+        long before anyone reads the YAML of each (the CLI shows them with --diff)."""
+        if self._diff is None:
+            from .plan.textdiff import render_diff
+
+            self._diff = render_diff(self.type, self.resource, self.current_state, self.desired_state, note=self.note)
+        return self._diff
+
+    def headline(self) -> str:
+        """The diff's first line (``+ Creating Deployment/web with 3 replicas``), without making the diff."""
+        from .plan.textdiff import headline
+
+        return headline(self.type, self.resource, self.desired_state)
 
     def to_seed(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -125,7 +125,7 @@ class SyncRun(Run):
             s["deleted_resources"], s["conflict_count"],
         )  # fmt: skip
         for change in plan.changes:
-            log.info("  %s [%s]", change.diff.splitlines()[0].rstrip(":"), change.impact)
+            log.info("  %s [%s]", change.headline().rstrip(":"), change.impact)
         self.progress("preview", {"summary": s})
 
     def run_hooks(self, phase: str, commands: list[str], revision: str) -> None:

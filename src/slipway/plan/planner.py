@@ -27,7 +27,7 @@ from ..model import Workflow
 from ..render import Manifest
 from ..results import Change, Conflict
 from ..retry import with_retry
-from . import conflicts, ignore, impact, mask, ownership, prune, textdiff
+from . import conflicts, ignore, impact, mask, ownership, prune
 from .live import LiveReader, LiveState
 from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
@@ -421,7 +421,6 @@ class Planner:
             if it.pending:
                 notes.append("its namespace or kind does not exist yet: checked against its schema here, and by the "
                              "server when applied")  # fmt: skip
-            diff = textdiff.render_diff(it.action, it.ref.resource, current, desired, note="; ".join(notes))
             plan.changes.append(
                 Change(
                     type=it.action,
@@ -429,13 +428,13 @@ class Planner:
                     namespace=it.namespace,
                     api_version=it.api_version,
                     impact=level,
-                    diff=diff,
                     current_state=current,
                     desired_state=desired,
                     reasons=[reason],
                     drifted=it.drifted,
                     recreate=it.recreate,
                     wave=it.wave,
+                    note="; ".join(notes),
                 )
             )
             if level in ("high", "critical"):
