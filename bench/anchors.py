@@ -103,8 +103,9 @@ def _kubeconfig_tls(kubeconfig: Path, tmp: Path) -> tuple[str, ssl.SSLContext]:
     return str(cluster["server"]), ctx
 
 
-def bare_apply(objects: list[Obj], namespace: str, kubeconfig: Path, concurrency: int = 16) -> float:
+def bare_apply(objects: list[Obj], namespace: str | None, kubeconfig: Path, concurrency: int = 16) -> float:
     """Send one server-side apply PATCH per object, ``concurrency`` at a time; seconds for all of them.
+    ``namespace`` None: each object's own.
 
     The client (TLS context, connection pool) is made before the clock starts; connecting is
     inside it, as it is for slipway and kubectl.
@@ -115,8 +116,10 @@ def bare_apply(objects: list[Obj], namespace: str, kubeconfig: Path, concurrency
     # competes with the rest of the requests for the machine's two cores.
     for obj in sorted(objects, key=lambda o: order.rank(o["kind"])):
         body = json.loads(json.dumps(obj))
-        body["metadata"]["namespace"] = namespace
-        path = PATHS[(body["apiVersion"], body["kind"])].format(ns=namespace, name=body["metadata"]["name"])
+        if namespace is not None:
+            body["metadata"]["namespace"] = namespace
+        where = body["metadata"]["namespace"]
+        path = PATHS[(body["apiVersion"], body["kind"])].format(ns=where, name=body["metadata"]["name"])
         bodies.append((path, json.dumps(body, separators=(",", ":")).encode()))
     with tempfile.TemporaryDirectory(prefix="slipway-bench-tls-") as tmp:
         server, ctx = _kubeconfig_tls(kubeconfig, Path(tmp))

@@ -38,12 +38,13 @@ from slipway.durations import parse_duration
 from slipway.engine import Engine
 from slipway.errors import SlipwayError
 from slipway.kube import Kube
+from slipway.plan.ownership import stamp
 from slipway.source import GitSource
 from slipway.store import Store
 
-from . import metrics, profiling
-from .namespaces import Namespaces, run_id
-from .report import Figure
+from . import anchors, metrics, profiling
+from .namespaces import Namespaces, run_id, wait_deployments_settled
+from .report import Comparison, Figure
 from .workload import GitRepo, app_objects, configmap, dump
 
 log = logging.getLogger("bench")
@@ -74,7 +75,14 @@ def figures(p: Params) -> dict[str, Figure]:
             f"controller: {p.workflows} workflows synced, cold start",
             "s",
             target=60.0,
+            comparisons=[Comparison("P4.bare_ready")],
             note=f"{p.workflows} workflows x 4 objects over {p.repos} repositories; --concurrency {p.concurrency}",
+        ),
+        Figure(
+            "P4.bare_ready",
+            f"bare SSA loop of the same {p.workflows * 4} objects + Deployments available",
+            "s",
+            note="the cluster's own floor for this workload: no Git, no render, no plan, no reads",
         ),
         Figure(
             "P4.idle_cpu",
@@ -150,6 +158,7 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
     try:
         say(f"  P4 making {p.repos} repositories and {p.workflows} workflows")
         repos, members = make_repos(p.workflows, p.repos, tmp)
+        _bare_floor(p, members, figs, kube, say)
         ns = [f"bench-p4-{run}-{j:03d}" for j in range(p.repos)]
         spaces.create(ns)
         home = tmp / "home"
@@ -290,6 +299,37 @@ def one_run(p: Params, index: int, figs: dict[str, Figure], kube: Kube, say: Cal
         except SlipwayError as e:
             log.warning("cleanup: %s", e)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bare_floor(
+    p: Params, members: dict[int, list[int]], figs: dict[str, Figure], kube: Kube, say: Callable[[str], None]
+) -> None:
+    """P4.bare_ready: the same objects in as many fresh namespaces, sent by the bare loop, until every
+    Deployment is available; then the namespaces are deleted and gone before the controller starts."""
+    spaces = Namespaces(kube, run_id())
+    ns = [f"bench-p4bare-{spaces.run}-{j:03d}" for j in range(p.repos)]
+    objects = []
+    for j, wfs in members.items():
+        for i in wfs:
+            for obj in app_objects(f"w{i:04d}"):
+                obj = stamp(obj, "bench-bare", "bench")
+                obj["metadata"]["namespace"] = ns[j]
+                objects.append(obj)
+    try:
+        spaces.create(ns)
+        say(f"  P4 floor: the bare loop applies {len(objects)} objects, then waits for the Deployments")
+        cluster_cpu0 = _cluster_cpu()
+        started = time.monotonic()
+        anchors.bare_apply(objects, None, p.kubeconfig)
+        settled = wait_deployments_settled(kube, ns, p.sync_timeout, every=0.5)
+        took = time.monotonic() - started
+        cluster_cpu = {k: round(v - cluster_cpu0.get(k, 0.0), 1) for k, v in _cluster_cpu().items()}
+        if settled:
+            figs["P4.bare_ready"].add(took, cluster_cpu_seconds=cluster_cpu)
+        else:
+            log.warning("P4 floor: the Deployments did not settle within %.0fs", p.sync_timeout)
+    finally:
+        spaces.delete_all(wait=p.cleanup_timeout)
 
 
 def _cluster_cpu() -> dict[str, float]:

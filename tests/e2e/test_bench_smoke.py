@@ -34,6 +34,7 @@ FIGURES = {
     "P3.slipway",
     "P3.kubectl",
     "P4.sync_all",
+    "P4.bare_ready",
     "P4.idle_cpu",
     "P4.idle_cpu_own",
     "P4.commit_to_applied",
