@@ -331,3 +331,16 @@ def test_the_command_line_reports_a_bad_kubeconfig_without_a_traceback(
     assert proc.returncode == 2, proc.stderr
     assert "auth-provider is not supported" in proc.stderr and str(path) in proc.stderr
     assert "Traceback" not in proc.stderr and "secret-id-token" not in proc.stderr + proc.stdout
+
+
+def test_an_api_server_that_is_not_there_is_a_transient_error_naming_it(cluster: Any, tmp_path: Path) -> None:
+    doc = admin_doc(cluster)
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed again when the block ends: nobody listens there
+    doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    kube = Kube(write(doc, tmp_path / "nowhere.kubeconfig"))
+    try:
+        with pytest.raises(KubeTransientError, match=rf"cannot reach API server https://127\.0\.0\.1:{port}"):
+            whoami(kube)
+    finally:
+        kube.close()

@@ -156,6 +156,8 @@ def _exchange(
     try:
         conn.request(method, target, body=body, headers=headers)
     except (OSError, http.client.HTTPException) as sending:
+        if conn.sock is None:
+            raise  # never connected: there is no answer to read
         # A server may answer before it has read the whole body and close (413 for a body over its
         # limit): its answer is the news, not the broken pipe.
         try:
