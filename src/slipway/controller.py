@@ -61,6 +61,7 @@ class _RepoState:
     checking: bool = False
     version: int = 0  # bumped when the head moves or the repository recovers: news to its workflows
     recheck: bool = False  # check_now() asked: look at the next tick (again, if a check is running)
+    settled: tuple[object, ...] | None = None  # (version, which workflows are ours) when all of them were settled
 
 
 @dataclass
@@ -118,6 +119,9 @@ class Controller:
         self._repositories: dict[str, Repository] = {}
         self._loaded = -1e9
         self._config_version: tuple[object, ...] | None = None
+        self._ours_key: tuple[object, ...] | None = None
+        self._ours: dict[str, list[Workflow]] = {}  # our workflows, by repository
+        self._healing: list[Workflow] = []  # ours with self-heal on
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -227,12 +231,25 @@ class Controller:
                 if not self._mine(workflow_id):
                     event.set()
 
+    def _sort_ours(self) -> tuple[object, ...]:
+        """Our workflows by repository, worked out again only when the workflows or our shards change:
+        an idle tick walks repositories, not workflows."""
+        key = (id(self._workflows), self._config_version, self._owned)
+        if key != self._ours_key:
+            self._ours_key = key
+            self._ours = {}
+            for wf in self._workflows:
+                if self._mine(wf.id):
+                    self._ours.setdefault(wf.repository, []).append(wf)
+            self._healing = [wf for wfs in self._ours.values() for wf in wfs if wf.sync_policy.self_heal]
+        return key
+
     def _tick(self, sync_pool: ThreadPoolExecutor, check_pool: ThreadPoolExecutor) -> None:
         self._reload()
         self._reshard()
+        ours = self._sort_ours()
         now = time.monotonic()
-        mine = [wf for wf in self._workflows if self._mine(wf.id)]
-        wanted = {wf.repository for wf in mine}
+        wanted = self._ours
         with self._lock:
             asap, self._asap = self._asap, set()
         for repo in self._repositories.values():
@@ -245,25 +262,35 @@ class Controller:
                 continue
             state.checking, state.recheck = True, False
             self._checks[repo.id] = check_pool.submit(self._check, repo, state)
-        for wf in mine:
-            if wf.sync_policy.self_heal:
-                ws = self._wfs.setdefault(wf.id, _WorkflowState())
-                if now >= ws.next_heal and wf.id not in self._inflight:
-                    ws.next_heal = now + parse_duration(wf.sync_policy.self_heal_interval)
-                    self._submit(sync_pool, wf, None, heal=True)
+        for wf in self._healing:
+            ws = self._wfs.setdefault(wf.id, _WorkflowState())
+            if now >= ws.next_heal and wf.id not in self._inflight:
+                ws.next_heal = now + parse_duration(wf.sync_policy.self_heal_interval)
+                self._submit(sync_pool, wf, None, heal=True)
         news: list[tuple[Workflow, str, int, _WorkflowState]] = []
-        for wf in mine:
-            repo_state = self._repos.get(wf.repository)
+        looked: list[tuple[str, _RepoState, tuple[object, ...]]] = []
+        for repo_id, wfs in self._ours.items():
+            repo_state = self._repos.get(repo_id)
             if repo_state is None or repo_state.head is None:
                 continue
-            ws = self._wfs.setdefault(wf.id, _WorkflowState())
-            if ws.considered == (wf.repository, repo_state.version):
-                continue  # no news since we last looked: no store query, nothing to do (idle stays idle)
-            news.append((wf, repo_state.head, repo_state.version, ws))
+            mark: tuple[object, ...] = (repo_state.version, ours)
+            if repo_state.settled == mark:
+                continue  # no news since all its workflows were settled: nothing to do (idle stays idle)
+            looked.append((repo_id, repo_state, mark))
+            for wf in wfs:
+                ws = self._wfs.setdefault(wf.id, _WorkflowState())
+                if ws.considered != (wf.repository, repo_state.version):
+                    news.append((wf, repo_state.head, repo_state.version, ws))
         states = self._prefetch([n[0].id for n in news if n[0].id not in self._inflight], check_pool)
+        unsettled: set[str] = set()
         for wf, head, version, ws in news:
             if self._consider(sync_pool, wf, head, states.get(wf.id)):
                 ws.considered = (wf.repository, version)
+            else:
+                unsettled.add(wf.repository)
+        for repo_id, repo_state, mark in looked:
+            if repo_id not in unsettled and mark[0] == repo_state.version:
+                repo_state.settled = mark  # every workflow of it settled at this version
 
     def _prefetch(self, workflow_ids: list[str], pool: ThreadPoolExecutor) -> dict[str, dict[str, Any]]:
         """Run states of many workflows at once (many look at once after a start or a hand-over of
