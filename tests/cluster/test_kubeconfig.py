@@ -5,16 +5,14 @@ side closed, gzip answers, and the kubeconfigs it refuses with a clear error."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import zlib
-from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import yaml
 from slipway.errors import ConfigError, KubeForbidden, KubeTransientError
 from slipway.kube import Kube
 from slipway.kube import transport as transport_module
+from tests.reliability.relay import cut, relay
 
 ADMIN = "slipway-admin"  # the local cluster's admin certificate
 REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
@@ -80,11 +79,8 @@ def test_inline_certificates_connect_and_leave_no_key_on_disk(
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
-    kube = Kube(write(doc, tmp_path / "inline.kubeconfig"))
-    try:
+    with closing(Kube(write(doc, tmp_path / "inline.kubeconfig"))) as kube:
         assert whoami(kube) == ADMIN
-    finally:
-        kube.close()
     assert list(scratch.iterdir()) == []  # the key was written only for the moment of loading it
 
 
@@ -93,15 +89,12 @@ def test_a_rotated_token_file_is_read_again_after_a_401(
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("not-a-token")
-    client = Kube(with_user(cluster, {"tokenFile": str(token_file)}, tmp_path / "tf.kubeconfig"))
-    try:
+    with closing(Kube(with_user(cluster, {"tokenFile": str(token_file)}, tmp_path / "tf.kubeconfig"))) as client:
         with pytest.raises(KubeForbidden) as refused:
             whoami(client)
         assert "not-a-token" not in str(refused.value)
         token_file.write_text(token_for(cluster, kube, namespace))  # the kubelet rotates the file
         assert whoami(client) == f"system:serviceaccount:{namespace}:reader"
-    finally:
-        client.close()
 
 
 PLUGIN = """
@@ -138,25 +131,20 @@ def test_an_exec_plugin_token_is_kept_until_it_expires_or_is_refused(
     (plugin / "token").write_text(token_for(cluster, kube, namespace))
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
     (plugin / "expires").write_text(later.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    client = Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec.kubeconfig"))
-    try:
+    with closing(Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec.kubeconfig"))) as client:
         for _ in range(3):
             assert whoami(client) == f"system:serviceaccount:{namespace}:reader"
         assert len(calls(plugin)) == 1  # kept while valid
         assert calls(plugin)[0]["spec"] == {"interactive": False}
         # An expiry in the past (or one that comes soon) makes the next request ask again.
         (plugin / "expires").write_text("2000-01-01T00:00:00Z")
-        client2 = Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec2.kubeconfig"))
-        try:
+        with closing(Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec2.kubeconfig"))) as client2:
             whoami(client2)
             whoami(client2)
-        finally:
-            client2.close()
         assert len(calls(plugin)) == 3  # asked again for each request
         # The server refuses a token (revoked): the plugin is asked once more, and its new token works.
         (plugin / "expires").unlink()
-        client3 = Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec3.kubeconfig"))
-        try:
+        with closing(Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec3.kubeconfig"))) as client3:
             (plugin / "token").write_text("revoked")
             with pytest.raises(KubeForbidden):
                 whoami(client3)
@@ -164,10 +152,6 @@ def test_an_exec_plugin_token_is_kept_until_it_expires_or_is_refused(
             (plugin / "token").write_text(token_for(cluster, kube, namespace))
             assert whoami(client3) == f"system:serviceaccount:{namespace}:reader"
             assert len(calls(plugin)) == 6  # the kept token was refused, so renewed once
-        finally:
-            client3.close()
-    finally:
-        client.close()
 
 
 def test_a_failing_exec_plugin_is_a_clear_error_without_the_token(
@@ -178,12 +162,9 @@ def test_a_failing_exec_plugin_is_a_clear_error_without_the_token(
     token = token_for(cluster, kube, namespace)
     (plugin / "token").write_text(token)
     (plugin / "fail").write_text("")
-    client = Kube(with_user(cluster, exec_user(plugin), tmp_path / "exec.kubeconfig"))
-    try:
-        with pytest.raises(ConfigError) as failed:
-            whoami(client)
-    finally:
-        client.close()
+    path = with_user(cluster, exec_user(plugin), tmp_path / "exec.kubeconfig")
+    with closing(Kube(path)) as client, pytest.raises(ConfigError) as failed:
+        whoami(client)
     text = str(failed.value)
     assert "exec plugin" in text and "exit 3" in text and "the identity provider is down" in text
     assert str(tmp_path / "exec.kubeconfig") in text
@@ -193,75 +174,24 @@ def test_a_failing_exec_plugin_is_a_clear_error_without_the_token(
 def test_tls_server_name_is_the_name_the_certificate_is_checked_against(cluster: Any, tmp_path: Path) -> None:
     doc = admin_doc(cluster)
     doc["clusters"][0]["cluster"]["tls-server-name"] = "kubernetes.default.svc"
-    kube = Kube(write(doc, tmp_path / "named.kubeconfig"))
-    try:
+    with closing(Kube(write(doc, tmp_path / "named.kubeconfig"))) as kube:
         assert whoami(kube) == ADMIN
-    finally:
-        kube.close()
     doc["clusters"][0]["cluster"]["tls-server-name"] = "someone-else.example"
-    kube = Kube(write(doc, tmp_path / "wrong.kubeconfig"))
-    try:
-        with pytest.raises(KubeTransientError, match=r"someone-else\.example"):
-            whoami(kube)
-    finally:
-        kube.close()
-
-
-@contextlib.contextmanager
-def cutting_relay(port: int) -> Iterator[tuple[int, Any]]:
-    """A loopback relay to the API server whose open connections can be cut at will."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    live: list[socket.socket] = []
-    stop = threading.Event()
-
-    def pump(a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := a.recv(65536):
-                b.sendall(data)
-        for s in (a, b):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", port))
-            live.extend((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pump, args=(a, b), daemon=True).start()
-
-    def cut() -> None:
-        for s in live:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        live.clear()
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield listener.getsockname()[1], cut
-    finally:
-        stop.set()
-        listener.close()
+    wrong = write(doc, tmp_path / "wrong.kubeconfig")
+    with closing(Kube(wrong)) as kube, pytest.raises(KubeTransientError, match=r"someone-else\.example"):
+        whoami(kube)
 
 
 def test_a_kept_connection_the_server_closed_is_replaced(cluster: Any, tmp_path: Path) -> None:
     doc = admin_doc(cluster)
-    with cutting_relay(cluster.ports["apiserver"]) as (port, cut):
+    live: list[socket.socket] = []
+    with relay(cluster.ports["apiserver"], 0.0, live=live) as port:
         doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
-        kube = Kube(write(doc, tmp_path / "relayed.kubeconfig"))
-        try:
+        with closing(Kube(write(doc, tmp_path / "relayed.kubeconfig"))) as kube:
             assert whoami(kube) == ADMIN
-            cut()  # the idle connection is closed from the other side, as a load balancer does
+            cut(live)  # the idle connection is closed from the other side, as a load balancer does
             assert whoami(kube) == ADMIN
             assert kube.counts["POST"] == 2  # each request counted once: the resend is the transport's
-        finally:
-            kube.close()
 
 
 def test_a_large_list_arrives_gzipped_and_is_read(kube: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,9 +268,9 @@ def test_an_api_server_that_is_not_there_is_a_transient_error_naming_it(cluster:
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]  # closed again when the block ends: nobody listens there
     doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
-    kube = Kube(write(doc, tmp_path / "nowhere.kubeconfig"))
-    try:
-        with pytest.raises(KubeTransientError, match=rf"cannot reach API server https://127\.0\.0\.1:{port}"):
-            whoami(kube)
-    finally:
-        kube.close()
+    nowhere = write(doc, tmp_path / "nowhere.kubeconfig")
+    with (
+        closing(Kube(nowhere)) as kube,
+        pytest.raises(KubeTransientError, match=rf"cannot reach API server https://127\.0\.0\.1:{port}"),
+    ):
+        whoami(kube)

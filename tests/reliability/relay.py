@@ -14,8 +14,11 @@ from tests.gitservers import free_port
 
 
 @contextmanager
-def relay(target_port: int, delay: float, drop: float = 0.0, seed: int = 0) -> Iterator[int]:
-    """Yields the relay's port; everything sent to it reaches ``target_port`` on 127.0.0.1."""
+def relay(
+    target_port: int, delay: float, drop: float = 0.0, seed: int = 0, live: list[socket.socket] | None = None
+) -> Iterator[int]:
+    """Yields the relay's port; everything sent to it reaches ``target_port`` on 127.0.0.1.
+    ``live`` collects the open connections' sockets, for :func:`cut`."""
     rng = random.Random(seed)
     port = free_port()
     listener = socket.create_server(("127.0.0.1", port))
@@ -46,6 +49,8 @@ def relay(target_port: int, delay: float, drop: float = 0.0, seed: int = 0) -> I
                 client.close()  # the connection drops before a byte
                 continue
             upstream = socket.create_connection(("127.0.0.1", target_port))
+            if live is not None:
+                live.extend((client, upstream))
             threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
             threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
 
@@ -57,3 +62,11 @@ def relay(target_port: int, delay: float, drop: float = 0.0, seed: int = 0) -> I
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def cut(live: list[socket.socket]) -> None:
+    """Close every connection the relay holds, from its side, as a load balancer closing idle ones does."""
+    for s in live:
+        with suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+    live.clear()
