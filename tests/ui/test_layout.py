@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.manifests import configmap, deployment, dump
 
@@ -57,7 +58,10 @@ def test_the_keyboard_alone_syncs_and_screen_readers_hear_it(
     ui = browser(server)
     page = ui.page
     page.goto(server.url + "/workflows/web")
-    page.keyboard.type(server.tokens["operator"])  # the token field has the focus
+    # The token field takes the focus by itself (autofocus); under load that can come a moment
+    # after the page has loaded, and keys typed before it would go nowhere.
+    expect(page.locator("#token")).to_be_focused()
+    page.keyboard.type(server.tokens["operator"])
     page.keyboard.press("Enter")
     page.wait_for_url(f"{server.url}/workflows/web")
     page.wait_for_selector("#diff .changes")
