@@ -3,7 +3,8 @@
 Each request takes an idle connection (or opens one, at most ``max_connections`` at once), sends,
 reads the whole answer and puts the connection back. A kept connection the server closed while it
 was idle fails before any answer arrives; the request is then sent once more on a new connection
-(the server never saw it). A 401 gives the kubeconfig's credentials one chance to renew (a rotated
+(almost always the server never saw it; the writes slipway sends are applies, deletes with
+preconditions and creates that answer AlreadyExists, so a rare second arrival changes nothing). A 401 gives the kubeconfig's credentials one chance to renew (a rotated
 token file, an expired exec token). Gzip answers are accepted (big LISTs of a remote cluster).
 
 Why not a general HTTP library: the one slipway used cost a third of a command's start to its
@@ -121,7 +122,7 @@ class Transport:
                 except _GONE as e:
                     conn.close()
                     if reused:
-                        continue  # closed by the server while idle: the request never reached it
+                        continue  # most likely closed by the server while idle: send once more
                     raise TransportError(_describe(e)) from None
                 except TimeoutError as e:
                     conn.close()
