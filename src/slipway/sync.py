@@ -165,6 +165,8 @@ class SyncRun(Run):
         if failure is None:
             result.status = "succeeded"
             summary = f"applied {len(self.outcome.applied)}, deleted {len(self.outcome.deleted)}, unchanged {result.metrics.resources_skipped}"
+            if plan is not None and plan.held:  # never counted as deleted: said, so no one takes it for done
+                summary += f"; prune held back: {'; '.join(plan.held)}"
             result.message = (
                 f"Sync completed successfully ({summary})"
                 if not result.message

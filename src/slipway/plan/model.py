@@ -29,6 +29,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # prunes held back (a Namespace or CRD that may hold others')
     empty_render_refused: bool = False
 
     @property

@@ -391,15 +391,25 @@ class Planner:
         leaving = {it.ref for it in plan.deletions}
         check = prune.ContentCheck(self.kube, self.wf.sync_policy.retry, cancel=self.cancel)
         for it in holders:
-            found = check.foreign(it, leaving)
+            found, unknown = check.foreign(it, leaving)
+            if not found and not unknown:
+                continue
+            what = "namespace" if it.ref.kind == "Namespace" else "custom resource definition"
             if found:
-                what = "namespace" if it.ref.kind == "Namespace" else "custom resource definition"
-                plan.warnings.append(
-                    f"{it.ref} is no longer declared in Git; slipway does not prune it: the {what} still holds "
-                    f"{len(found)} object(s) it would delete with it: {prune.named(found)}"
+                why = f"the {what} still holds {len(found)} object(s) it would delete with it: {prune.named(found)}"
+                held = f"{it.ref} still holds {len(found)} object(s)"
+            else:
+                kinds = prune.named(unknown)
+                where = f"in namespace {it.ref.name}" if it.ref.kind == "Namespace" else "in the cluster"
+                why = (
+                    f"its contents are unknown: slipway cannot list {kinds} {where}, and deleting the {what} "
+                    "would delete whatever is there"
                 )
-                plan.deletions.remove(it)
-                plan.orphans.append(it)
+                held = f"{it.ref} (cannot list {kinds})"
+            plan.warnings.append(f"{it.ref} is no longer declared in Git; slipway does not prune it: {why}")
+            plan.held.append(held)
+            plan.deletions.remove(it)
+            plan.orphans.append(it)
 
     def _changes(self, plan: Plan) -> None:
         for it in [*plan.items, *plan.deletions]:

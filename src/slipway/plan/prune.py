@@ -5,6 +5,10 @@ carries the workflow's marks (this state store's). It stays — with a warning s
 a controller owns it, when it is annotated prune-disabled, or when it is a Namespace or a
 CustomResourceDefinition that still holds objects this workflow does not own: pruning those would
 cascade into what others made. Slipway never deletes what it cannot show it applied.
+
+What it cannot see counts as held too: a kind it may not or cannot list in that Namespace (403,
+404, 405), or a CRD whose kind discovery does not serve, means its contents are unknown, and an
+unknown is never taken for empty (a Namespace's deletion would take a foreign Secret with it).
 """
 
 from __future__ import annotations
@@ -74,20 +78,24 @@ class ContentCheck:
             ref.name,
         ) not in _NAMESPACE_DEFAULTS
 
-    def foreign(self, it: Item, leaving: set[ObjectRef]) -> list[str]:
-        """``Kind/name`` of the objects ``it`` (a Namespace or CRD) holds that are not leaving with it."""
+    def foreign(self, it: Item, leaving: set[ObjectRef]) -> tuple[list[str], list[str]]:
+        """What ``it`` (a Namespace or CRD) holds that is not leaving with it: the ``Kind/name`` of
+        each object found, and the kinds whose objects could not be listed (its contents unknown)."""
+        unknown: list[str] = []
         if it.ref.kind == "Namespace" and not it.ref.group:
             kinds = [i for i in self.kube.discovery.all() if i.namespaced and "list" in i.verbs]
             jobs = [(i, it.ref.name) for i in kinds]
         elif it.ref.kind == "CustomResourceDefinition":
             spec = (it.live or {}).get("spec") or {}
             group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
-            info = self.kube.discovery.preferred(group, kind)
+            info = self.kube.discovery.preferred(group, kind) if group and kind else None
             jobs = [(info, "")] if info is not None else []
+            if info is None:
+                unknown.append(_kind_name(group, kind or it.ref.name))  # served by no API slipway can discover
         else:
-            return []
+            return [], []
 
-        def names(job: tuple[ResourceInfo, str]) -> list[str]:
+        def names(job: tuple[ResourceInfo, str]) -> list[str] | None:
             info, ns = job
             try:
                 objs = with_retry(
@@ -95,16 +103,36 @@ class ContentCheck:
                     cancel=self.cancel,
                 )  # fmt: skip
             except KubeError as e:
-                if e.status in (403, 404, 405):
-                    return []  # a kind we may not or cannot list says nothing about what is there
+                if e.status in (401, 403, 405) or (e.status == 404 and self._still_served(info)):
+                    return None  # we may not or cannot list it: what it holds there is unknown, not nothing
+                if e.status == 404:
+                    return []  # the kind went away since discovery: nothing of it is left anywhere
                 raise
             return [
                 f"{info.kind}/{(o.get('metadata') or {}).get('name')}" for o in objs if self._holds(info, o, leaving)
             ]
 
+        found: list[str] = []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(jobs)))) as pool:
-            found = [n for ns in pool.map(names, jobs) for n in ns]
-        return sorted(found)
+            for (info, _), listed in zip(jobs, pool.map(names, jobs), strict=True):
+                if listed is None:
+                    unknown.append(_kind_name(info.group, info.kind))
+                else:
+                    found += listed
+        return sorted(found), sorted(set(unknown))
+
+    def _still_served(self, info: ResourceInfo) -> bool:
+        """After a 404 on a list: does discovery (read again) still serve the kind?"""
+        try:
+            self.kube.discovery.refresh()
+        except KubeError:
+            return True  # cannot tell: count it as there
+        return self.kube.discovery.find(info.api_version, info.kind) is not None
+
+
+def _kind_name(group: str, kind: str) -> str:
+    """``Secret``, ``Widget.example.com``: a kind as a person names it."""
+    return f"{kind}.{group}" if group else kind
 
 
 def named(found: list[str]) -> str:
