@@ -239,6 +239,7 @@ class Engine(Rendering):
         sync_id: str | None = None,
         actor: str | None = None,
         on_plan: Callable[[Plan], None] | None = None,
+        admin: bool = False,
     ) -> SyncResult:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
 
@@ -251,6 +252,10 @@ class Engine(Rendering):
         automatic trigger (anything but ``manual``) re-reads the workflow once it holds the claim, so
         a rollback that finished in the meantime wins: it never syncs the revision a rollback holds
         it away from (HeldBack), and ``self-heal`` restores the revision that is live.
+
+        A ``manual`` sync of an explicit ``revision`` must find it on the tracked branch, or among
+        what this workflow applied before; anything else needs ``admin`` and is recorded as such
+        (:mod:`.revisions`), else NotPermitted and nothing starts.
         """
         from .run import new_result
         from .sync import SyncRun
@@ -259,6 +264,12 @@ class Engine(Rendering):
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, trigger)
         result.id, result.actor = sync_id or result.id, actor
+        if revision and trigger == "manual":
+            from .revisions import admit
+
+            revision, result.reason = admit(
+                self.source, self.store, wf, repo, revision, admin=admin, actor=actor, cancel=cancel
+            )
         self._claim(wf, result, wait)
         cancel = cancel or threading.Event()
         try:

@@ -34,6 +34,10 @@ class ConfigError(UserError):
     """A configuration table has an unknown key, a wrong type or a bad value."""
 
 
+class NotPermitted(UserError):
+    """The caller's role does not allow what it asked (the API answers 403); nothing was changed."""
+
+
 class NotFoundError(UserError):
     """A repository, workflow or sync id that slipway does not know."""
 

@@ -10,6 +10,7 @@ Progress goes to stderr as the sync runs (see :mod:`.progress`).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError
+from .. import settings
+from ..errors import ConfigError, NotPermitted
 from .common import actor, confirm, engine, interactive
 from .output import emit_json, err, json_mode
 
@@ -89,6 +91,22 @@ def diff(
     sys.exit(1 if changes or blocking else 0)
 
 
+def store_admin() -> None:
+    """The CLI's admin: on the local store, its owner (the user whose files it is) or root; on the
+    Kubernetes store, whoever the kubeconfig lets write its records (that is already all of them).
+    NotPermitted otherwise, before anything is fetched."""
+    from ..store import backend
+
+    if backend() == "kubernetes":
+        return
+    home = settings.home()
+    owner = home.stat().st_uid if home.exists() else os.geteuid()
+    if os.geteuid() not in (0, owner):
+        raise NotPermitted(
+            f"--off-branch: only the owner of the state store {home} (its admin) may sync off the branch"
+        )
+
+
 def _stop(result: SyncResult, plan: Plan | None) -> int:
     """The exit code: 0 succeeded; 2 bad input (a refused plan, or no plan at all: Git, the render or
     the cluster said no before anything could be planned); 1 any other failure."""
@@ -101,16 +119,28 @@ def _stop(result: SyncResult, plan: Plan | None) -> int:
 @click.argument("workflow_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before applying.")
 @click.option("--wait-lock", type=float, default=0.0, help="Seconds to wait if another sync holds the workflow.")
+@click.option("--revision", metavar="REF", help="Sync this commit (or tag) of the tracked branch instead of its head, "
+              "or a commit this workflow applied before.")  # fmt: skip
+@click.option("--off-branch", is_flag=True, help="Admin (the state store's owner): allow a --revision that is not "
+              "on the tracked branch; the sync's record says so.")  # fmt: skip
 @_views
-def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> None:
+def sync(
+    workflow_id: str, yes: bool, wait_lock: float, view: str | None, revision: str | None, off_branch: bool
+) -> None:
     """Show the plan, apply it, wait for health, record. Exit 0: succeeded; 1: failed; 2: refused.
 
     On a terminal it asks before applying (unless --yes); without one (CI) it does not ask.
     """
     from .progress import Progress
 
+    if off_branch and not revision:
+        raise ConfigError("--off-branch goes with --revision REF")
+    if off_branch:
+        store_admin()
     eng = engine()
     eng.warm_up(workflow_id)
+    if revision:
+        revision = eng.resolve_revision(workflow_id, revision)
     progress = Progress.for_terminal(quiet=json_mode())
     shown: list[Plan] = []
 
@@ -129,10 +159,13 @@ def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> Non
 
     try:
         expected: str | None = None
-        revision: str | None = None
         callback: Callable[[Plan], None] = on_plan
         if not yes and interactive():
-            preview = eng.preview_sync(workflow_id)
+            preview = (
+                eng.plan(workflow_id, revision=revision, local_checks=True)
+                if revision
+                else eng.preview_sync(workflow_id)
+            )
             on_plan(preview)
             shown.clear()  # the sync plans again: the plan it applies is the one reported
             if not preview.blocking and preview.changes and not confirm("Apply these changes?"):
@@ -142,7 +175,7 @@ def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> Non
         result = run_cancellable(
             lambda cancel: eng.sync(
                 workflow_id, revision=revision, expected_plan=expected, progress=progress, wait=wait_lock,
-                cancel=cancel, on_plan=callback, actor=actor(),
+                cancel=cancel, on_plan=callback, actor=actor(), admin=off_branch,
             )
         )  # fmt: skip
     finally:

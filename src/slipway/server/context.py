@@ -22,6 +22,7 @@ from ..errors import (
     KubeError,
     ManifestError,
     NotFoundError,
+    NotPermitted,
     SlipwayError,
     SourceError,
     SyncInProgress,
@@ -67,6 +68,8 @@ def status_of(exc: SlipwayError) -> int:
         return 409
     if isinstance(exc, ManifestError):
         return 422
+    if isinstance(exc, NotPermitted):
+        return 403
     if isinstance(exc, ConfigError | UserError):
         return 400
     if isinstance(exc, Cancelled):

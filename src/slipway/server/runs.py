@@ -199,6 +199,7 @@ async def start_sync(
             cancel=ctx.cancel,
             sync_id=sync_id,
             actor=actor(who),
+            admin=who.allows("admin"),  # only an admin may sync a revision off the tracked branch
         )
 
     return await _start(ctx, "sync", workflow_id, who, work)

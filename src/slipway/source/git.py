@@ -75,6 +75,20 @@ class GitSource:
             return self.fetch(repo, timeout)
         return self._mirrors.fetch_ref(repo, ref, timeout)
 
+    def on_branch(self, repo: Repository, revision: str, timeout: float = FETCH_TIMEOUT) -> tuple[str | None, bool]:
+        """The commit ``revision`` names in the mirror (None: it has none) and whether the tracked
+        branch reaches it, with the branch fetched first: a commit force-pushed away, or one only
+        on another branch (fetched by ``diff --revision``), is in the mirror but not on the branch."""
+        self._check(repo)
+        if not revision or revision.startswith("-") or any(c.isspace() for c in revision) or "\x00" in revision:
+            raise SourceError(f"{repo_label(repo)}: {revision!r} is not a valid revision")
+        head = self.fetch(repo, timeout)
+        mirror = self._mirrors.path(repo)
+        sha = self._mirrors.resolve(mirror, revision)
+        if sha is None:
+            return None, False
+        return sha, sha == head or self._mirrors.is_ancestor(mirror, sha, f"refs/heads/{repo.branch}")
+
     def materialize(self, repo: Repository, revision: str, target_path: str, dest: Path) -> Path:
         """Write ``target_path`` at ``revision`` into ``dest`` (at the same relative path); return that directory.
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from ..errors import SourceError, TransientSourceError
 from ..model import ID_RE, Repository
 from .auth import authenticate, git_url
-from .classify import repo_label
+from .classify import last_line, repo_label
 from .process import STALL_SECONDS, Git
 from .refs import RefReader, local_ref
 
@@ -304,6 +304,13 @@ class Mirrors:
         result = self.git.local([*args, f"{revision}^{{commit}}"], timeout=30)
         sha = result.stdout.decode().strip()
         return sha if result.returncode == 0 and SHA_RE.match(sha) else None
+
+    def is_ancestor(self, git_dir: Path, commit: str, ref: str) -> bool:
+        """Whether ``ref`` reaches ``commit`` (a full commit id): ``git merge-base --is-ancestor``."""
+        result = self.git.local(["--git-dir", str(git_dir), "merge-base", "--is-ancestor", commit, ref], timeout=60)
+        if result.returncode not in (0, 1):
+            raise SourceError(f"{git_dir.name}: git merge-base failed: {last_line(result.stderr)}")
+        return result.returncode == 0
 
     def ls_tree(self, mirror: Path, treeish: str, *, recursive: bool) -> list[tuple[str, str, str, str]]:
         """``(mode, kind, object id, path)`` of each entry of ``treeish``; :class:`Missing` if there is none."""

@@ -1,0 +1,61 @@
+"""Which commits a person may sync: the tracked branch's, and what this workflow applied before.
+
+A GitOps workflow deploys its branch. An explicit revision (``sync --revision``, the API's
+``{"revision": ...}``) is accepted when the branch's head, fetched just now, reaches it (an older
+commit of the branch), or when this workflow applied it before (a rollback by revision, even
+after a force-push took it off the branch). Anything else — a commit force-pushed away, one only
+on another branch that ``diff --revision`` fetched into the mirror — is refused (NotPermitted: the
+API's 403) unless the caller is an admin, and then the sync's record says so in its ``reason``.
+Automatic triggers only ever sync the head the controller read from the branch, or what is live.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from .errors import NotPermitted
+from .model import Repository, Workflow
+from .retry import with_retry
+
+if TYPE_CHECKING:
+    from .source import GitSource
+    from .store import StateStore
+
+log = logging.getLogger("slipway.sync")
+
+
+def admit(
+    source: GitSource,
+    store: StateStore,
+    wf: Workflow,
+    repo: Repository,
+    revision: str,
+    *,
+    admin: bool,
+    actor: str | None,
+    cancel: threading.Event | None = None,
+) -> tuple[str, str | None]:
+    """The commit to sync for ``revision``, and the reason to record when only an admin could; or
+    NotPermitted, naming the revision and the branch, when the caller may not sync it."""
+    sha, reachable = with_retry(
+        lambda: source.on_branch(repo, revision), wf.sync_policy.retry, what=f"fetch {repo.id}", cancel=cancel
+    )
+    if reachable and sha is not None:
+        return sha, None
+    if sha is not None and any(s.commit_hash == sha and s.status == "succeeded" for s in store.history(wf.id)):
+        return sha, None  # applied by this workflow before: rolling back to it is no new code
+    named = revision if sha is None or sha == revision else f"{revision} ({sha[:12]})"
+    where = f'branch "{repo.branch}" of repository {repo.id}'
+    if not admin:
+        raise NotPermitted(
+            f"workflow {wf.id}: revision {named} is not on {where}, and this workflow never applied it; "
+            "only an admin may sync it",
+            hint="sync a commit of the branch, or ask an admin",
+        )
+    if sha is None:
+        return revision, None  # not in the mirror at all: the fetch names it in its own error
+    reason = f'revision {sha[:12]} is not on branch "{repo.branch}": applied by admin {actor or "(unnamed)"}'
+    log.warning("workflow %s: %s", wf.id, reason)
+    return sha, reason
