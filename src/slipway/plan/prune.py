@@ -88,10 +88,11 @@ class ContentCheck:
         elif it.ref.kind == "CustomResourceDefinition":
             spec = (it.live or {}).get("spec") or {}
             group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
-            info = self.kube.discovery.preferred(group, kind) if group and kind else None
+            served = any(v.get("served") for v in spec.get("versions") or [])
+            info = self.kube.discovery.preferred(group, kind) if group and kind and served else None
             jobs = [(info, "")] if info is not None else []
-            if info is None:
-                unknown.append(_kind_name(group, kind or it.ref.name))  # served by no API slipway can discover
+            if info is None:  # no API serves its kind (now): whatever is stored of it cannot be seen
+                unknown.append(_kind_name(group, kind or it.ref.name))
         else:
             return [], []
 
@@ -103,10 +104,10 @@ class ContentCheck:
                     cancel=self.cancel,
                 )  # fmt: skip
             except KubeError as e:
-                if e.status in (401, 403, 405) or (e.status == 404 and self._still_served(info)):
+                if e.status in (401, 403, 405) or (e.status == 404 and (not ns or self._still_served(info))):
                     return None  # we may not or cannot list it: what it holds there is unknown, not nothing
                 if e.status == 404:
-                    return []  # the kind went away since discovery: nothing of it is left anywhere
+                    return []  # the kind went away since discovery, and the namespace's deletion cannot see it either
                 raise
             return [
                 f"{info.kind}/{(o.get('metadata') or {}).get('name')}" for o in objs if self._holds(info, o, leaving)
