@@ -297,6 +297,12 @@ class Engine(Rendering):
         finally:
             self.store.release(wf.id, result.id)
 
+    def local_admin(self) -> bool:
+        """Whether this process's OS user is the state store's admin (:func:`.revisions.local_admin`)."""
+        from .revisions import local_admin
+
+        return local_admin(self.store)
+
     def _automatic_revision(
         self, wf: Workflow, repo: Repository, trigger: str, revision: str | None, cancel: threading.Event
     ) -> str:

@@ -12,7 +12,9 @@ Automatic triggers only ever sync the head the controller read from the branch, 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import NotPermitted
@@ -59,3 +61,14 @@ def admit(
     reason = f'revision {sha[:12]} is not on branch "{repo.branch}": applied by admin {actor or "(unnamed)"}'
     log.warning("workflow %s: %s", wf.id, reason)
     return sha, reason
+
+
+def local_admin(store: StateStore) -> bool:
+    """Whether the OS user running this process is the admin of ``store`` (the CLI's admin): the
+    owner of a local store's directory, or root; for a store in the cluster, anyone whose
+    kubeconfig lets them write its records, as they could change them directly anyway."""
+    home = getattr(store, "home", None)
+    if not isinstance(home, Path):
+        return True
+    owner = home.stat().st_uid if home.exists() else os.geteuid()
+    return os.geteuid() in (0, owner)

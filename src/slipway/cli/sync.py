@@ -10,7 +10,6 @@ Progress goes to stderr as the sync runs (see :mod:`.progress`).
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import settings
 from ..errors import ConfigError, NotPermitted
 from .common import actor, confirm, engine, interactive
 from .output import emit_json, err, json_mode
@@ -91,22 +89,6 @@ def diff(
     sys.exit(1 if changes or blocking else 0)
 
 
-def store_admin() -> None:
-    """The CLI's admin: on the local store, its owner (the user whose files it is) or root; on the
-    Kubernetes store, whoever the kubeconfig lets write its records (that is already all of them).
-    NotPermitted otherwise, before anything is fetched."""
-    from ..store import backend
-
-    if backend() == "kubernetes":
-        return
-    home = settings.home()
-    owner = home.stat().st_uid if home.exists() else os.geteuid()
-    if os.geteuid() not in (0, owner):
-        raise NotPermitted(
-            f"--off-branch: only the owner of the state store {home} (its admin) may sync off the branch"
-        )
-
-
 def _stop(result: SyncResult, plan: Plan | None) -> int:
     """The exit code: 0 succeeded; 2 bad input (a refused plan, or no plan at all: Git, the render or
     the cluster said no before anything could be planned); 1 any other failure."""
@@ -135,9 +117,9 @@ def sync(
 
     if off_branch and not revision:
         raise ConfigError("--off-branch goes with --revision REF")
-    if off_branch:
-        store_admin()
     eng = engine()
+    if off_branch and not eng.local_admin():
+        raise NotPermitted("--off-branch: only the state store's owner (its admin) may sync off the tracked branch")
     eng.warm_up(workflow_id)
     if revision:
         revision = eng.resolve_revision(workflow_id, revision)
