@@ -266,7 +266,7 @@ class Planner:
         for h in plan.hooks:
             why = hookcheck.cascade_refused(h) if h.spec.runs else None
             plan.conflicts += [hookcheck.cascade_conflict(h, why)] if why else []
-        plan.hooks.sort(key=HookItem.sort_key)
+        plan.hooks.sort(key=HookItem.plan_key)
 
         for it in to_dry_run:
             if it.error is not None:
