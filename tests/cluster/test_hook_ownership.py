@@ -237,3 +237,40 @@ def test_a_crd_or_namespace_hook_is_refused_without_the_opt_in_and_a_hand_made_c
         kube.delete(crds, "", name)
         kube.delete(nss, "", f"{namespace}-h")
 
+
+def test_remove_cascade_deletes_the_runs_of_its_hooks_and_nothing_it_cannot_prove_is_one(
+    engine: Engine, kube: Kube, make_git, namespace: str
+) -> None:  # type: ignore[no-untyped-def]
+    generated = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"run": "1"},
+                 "metadata": {"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}}}  # fmt: skip
+    repo = make_git({"k8s/a.yaml": dump(hook_job("migrate", "PreSync"), generated, configmap("app"))})
+    wf = add_workflow(engine, repo, namespace)
+    assert engine.sync(wf).status == "succeeded"
+    cms, pods = kube.discovery.lookup("v1", "ConfigMap"), kube.discovery.lookup("v1", "Pod")
+    (report,) = [
+        o["metadata"]["name"] for o in kube.list(cms, namespace) if o["metadata"]["name"].startswith("report-")
+    ]
+    assert kube.list(pods, namespace, label_selector="job-name=migrate")  # the hook Job's Pod
+    # Marked as this workflow's, with a hook label that is not the identity its name makes; and the
+    # right identity, made by another state store.
+    labels = {settings.LABEL_MANAGED_BY: "slipway", settings.LABEL_WORKFLOW: wf,
+              settings.LABEL_INSTANCE: engine.store.instance_id, HOOK_LABEL: "0" * 40}  # fmt: skip
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "lookalike", "namespace": namespace}}
+    make_by_hand(kube, {**ref, "metadata": {**ref["metadata"], "labels": labels}})
+    other = {**ref, "metadata": {"name": "other-store", "namespace": namespace}}
+    other_labels = {**labels, settings.LABEL_INSTANCE: "another-store", HOOK_LABEL: waves.identity(wf, other)}
+    make_by_hand(kube, {**other, "metadata": {**other["metadata"], "labels": other_labels}})
+
+    plan = engine.removal_plan(wf)
+    assert sorted(it.ref.resource for it in plan.deletions) == ["ConfigMap/app", f"ConfigMap/{report}", "Job/migrate"]
+    result = engine.remove_workflow(wf, cascade=True)
+    assert result is not None and result.status == "succeeded", result and result.message
+    deadline = time.monotonic() + 60
+    while kube.list(pods, namespace, label_selector="job-name=migrate") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not kube.list(pods, namespace, label_selector="job-name=migrate")  # its Pods went with the Job
+    job = get(kube, "Job", namespace, "migrate", "batch/v1")
+    assert job is None or job["metadata"].get("deletionTimestamp")
+    left = {o["metadata"]["name"] for o in kube.list(cms, namespace) if not o["metadata"].get("deletionTimestamp")}
+    assert report not in left and "app" not in left
+    assert {"lookalike", "other-store"} <= left
