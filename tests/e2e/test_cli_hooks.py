@@ -52,7 +52,8 @@ def clean(r: subprocess.CompletedProcess[str]) -> None:
 
 
 def on_terminal(cli: Cli, *args: str) -> tuple[int, str]:
-    """Run the command with stdin, stdout and stderr on a pseudo-terminal, as a person runs it."""
+    """Run the command with stdin, stdout and stderr on a pseudo-terminal, as a person runs it (who
+    answers yes when asked)."""
     import pty
     import select
 
@@ -60,7 +61,7 @@ def on_terminal(cli: Cli, *args: str) -> tuple[int, str]:
     proc = subprocess.Popen([sys.executable, "-m", "slipway", *args], env={**cli.env, "NO_COLOR": "1"},
                             cwd=cli.cwd, stdin=secondary, stdout=secondary, stderr=secondary)  # fmt: skip
     os.close(secondary)
-    seen = b""
+    seen, answered = b"", False
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         ready, _, _ = select.select([primary], [], [], 0.5)
@@ -72,6 +73,9 @@ def on_terminal(cli: Cli, *args: str) -> tuple[int, str]:
             if not chunk:
                 break
             seen += chunk
+            if not answered and b"Apply these changes?" in seen:
+                os.write(primary, b"y\n")
+                answered = True
         if proc.poll() is not None and not ready:
             break
     os.close(primary)
@@ -120,10 +124,11 @@ def test_sync_prints_hooks_waves_prunes_and_conflicts_in_every_format(cli: Cli, 
     # On a terminal: the plan, a progress bar and the hooks' lines, then the result.
     commit(work, {"k8s/a.yaml": hooked(namespace, old=False, v="4")})
     push(work)
-    code, seen = on_terminal(cli, "sync", "app-wf", "--yes")
+    code, seen = on_terminal(cli, "sync", "app-wf")  # asks, then applies the very plan it showed
     for broken in BROKEN:
         assert broken not in seen, seen
     assert code == 0, seen
+    assert "Apply these changes?" in seen and "\r\x1b[K" in seen  # asked, then drew its status line
     assert "PreSync hook Job/migrate: ok" in seen and "succeeded" in seen
 
     # Conflicts: a hook named like an object made by hand refuses the sync, in every format.
