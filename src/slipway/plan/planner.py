@@ -9,6 +9,8 @@ request; anything else gets a server-side apply dry-run (bounded concurrency), f
 force so that fields someone else changed show up as an ``out_of_sync`` conflict, and the dry-run
 result is compared with the live object after normalization. What the inventory says the workflow
 applied and Git no longer declares is pruned when auto_prune is on, within :mod:`.prune`'s rules.
+Hooks are planned apart: each is validated by a dry-run create, and a named hook whose name
+something other than its own earlier run holds is a ``resource_exists`` conflict (:mod:`.hookcheck`).
 """
 
 from __future__ import annotations
