@@ -59,10 +59,16 @@ class Engine(Rendering):
         self.events = EventBus()
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
-        """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing."""
+        """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing, and
+        the runs its resource hooks left (see :func:`.remove.hook_runs`)."""
+        from .remove import hook_runs
+
         wf = self.store.get_workflow(workflow_id)
         everything = replace(wf, sync_policy=replace(wf.sync_policy, auto_prune=True, allow_empty=True))
-        return self.planner(everything, self.kube_for(wf), cancel).plan([], self.store.inventory(wf.id), None)
+        kube = self.kube_for(wf)
+        runs = hook_runs(kube, wf.id, self.store.instance_id, self.store.history(wf.id, kind="sync"),
+                         wf.sync_policy.retry, cancel)  # fmt: skip
+        return self.planner(everything, kube, cancel).plan([], {**runs, **self.store.inventory(wf.id)}, None)
 
     def remove_workflow(
         self,

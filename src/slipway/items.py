@@ -12,7 +12,7 @@ from typing import Any
 
 from . import order
 from .kube import Obj, ObjectRef, ResourceInfo
-from .waves import HookSpec
+from .waves import PHASES, HookSpec
 
 
 @dataclass
@@ -69,8 +69,15 @@ class HookItem:
         return f"{self.ref.kind}/{self.ref.name}*" if self.generate else self.ref.resource
 
     def sort_key(self) -> tuple[int, int, int, str, str]:
+        """The order hooks of one phase run in: wave, then kind order, then name."""
         return (self.spec.wave, order.tier(self.ref.kind), order.rank(self.ref.kind), self.ref.namespace,
                 self.ref.name)  # fmt: skip
+
+    def plan_key(self) -> tuple[int, int, int, int, str, str]:
+        """The order a plan lists hooks in: by the first phase they run in (PreSync, Sync, PostSync,
+        SyncFail; those never run last), then as that phase runs them."""
+        first = min((PHASES.index(p) for p in self.spec.phases if p in PHASES), default=len(PHASES))
+        return (first, *self.sort_key())
 
 
 __all__ = ["HookItem", "Item"]

@@ -7,17 +7,35 @@ inventory says the workflow applied, that still carry its marks, with no control
 marked prune-disabled, and no Namespace or CRD that holds anything else. The rest stays, and
 the record says why. The sync record (trigger ``remove``) stays in the history after the
 workflow is gone, with the backups a person would need to recreate what was deleted.
+
+A resource hook's objects are never in the inventory (a hook is not desired state), yet a hook
+Job and its Pods stay after it ran: :func:`hook_runs` finds them, in the kinds and namespaces the
+workflow's syncs ran hooks in, and they are deleted with the rest — only those whose marks prove
+they are runs of this workflow's hooks made by this state store (the hook label must be the
+identity of the hook the object's own name or ``generateName`` makes).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from . import settings, waves
 from .durations import rfc3339
-from .errors import SlipwayError
+from .errors import KubeForbidden, KubeInvalid, KubeNotFound, SlipwayError
+from .kube import Obj, ObjectRef, ResourceInfo
+from .kube.objects import get_labels
+from .model import RetryPolicy
 from .plan.model import Plan
+from .plan.ownership import HOOK_LABEL
 from .results import SyncResult
+from .retry import with_retry
 from .run import Run, refusal
+
+if TYPE_CHECKING:
+    from .kube import Kube
 
 log = logging.getLogger("slipway.sync")
 
@@ -55,3 +73,53 @@ class RemoveRun(Run):
         )
         log.info("%s", result.message)
         return result
+
+
+def hook_runs(
+    kube: Kube,
+    workflow_id: str,
+    instance: str,
+    history: Iterable[SyncResult],
+    retry: RetryPolicy,
+    cancel: threading.Event | None = None,
+) -> dict[ObjectRef, str]:
+    """The live runs of the workflow's resource hooks, as inventory entries (ref -> apiVersion)."""
+    places: set[tuple[str, str]] = set()
+    for r in history:
+        for h in r.hooks:
+            if h.get("kind") == "resource" and "/" in str(h.get("resource")):
+                places.add((str(h["resource"]).partition("/")[0], str(h.get("namespace") or "")))
+    infos: dict[str, list[ResourceInfo]] = {}
+    for info in kube.discovery.all():
+        infos.setdefault(info.kind, []).append(info)
+    sel = f"{settings.LABEL_WORKFLOW}={workflow_id},{HOOK_LABEL}"
+    out: dict[ObjectRef, str] = {}
+    for kind, namespace in sorted(places):
+        for info in infos.get(kind, []):
+            ns = namespace if info.namespaced else ""
+            try:
+                found = with_retry(lambda info=info, ns=ns: kube.list(info, ns or None, label_selector=sel),  # type: ignore[misc]
+                                   retry, what=f"list {info.kind}", cancel=cancel)  # fmt: skip
+            except (KubeForbidden, KubeInvalid, KubeNotFound):
+                continue  # not listable here: nothing slipway could prove is its own
+            for obj in found:
+                if _proven_run(obj, info, workflow_id, instance):
+                    md = obj.get("metadata") or {}
+                    out[ObjectRef(info.group, info.kind, md.get("namespace") or "", md.get("name") or "")] = (
+                        info.api_version
+                    )
+    return out
+
+
+def _proven_run(obj: Obj, info: ResourceInfo, workflow_id: str, instance: str) -> bool:
+    labels = get_labels(obj)
+    if (labels.get(settings.LABEL_MANAGED_BY), labels.get(settings.LABEL_WORKFLOW),
+            labels.get(settings.LABEL_INSTANCE)) != ("slipway", workflow_id, instance):  # fmt: skip
+        return False
+    md = obj.get("metadata") or {}
+    where = {"namespace": md.get("namespace") or ""}
+    named = [{**where, "name": md.get("name")}]
+    if md.get("generateName"):
+        named.append({**where, "generateName": md["generateName"]})
+    kind = {"apiVersion": info.api_version, "kind": info.kind}
+    return any(labels.get(HOOK_LABEL) == waves.identity(workflow_id, {**kind, "metadata": m}) for m in named)

@@ -39,6 +39,7 @@ class SyncRun(Run):
         failure: str | None = None
         health_failed = False
         plan: Plan | None = None
+        began = False  # past the plan's checks: a refused plan runs nothing, SyncFail hooks neither
         try:
             with self.failures("sync") as failed:
                 self.stage("fetch")
@@ -64,6 +65,7 @@ class SyncRun(Run):
                     )
                 if plan.empty_render_refused:
                     raise SyncFailed(f"refused: {plan.warnings[-1]}")
+                began = True
                 self.stage("pre-hooks")
                 self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
                 hooks = self.hook_runner()
@@ -83,7 +85,7 @@ class SyncRun(Run):
         finally:
             if self._hooks is not None:
                 result.hooks += self._hooks.results()
-        if failure is not None and plan is not None and not self.cancel.is_set():
+        if failure is not None and plan is not None and began and not self.cancel.is_set():
             self.sync_failed_hooks(plan)
         return self.finish(plan, failure, health_failed)
 

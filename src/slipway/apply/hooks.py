@@ -3,7 +3,10 @@
 Within a phase, hooks go in ascending wave (``sync-wave`` / ``hook-weight``), then kind order, then
 name; the hooks of one wave start together and are waited for together. Before a hook is created,
 its earlier runs go (BeforeHookCreation, the default): a named hook's object, or every object a
-``generateName`` hook made, found by the hook's identity label. A hook is done when it ran to its
+``generateName`` hook made, found by the hook's identity label — each only when its marks prove it
+is a run of that very hook (:func:`..plan.ownership.hook_run_of`), deleted with its uid as a
+precondition. The plan already refused a hook whose name something else holds; this check again at
+run time covers an object made in between, which fails the hook and is left as it is. A hook is done when it ran to its
 end (a Job Complete, a Pod Succeeded, anything else healthy by its rule); one that fails or does
 not finish within the hook timeout stops the phase, and the sync fails with its reason. Afterwards
 HookSucceeded / HookFailed delete what succeeded / failed.
@@ -20,11 +23,11 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from .. import health
-from ..errors import Cancelled, HookError, KubeError, SlipwayError, describe
+from ..errors import Cancelled, HookError, KubeError, KubeInvalid, SlipwayError, describe
 from ..items import HookItem
-from ..kube import ObjectRef
+from ..kube import Obj, ObjectRef
 from ..model import RetryPolicy
-from ..plan import mask
+from ..plan import hookcheck, mask, ownership
 from ..plan.ownership import HOOK_LABEL
 from ..retry import with_retry
 from ..waves import BEFORE, FAILED, SUCCEEDED
@@ -55,6 +58,7 @@ class HookRunner:
         self.progress = progress or (lambda event, data: None)
         self.concurrency = concurrency
         self.records: list[dict[str, Any]] = []
+        self.uids: dict[ObjectRef, str] = {}  # what each run created: only that object is deleted after it
 
     def run(self, phase: str, hooks: list[HookItem], wave: int | None = None) -> None:
         """Run ``phase``'s hooks (of one wave when given); HookError names the first that failed."""
@@ -79,32 +83,65 @@ class HookRunner:
         started = time.monotonic()
         assert h.info is not None
         try:
-            if BEFORE in h.spec.delete_policies:
-                self._delete_earlier_runs(h)
-            if h.generate:
-                obj = with_retry(lambda: self.kube.create(h.info, h.desired), self.retry,  # type: ignore[arg-type]
-                                 what=f"create {h.resource}", cancel=self.cancel)  # fmt: skip
-            else:
-                obj = with_retry(lambda: self.kube.apply(h.info, h.desired, force=True), self.retry,  # type: ignore[arg-type]
-                                 what=f"apply {h.resource}", cancel=self.cancel)  # fmt: skip
+            refused = hookcheck.cascade_refused(h)
+            if refused:
+                raise HookError(refused)
+            obj = self._generate(h) if h.generate else self._replace(h)
         except SlipwayError as e:
             self._record(phase, h, h.ref, "Failed", mask.scrub(describe(e), [h.desired]), started)
             return h, None, started
-        name = (obj.get("metadata") or {}).get("name") or h.ref.name
-        return h, ObjectRef(h.ref.group, h.ref.kind, h.ref.namespace, name), started
+        md = obj.get("metadata") or {}
+        ref = ObjectRef(h.ref.group, h.ref.kind, h.ref.namespace, md.get("name") or h.ref.name)
+        self.uids[ref] = str(md.get("uid") or "")
+        return h, ref, started
 
-    def _delete_earlier_runs(self, h: HookItem) -> None:
+    def _generate(self, h: HookItem) -> Obj:
         assert h.info is not None
-        earlier = self.kube.list(h.info, h.ref.namespace or None, label_selector=f"{HOOK_LABEL}={h.identity}")
-        names = {(o.get("metadata") or {}).get("name") for o in earlier}
-        if not h.generate:
-            names.add(h.ref.name)
-        for name in sorted(n for n in names if n):
+        info = h.info
+        if BEFORE in h.spec.delete_policies:
+            earlier = self.kube.list(info, h.ref.namespace or None, label_selector=f"{HOOK_LABEL}={h.identity}")
+            self._delete_earlier_runs(h, [o for o in earlier if ownership.hook_run_of(o, h.desired) is None])
+        return with_retry(lambda: self.kube.create(info, h.desired), self.retry, what=f"create {h.resource}",
+                          cancel=self.cancel)  # fmt: skip
+
+    def _replace(self, h: HookItem) -> Obj:
+        """A named hook: created, or its own earlier run replaced (deleted first, or applied over)."""
+        assert h.info is not None
+        info = h.info
+        live = with_retry(lambda: self.kube.get(info, h.ref.namespace, h.ref.name), self.retry, what=f"get {h.ref}",
+                          cancel=self.cancel)  # fmt: skip
+        if live is not None:
+            whose = ownership.hook_run_of(live, h.desired)
+            if whose is not None:
+                raise HookError(f"{h.ref} already exists and is {whose}: the hook does not replace it")
+            if BEFORE not in h.spec.delete_policies:
+                return with_retry(lambda: self.kube.apply(info, h.desired, force=True), self.retry,
+                                  what=f"apply {h.resource}", cancel=self.cancel)  # fmt: skip
+            self._delete_earlier_runs(h, [live])
+        try:
+            return with_retry(lambda: self.kube.create(info, h.desired), self.retry, what=f"create {h.resource}",
+                              cancel=self.cancel)  # fmt: skip
+        except KubeInvalid as e:
+            if e.reason != "AlreadyExists":
+                raise
+            raise HookError(f"{h.ref} was created by someone else just before the hook: the hook does not replace "
+                            "it") from None  # fmt: skip
+
+    def _delete_earlier_runs(self, h: HookItem, earlier: list[Obj]) -> None:
+        """Delete the runs the caller proved are this hook's own, each by its uid, and wait until they are gone."""
+        assert h.info is not None
+        gone: list[tuple[str, str]] = []
+        for obj in sorted(earlier, key=lambda o: str((o.get("metadata") or {}).get("name"))):
+            md = obj.get("metadata") or {}
+            name, uid = str(md.get("name")), str(md.get("uid") or "")
             # Foreground: a Job's pods go with it, so the next run never meets the last one's.
-            self.kube.delete(h.info, h.ref.namespace, name, propagation="Foreground")
+            self.kube.delete(h.info, h.ref.namespace, name, uid=uid or None, propagation="Foreground")
+            gone.append((name, uid))
         deadline = time.monotonic() + 120
-        for name in sorted(n for n in names if n):
-            while self.kube.get(h.info, h.ref.namespace, name) is not None:
+        for name, uid in gone:
+            while (left := self.kube.get(h.info, h.ref.namespace, name)) is not None and (
+                (left.get("metadata") or {}).get("uid") == uid
+            ):
                 if time.monotonic() > deadline:
                     raise SlipwayError(f"{h.ref.kind}/{name}: the earlier run of the hook is still being deleted")
                 if self.cancel.wait(0.2):
@@ -140,7 +177,8 @@ class HookRunner:
         policy = SUCCEEDED if record["status"] == "Succeeded" else FAILED
         if policy in h.spec.delete_policies and h.info is not None:
             try:
-                self.kube.delete(h.info, ref.namespace, ref.name, propagation="Background")
+                self.kube.delete(h.info, ref.namespace, ref.name, uid=self.uids.get(ref) or None,
+                                 propagation="Background")  # fmt: skip
             except KubeError as e:
                 log.warning("hook %s: could not delete it after it ran: %s", ref, describe(e))
 

@@ -1,5 +1,5 @@
 """A sync's progress as it goes, from the events the run publishes (``stage``, ``wave``, ``applied``,
-``deleted``, ``hook``, ``waiting``, ``health``).
+``deleted``, ``hook``, ``hook-finished``, ``waiting``, ``health``).
 
 On a terminal, one status line redrawn in place: a bar of the objects applied out of the plan's
 total, the wave, and during the health wait the objects not healthy yet, by name. Without a
@@ -11,6 +11,7 @@ and the result.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from .output import colored, paint
 if TYPE_CHECKING:
     from ..plan.model import Plan
 
+log = logging.getLogger("slipway.cli")
 LINE_EVERY = 2.0  # seconds between "applied n of m" lines
 HEALTH_EVERY = 5.0  # seconds between "waiting for health" lines
 BAR_WIDTH = 24
@@ -69,9 +71,13 @@ class Progress:
         if self.mode == "quiet":
             return
         with self.lock:
-            handler = getattr(self, f"_on_{event}", None)
-            if handler is not None:
+            handler = getattr(self, f"_on_{event.replace('-', '_')}", None)
+            if handler is None:
+                return
+            try:
                 handler(data)
+            except Exception as e:  # a line that cannot be drawn must never stop a sync half applied
+                log.warning("progress: cannot show the %s event: %r", event, e)
 
     def _on_stage(self, data: dict[str, Any]) -> None:
         self.stage = str(data.get("name", ""))
@@ -107,7 +113,16 @@ class Progress:
                 self._line(f"{verb} {done} of {total}")
 
     def _on_hook(self, data: dict[str, Any]) -> None:
-        self._say(f"running {data['phase']}-sync hook: {data['command']}", force=True)
+        # Two kinds of hook say they start: a shell command of the workflow's policy (``command``),
+        # and a wave of resource hooks (``hooks``, the objects of one phase's wave).
+        if "command" in data:
+            self._say(f"running {data['phase']}-sync hook: {data['command']}", force=True)
+            return
+        names = ", ".join(str(h) for h in data.get("hooks") or [])
+        self._say(f"running {data.get('phase')} hooks of wave {data.get('wave')}: {names}", force=True)
+
+    def _on_hook_finished(self, data: dict[str, Any]) -> None:
+        self._say(f"{data.get('phase')} hook {data.get('resource')}: {data.get('status')}", force=True)
 
     def _on_waiting(self, data: dict[str, Any]) -> None:
         self._say(f"waiting for {data['what']}", force=True)

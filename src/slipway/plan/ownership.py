@@ -7,6 +7,8 @@ whose declared fields all hold live needs no request to be known unchanged). A l
 nothing by itself: slipway updates an object only when its marks name this workflow *and* this
 state store, and prunes only what its inventory says it applied and that still carries its marks,
 has no controller owner, and is not marked prune-disabled (slipway's, Argo CD's or Flux's way).
+A hook's object also carries ``slipway.dev/hook: <identity>`` (which hook of which workflow it is a
+run of): a hook replaces or deletes only an object whose four marks all equal its own.
 """
 
 from __future__ import annotations
@@ -80,6 +82,23 @@ def describe_owner(live: Obj, workflow_id: str) -> str:
     if wf != workflow_id:
         return f"owned by workflow {wf}"
     return f"owned by workflow {wf} of another slipway state store (instance {labels.get(settings.LABEL_INSTANCE)})"
+
+
+def hook_run_of(live: Obj, desired: Obj) -> str | None:
+    """None when the live object's marks prove it is an earlier run of the hook ``desired`` stamps (same
+    hook, workflow and state store); otherwise whose it is, for a conflict or an error."""
+    theirs, mine = get_labels(live), get_labels(desired)
+    keys = (settings.LABEL_MANAGED_BY, settings.LABEL_WORKFLOW, settings.LABEL_INSTANCE, HOOK_LABEL)
+    if all(theirs.get(k) == mine.get(k) for k in keys):
+        return None
+    wf, store = theirs.get(settings.LABEL_WORKFLOW), theirs.get(settings.LABEL_INSTANCE)
+    if theirs.get(settings.LABEL_MANAGED_BY) != "slipway" or wf is None:
+        return "not managed by slipway"
+    if wf != mine.get(settings.LABEL_WORKFLOW):
+        return f"owned by workflow {wf}"
+    if store != mine.get(settings.LABEL_INSTANCE):
+        return f"owned by workflow {wf} of another slipway state store (instance {store})"
+    return f"owned by workflow {wf}, but not a run of this hook"
 
 
 def prune_disabled(live: Obj) -> str | None:

@@ -9,6 +9,8 @@ request; anything else gets a server-side apply dry-run (bounded concurrency), f
 force so that fields someone else changed show up as an ``out_of_sync`` conflict, and the dry-run
 result is compared with the live object after normalization. What the inventory says the workflow
 applied and Git no longer declares is pruned when auto_prune is on, within :mod:`.prune`'s rules.
+Hooks are planned apart: each is validated by a dry-run create, and a named hook whose name
+something other than its own earlier run holds is a ``resource_exists`` conflict (:mod:`.hookcheck`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..model import Workflow
 from ..render import Manifest
 from ..results import Change, Conflict
 from ..retry import with_retry
-from . import conflicts, ignore, impact, mask, ownership, prune
+from . import conflicts, hookcheck, ignore, impact, mask, ownership, prune
 from .live import LiveReader, LiveState
 from .model import HookItem, Item, Plan
 from .normalize import covers, display, normalize, secret_covers
@@ -253,12 +255,20 @@ class Planner:
         for h in plan.hooks:
             h.pending = h.pending or h.ref.namespace in missing_namespaces
         hooks = [h for h in plan.hooks if h.spec.runs and not h.pending]
+        named = [h for h in hooks if not h.generate]
         if to_dry_run or hooks:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(to_dry_run) + len(hooks))) as pool:
                 list(pool.map(self._dry_run, to_dry_run))
                 list(pool.map(self._validate_hook, hooks))
+                namesakes = list(pool.map(lambda h: hookcheck.live_of(self.kube, h, policy.retry, self.cancel), named))
+            for h, namesake in zip(named, namesakes, strict=True):
+                taken = hookcheck.existing_conflict(h, namesake) if namesake is not None else None
+                plan.conflicts += [taken] if taken is not None else []
         plan.conflicts += [conflicts.hook_validation(h) for h in hooks if h.error is not None]
-        plan.hooks.sort(key=HookItem.sort_key)
+        for h in plan.hooks:
+            why = hookcheck.cascade_refused(h) if h.spec.runs else None
+            plan.conflicts += [hookcheck.cascade_conflict(h, why)] if why else []
+        plan.hooks.sort(key=HookItem.plan_key)
 
         for it in to_dry_run:
             if it.error is not None:
