@@ -87,7 +87,7 @@ class _Tail:
 
     def _read(self) -> None:
         try:
-            while chunk := self._stream.read1(READ_SIZE):
+            while chunk := os.read(self._stream.fileno(), READ_SIZE):
                 with self._lock:
                     self._buf += chunk
                     if len(self._buf) > self._limit:
