@@ -89,7 +89,15 @@ def grant_of(configmap: Obj | None, workflow_id: str, namespace: str) -> dict[st
         if name not in by_name:
             raise ConfigError(f"{where}: unknown key {name!r}; it holds {', '.join(by_name)}")
         section, model = by_name[name]
-        out.setdefault(section, {})[model] = value
+        ok = (
+            isinstance(value, str)
+            if model == "kubeconfig"
+            else (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        )
+        if value is not None and not ok:
+            want = "a path" if model == "kubeconfig" else "a list of shell commands"
+            raise ConfigError(f"{where}: {name} must be {want}")
+        out.setdefault(section, {})[model] = value if value is not None else EMPTY[model]
     return out
 
 
