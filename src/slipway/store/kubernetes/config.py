@@ -6,7 +6,8 @@ what runs. A spec the schema let through but the model refuses is never fatal: t
 left out of :meth:`list_workflows` and its status says why (condition Ready=False), and asking for
 it by id is a clear error naming the object. Credentials live only in Secrets, their values
 sealed with the store's key when slipway writes them (a Secret written by hand, with plain values,
-works too).
+works too). Shell hooks and a kubeconfig file are never in a spec: they are the admin's, in the
+ConfigMap ``slipway-admin`` (:mod:`.admin`), and a Workflow that carries them is refused.
 """
 
 from __future__ import annotations
