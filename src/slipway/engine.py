@@ -195,6 +195,8 @@ class Engine(Rendering):
         return Planner(
             kube, wf, instance=self.store.instance_id, concurrency=self.concurrency, cancel=cancel,
             local_checks=local_checks,
+            # The kubernetes store's namespace holds slipway's state and its admin's configuration.
+            own_namespace=getattr(self.store, "namespace", None),
         )  # fmt: skip
 
     def plan(

@@ -3,7 +3,7 @@
 Each hook gets ``SLIPWAY_WORKFLOW_ID``, ``SLIPWAY_SYNC_ID``, ``SLIPWAY_REVISION``,
 ``SLIPWAY_NAMESPACE`` and ``KUBECONFIG`` (the destination's, narrowed to its context), runs in its
 own process group so a timeout kills everything it started, and has its output kept (the last
-64 KiB) in the sync result.
+64 KiB) in the sync result: read from a pipe as it comes, never more than that held in memory.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
 from . import tools
 
-MAX_OUTPUT = 64 * 1024
+MAX_OUTPUT = 64 * 1024  # bytes of a hook's output kept: its last ones
+READ_SIZE = 64 * 1024
+LINGER = 0.5  # seconds to wait for the rest of the output once the hook's process has exited
 
 
 @dataclass
@@ -71,6 +73,40 @@ def kubeconfig_for(path: Path, context: str | None) -> Iterator[Path]:
             os.unlink(name)
 
 
+class _Tail:
+    """Reads a pipe to its end in a thread of its own, keeping only the last ``limit`` bytes: a hook
+    never blocks on a full pipe, and what it prints never costs more than ``limit`` of memory."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream, self._limit = stream, limit
+        self._buf = bytearray()
+        self._cut = False
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        threading.Thread(target=self._read, name="slipway-hook-output", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := os.read(self._stream.fileno(), READ_SIZE):
+                with self._lock:
+                    self._buf += chunk
+                    if len(self._buf) > self._limit:
+                        del self._buf[: len(self._buf) - self._limit]
+                        self._cut = True
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self._stream.close()
+            self.done.set()
+
+    def text(self) -> str:
+        with self._lock:
+            raw, cut = bytes(self._buf), self._cut
+        text = raw.decode("utf-8", "replace")
+        return "...\n" + text if cut else text
+
+
 def run_hook(
     phase: str, command: str, env: dict[str, str], timeout: float, cancel: threading.Event | None = None
 ) -> HookResult:
@@ -80,37 +116,37 @@ def run_hook(
     kubectl = tools.built("kubectl")
     if kubectl is not None:
         path = f"{path}{os.pathsep}{kubectl.parent}"  # the user's own kubectl comes first
-    with tempfile.TemporaryFile() as out:  # a file, not a pipe: a chatty hook never blocks on a full pipe
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", command],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**env, "PATH": path},
-            start_new_session=True,
-        )
-        code: int | None = None
-        why = ""
-        while True:
-            try:
-                code = proc.wait(timeout=0.1)
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**env, "PATH": path},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    tail = _Tail(proc.stdout, MAX_OUTPUT)
+    code: int | None = None
+    why = ""
+    while True:
+        try:
+            code = proc.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - started > timeout:
+                why = f"timed out after {timeout:.0f}s"
+            elif cancel is not None and cancel.is_set():
+                why = "cancelled"
+            if why:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                code = None
                 break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() - started > timeout:
-                    why = f"timed out after {timeout:.0f}s"
-                elif cancel is not None and cancel.is_set():
-                    why = "cancelled"
-                if why:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    code = None
-                    break
-        out.seek(0)
-        raw = out.read()
-    text = raw.decode("utf-8", "replace")
-    if len(text) > MAX_OUTPUT:
-        text = "...\n" + text[-MAX_OUTPUT:]
+    # A child the hook left running may hold the pipe open: the hook is over when its own process
+    # is; what is read keeps draining the pipe (bounded) so that child never blocks on it.
+    tail.done.wait(LINGER)
+    text = tail.text()
     if why:
         text += f"\n({why})"
     return HookResult(phase, command, code, text, round(time.monotonic() - started, 3))

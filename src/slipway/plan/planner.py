@@ -72,8 +72,10 @@ class Planner:
         concurrency: int = 16,
         cancel: threading.Event | None = None,
         local_checks: bool = False,
+        own_namespace: str | None = None,
     ) -> None:
         self.kube = kube
+        self.own_namespace = own_namespace
         self.wf = workflow
         self.instance = instance
         self.concurrency = concurrency
@@ -81,6 +83,33 @@ class Planner:
         # New objects checked against the server's schemas here (a sync) instead of by a dry-run each
         # (a diff, which shows what the server would default).
         self.local_checks = local_checks
+
+    def _in_own_namespace(self, obj: Obj, namespaced: bool, source: str, out: list[Conflict]) -> bool:
+        """Git may declare Workflows and Repositories in slipway's own namespace (an app of apps), and
+        nothing else there: its Secrets and ConfigMaps are slipway's state and its admin's
+        configuration (which hooks may run), and a pod there could run as slipway. A blocking conflict."""
+        md = meta(obj)
+        if not namespaced or md.get("namespace") != self.own_namespace:
+            return False
+        group, _ = split_api_version(obj["apiVersion"])
+        if group == "slipway.dev" and obj["kind"] in ("Workflow", "Repository"):
+            return False
+        ref = ObjectRef.of(obj)
+        out.append(
+            Conflict(
+                resource=ref.resource,
+                namespace=self.own_namespace,
+                type="validation",
+                description=f"{source}: {obj['kind']}/{md.get('name') or md.get('generateName')} is in slipway's own "
+                f"namespace {self.own_namespace}, where Git may declare only Workflows and Repositories",
+                suggestions=[
+                    f"Declare it in another namespace in {source}",
+                    "slipway's admin configures slipway's namespace (its ConfigMap slipway-admin grants shell hooks)",
+                ],
+                desired_state=mask.mask_one(obj),
+            )
+        )
+        return True
 
     # -- resolve -----------------------------------------------------------------------------------
 
@@ -127,6 +156,8 @@ class Planner:
                 name = md.get("name") or md.get("generateName")
                 warnings.append(f"{m.source}: {kind}/{name} is cluster-scoped; its namespace is ignored")
                 del md["namespace"]
+            if self._in_own_namespace(obj, info.namespaced, m.source, conflicts):
+                continue
             if hook is not None:
                 plan.hooks.append(self._hook(obj, info, hook, m.source, pending))
                 continue

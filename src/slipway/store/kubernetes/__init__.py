@@ -12,6 +12,8 @@ needs no disk and survives losing its machine:
 - :mod:`.inventory`: what each workflow owns, in ConfigMaps its Workflow owns;
 - :mod:`.executions`: the Lua ``ai`` module's task runs;
 - :mod:`.tokens`: API tokens, a salted scrypt hash each (never the token), and an index of names;
+- :mod:`.admin`: what only slipway's admin configures (shell hooks, a kubeconfig file), kept in
+  a ConfigMap of its own and refused in a Workflow;
 - :mod:`.mapping` and :mod:`.crds`: the one table between model and resource, and the CRDs from it;
 - :mod:`.install` and :mod:`.migrate`: ``slipway install`` and ``slipway migrate --to kubernetes``.
 

@@ -6,7 +6,8 @@ what runs. A spec the schema let through but the model refuses is never fatal: t
 left out of :meth:`list_workflows` and its status says why (condition Ready=False), and asking for
 it by id is a clear error naming the object. Credentials live only in Secrets, their values
 sealed with the store's key when slipway writes them (a Secret written by hand, with plain values,
-works too).
+works too). Shell hooks and a kubeconfig file are never in a spec: they are the admin's, in the
+ConfigMap ``slipway-admin`` (:mod:`.admin`), and a Workflow that carries them is refused.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from ...kube import Obj
 from ...kube.client import KubeAlreadyExists, KubeConflict
 from ...kube.objects import conditions as conditions_of
 from ...model import Repository, Workflow
-from . import mapping, names
+from . import admin, mapping, names
 from .base import ATTEMPTS, Base, b64, merge_conditions, object_id, unb64
-from .names import REPOSITORIES, SECRETS, WORKFLOWS
+from .names import CONFIGMAPS, REPOSITORIES, SECRETS, WORKFLOWS
 
 SEALED = "slipway.dev/sealed"
 
@@ -178,7 +179,10 @@ class Config(Base):
     def put_workflow(self, wf: Workflow) -> None:
         if self.kube.get(REPOSITORIES, self.namespace, names.kname(wf.repository)) is None:
             raise NotFoundError(f"workflow {wf.id}: repository {wf.repository!r} is not registered")
-        config = wf.to_config()
+        # Hooks and a local kubeconfig go to the admin's ConfigMap, never the spec; written first,
+        # so no sync of the new spec can run without the hooks it was given.
+        config, grant = admin.split(wf.to_config())
+        self._put_grant(wf.id, grant)
         annotations: dict[str, str] = {}
         secret = names.notify_name(wf.id)
         if wf.notify is not None:
@@ -192,6 +196,37 @@ class Config(Base):
         if wf.notify is None:
             self.kube.delete(SECRETS, self.namespace, secret)
         self._accepted(wf.id)
+
+    def _put_grant(self, workflow_id: str, grant: dict[str, Any]) -> None:
+        """Set (or, with nothing to grant, remove) a workflow's key in the admin's ConfigMap."""
+        key = admin.key(workflow_id)
+        value = admin.grant_text(grant) if grant else None
+        for _ in range(ATTEMPTS):
+            live = self.kube.get(CONFIGMAPS, self.namespace, admin.CONFIGMAP)
+            data = dict((live or {}).get("data") or {})
+            if data.get(key) == value:
+                return
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+            try:
+                if live is None:
+                    self.kube.create(CONFIGMAPS, {
+                        "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": admin.CONFIGMAP, "namespace": self.namespace, "labels": names.managed()},
+                        "data": data,
+                    })  # fmt: skip
+                else:
+                    live["data"] = data
+                    self.kube.replace(CONFIGMAPS, live)
+                return
+            except (KubeAlreadyExists, KubeConflict):
+                continue
+        raise ConfigError(f"workflow {workflow_id}: ConfigMap {admin.CONFIGMAP} kept changing while it was written")
+
+    def _grants(self) -> Obj | None:
+        return self.kube.get(CONFIGMAPS, self.namespace, admin.CONFIGMAP)
 
     def _accepted(self, workflow_id: str) -> None:
         """Say on the status that this generation of the spec is valid (and the run state's defaults)."""
@@ -212,8 +247,11 @@ class Config(Base):
 
         self.update_status(workflow_id, mutate)
 
-    def _workflow_of(self, obj: Obj, secrets: dict[str, Obj] | None = None) -> Workflow:
+    def _workflow_of(self, obj: Obj, secrets: dict[str, Obj] | None = None, grants: Obj | None = None) -> Workflow:
+        """The workflow a Workflow declares, with what the admin's ConfigMap grants it (``grants``:
+        that ConfigMap as read for a list; read here when None)."""
         wid = object_id(obj)
+        where = f"workflow {wid} (Workflow {obj['metadata']['name']} in namespace {self.namespace})"
 
         def secret_value(ref: dict[str, Any]) -> str:
             name, key = str(ref.get("name") or ""), str(ref.get("key") or "url")
@@ -227,10 +265,15 @@ class Config(Base):
             return data[key]
 
         try:
-            return Workflow.from_record(mapping.workflow_config(wid, obj.get("spec") or {}, secret_value))
+            admin.refuse_in_spec(obj.get("spec") or {}, wid, self.namespace)
+        except admin.AdminOnly as e:
+            raise admin.AdminOnly(f"{where}: {e.message}") from None
+        try:
+            config = mapping.workflow_config(wid, obj.get("spec") or {}, secret_value)
+            grant = admin.grant_of(grants if grants is not None else self._grants(), wid, self.namespace)
+            return Workflow.from_record(admin.merge(config, grant))
         except ConfigError as e:
-            raise ConfigError(f"workflow {wid} (Workflow {obj['metadata']['name']} in namespace {self.namespace}): "
-                              f"{mapping.explain(e)}") from None  # fmt: skip
+            raise ConfigError(f"{where}: {mapping.explain(e)}") from None
 
     def get_workflow(self, workflow_id: str) -> Workflow:
         return self._workflow_of(self.workflow_obj(workflow_id))
@@ -245,11 +288,12 @@ class Config(Base):
             notify = {
                 s["metadata"]["name"]: s for s in self.kube.list(SECRETS, self.namespace, label_selector=selector)
             }
+        grants = (self._grants() or {}) if objs else {}
         for obj in objs:
             try:
-                wf = self._workflow_of(obj, notify)
+                wf = self._workflow_of(obj, notify, grants)
             except ConfigError as e:
-                self._report(WORKFLOWS, obj, str(e))
+                self._report(WORKFLOWS, obj, str(e), "AdminOnly" if isinstance(e, admin.AdminOnly) else "InvalidSpec")
                 continue
             out.append(wf)
             if wf.repository not in repos:
@@ -293,6 +337,8 @@ class Config(Base):
                 digest.update(
                     f"{info.kind}|{meta['name']}|{meta.get('uid')}|{meta.get('generation')}|{secrets}\n".encode()
                 )
+        grants = self._grants()  # a hook the admin grants or takes back is configuration too
+        digest.update(f"grants|{(grants or {}).get('metadata', {}).get('resourceVersion')}\n".encode())
         return (digest.hexdigest(),)
 
     def remove_workflow(self, workflow_id: str) -> None:
@@ -307,6 +353,7 @@ class Config(Base):
             except KubeConflict:
                 continue  # claimed or changed since we looked
             self._seen.pop(workflow_id, None)
+            self._put_grant(workflow_id, {})
             # Its inventory goes with it (its owner reference would let the garbage collector do it,
             # later); its history stays, keyed by the uid of a Workflow that no longer exists.
             self.forget_inventory(str(meta["uid"]))
