@@ -160,6 +160,8 @@ class Observer:
                 return False
             duration = max(record.duration, 1)
             with self._lock:
+                if len(self._seen) > 1000:  # Leases of claims long released that we never looked at again
+                    self._seen = {k: v for k, v in self._seen.items() if now - v[1] < 3600}
                 seen = self._seen.get(name)
                 if seen is None or seen[0] != record.observed:
                     self._seen[name] = (record.observed, now)
