@@ -267,6 +267,17 @@ class Catalog(Tokens):
         """The workflow's run state: status, message, hold and applied revisions, the claim."""
         return self.store.workflow_state(workflow_id)
 
+    def unlock_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """Release the workflow's claim when its holder cannot be seen alive (a process of another
+        machine that left no liveness), recording its sync interrupted; refused while it is alive."""
+        released = self.store.unlock(workflow_id)
+        return {
+            "workflow": workflow_id,
+            "unlocked": released is not None,
+            "sync_id": released["syncId"] if released else None,
+            "holder": released["holder"] if released else None,
+        }
+
     def set_status(self, workflow_id: str, status: str, message: str) -> None:
         self.store.set_workflow_state(workflow_id, status=status, status_message=message)
 

@@ -222,15 +222,22 @@ class ShardElector:
             if current is None or current.holder != self.identity:
                 self._lose(i, "its Lease was taken or removed")
                 continue
+            # The Lease is ours from the moment the renewal is sent (the others time it from when they
+            # see it, later), and an answer after the renew deadline is worth nothing: wait no longer.
+            sent = time.monotonic()
+            left = held.renewed + self.renew_deadline - sent
             try:
-                record = verbs.renew(self.kube, self.namespace, current, self.identity, int(self.lease_duration))
+                if left <= 0:
+                    raise KubeError("the renew deadline passed before the renewal could be sent")
+                record = verbs.renew(self.kube, self.namespace, current, self.identity, int(self.lease_duration),
+                                     timeout=left)  # fmt: skip
             except KubeError as e:
-                if now - held.renewed >= self.renew_deadline:
+                if time.monotonic() - held.renewed >= self.renew_deadline:
                     self._lose(i, f"not renewed within {self.renew_deadline:g}s ({e})")
                 continue
             with self._lock:
-                self._held[i] = _Held(record, time.monotonic())
-            self._observed[record.name] = (record.observed, time.monotonic())
+                self._held[i] = _Held(record, sent)
+            self._observed[record.name] = (record.observed, sent)
 
     def _lose(self, shard: int, why: str) -> None:
         with self._lock:
@@ -288,15 +295,16 @@ class ShardElector:
             orphaned = self._free_rounds[i] > 2  # nobody under their share took it: take it anyway
             if have >= target and not orphaned:
                 continue
+            sent = time.monotonic()  # held from when the write was sent, as a renewal is
             try:
                 record = verbs.acquire(self.kube, self.namespace, lease_name(i), self.identity,
                                        int(self.lease_duration), labels, current)  # fmt: skip
             except (KubeConflict, KubeAlreadyExists):
                 continue  # another replica was quicker
             with self._lock:
-                self._held[i] = _Held(record, time.monotonic())
+                self._held[i] = _Held(record, sent)
                 self.version += 1
-            self._observed[record.name] = (record.observed, time.monotonic())
+            self._observed[record.name] = (record.observed, sent)
             self._free_rounds[i] = 0
             have += 1
             log.info("replica %s took shard %d", self.identity, i)

@@ -3,7 +3,8 @@
 ``create`` makes a new workflow and refuses an id that exists (nothing is reset by accident);
 ``set`` changes only the settings given and shows what changed; ``show`` prints the whole
 configuration. ``remove`` forgets a workflow but keeps its history; ``--cascade`` first shows and
-then deletes what it owns, within the same rules as a prune.
+then deletes what it owns, within the same rules as a prune. ``unlock`` releases a claim whose
+holder cannot be seen gone (another machine's process that left no liveness).
 """
 
 from __future__ import annotations
@@ -350,3 +351,20 @@ def remove(workflow_id: str, cascade: bool, yes: bool) -> None:
     assert result is not None
     print_result(result)
     sys.exit(0 if result.status == "succeeded" else 1)
+
+
+@workflow.command("unlock")
+@click.argument("workflow_id")
+def unlock(workflow_id: str) -> None:
+    """Release a sync's claim whose process is gone but cannot be seen gone (another machine's).
+
+    A claim whose holder renews a Lease, or is a process of this machine, needs no unlock: it is
+    recovered once the holder is gone. A holder seen alive is never unlocked (cancel its sync).
+    """
+    answer = engine().unlock_workflow(workflow_id)
+    if json_mode():
+        emit_json(answer)
+    elif answer["unlocked"]:
+        out(f"workflow {workflow_id} unlocked: sync {answer['sync_id']} ({answer['holder']}) recorded as interrupted")
+    else:
+        out(f"workflow {workflow_id} is not locked")

@@ -316,12 +316,16 @@ class Kube:
         action = "dry-run create" if dry_run else "create"
         return dict(self.request("POST", path, action=action, what=what, params=params, body=obj))
 
-    def replace(self, info: ResourceInfo, obj: Obj, *, subresource: str | None = None) -> Obj:
-        """PUT ``obj`` whole; its ``metadata.resourceVersion`` is the precondition (KubeConflict when it moved)."""
+    def replace(
+        self, info: ResourceInfo, obj: Obj, *, subresource: str | None = None, timeout: float | None = None
+    ) -> Obj:
+        """PUT ``obj`` whole; its ``metadata.resourceVersion`` is the precondition (KubeConflict when it moved).
+        ``timeout``: give up sooner than the connection's default (a Lease renewal due by a deadline)."""
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace") or "", meta["name"]
         path = info.path(namespace, name) + (f"/{subresource}" if subresource else "")
-        return dict(self.request("PUT", path, action="update", what=info.describe(namespace, name), body=obj))
+        what = info.describe(namespace, name)
+        return dict(self.request("PUT", path, action="update", what=what, body=obj, timeout=timeout))
 
     def delete(
         self,

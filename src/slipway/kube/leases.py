@@ -106,8 +106,11 @@ def acquire(
     return LeaseRecord.of(kube.replace(LEASES, _obj(namespace, name, spec, labels, current.resource_version)))
 
 
-def renew(kube: Kube, namespace: str, current: LeaseRecord, identity: str, duration: int) -> LeaseRecord:
-    """Renew a Lease we hold, at the resourceVersion we last wrote; KubeConflict when it moved."""
+def renew(
+    kube: Kube, namespace: str, current: LeaseRecord, identity: str, duration: int, timeout: float | None = None
+) -> LeaseRecord:
+    """Renew a Lease we hold, at the resourceVersion we last wrote; KubeConflict when it moved.
+    ``timeout``: the time left before the holder's renew deadline (an answer later is worth nothing)."""
     spec = {
         "holderIdentity": identity,
         "leaseDurationSeconds": duration,
@@ -116,7 +119,7 @@ def renew(kube: Kube, namespace: str, current: LeaseRecord, identity: str, durat
         "leaseTransitions": current.transitions,
     }
     obj = _obj(namespace, current.name, spec, dict(current.labels), current.resource_version)
-    return LeaseRecord.of(kube.replace(LEASES, obj))
+    return LeaseRecord.of(kube.replace(LEASES, obj, timeout=timeout))
 
 
 def release(kube: Kube, namespace: str, current: LeaseRecord) -> LeaseRecord:

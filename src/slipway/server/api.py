@@ -181,6 +181,18 @@ def delete_workflow(
     return {"id": workflow_id, "removed": removed, "cascade": True, "result": asdict(result)}
 
 
+@router.post(
+    "/workflows/{workflow_id}/unlock",
+    tags=["workflows"],
+    summary="Release a sync's claim whose process is gone but cannot be seen gone; 409 while it is alive",
+)
+def unlock_workflow(workflow_id: str, ctx: Ctx, who: Admin) -> dict[str, Any]:
+    answer = ctx.engine.unlock_workflow(workflow_id)
+    if answer["unlocked"]:
+        _audit(who, f"unlocked workflow {workflow_id}: sync {answer['sync_id']} ({answer['holder']}) interrupted")
+    return answer
+
+
 @router.get("/workflows/{workflow_id}/diff", tags=["workflows"], summary="What a sync would change now")
 def diff(workflow_id: str, ctx: Ctx, who: Operator) -> dict[str, Any]:
     plan = ctx.engine.plan(workflow_id, cancel=ctx.cancel)

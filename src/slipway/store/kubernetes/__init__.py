@@ -7,7 +7,8 @@ needs no disk and survives losing its machine:
 - :mod:`.config`: repositories and workflows as ``slipway.dev/v1alpha1`` custom resources (what
   ``kubectl apply`` writes too), credentials and notification URLs in Secrets, run state in each
   Workflow's status;
-- :mod:`.claims`: the one-sync-per-workflow claim, a conditional write on that status;
+- :mod:`.claims`: the one-sync-per-workflow claim, a conditional write on that status, and
+  :mod:`.liveness`: the Lease that proves its holder alive, judged by what this process saw;
 - :mod:`.records`: each sync's record and objects in sealed Secrets, bounded by ``history_limit``;
 - :mod:`.inventory`: what each workflow owns, in ConfigMaps its Workflow owns;
 - :mod:`.executions`: the Lua ``ai`` module's task runs;

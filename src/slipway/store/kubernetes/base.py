@@ -158,10 +158,10 @@ class Base:
 
     # -- what one part asks of another (each defined once, in its part) ---------------------------------
 
-    def claim_alive(self, claim: dict[str, Any]) -> bool:
+    def claim_alive(self, claim: dict[str, Any], *, wait: bool = False, unjudged: bool = True) -> bool:
         raise NotImplementedError  # Claims
 
-    def interrupt_record(self, sync_id: str) -> None:
+    def interrupt_record(self, sync_id: str, message: str | None = None) -> None:
         raise NotImplementedError  # Records
 
     def set_inventory(self, workflow_id: str, entries: dict[Any, str]) -> None:

@@ -345,7 +345,7 @@ class Config(Base):
         for _ in range(ATTEMPTS):
             obj = self.workflow_obj(workflow_id)
             claim = (obj.get("status") or {}).get("claim") or {}
-            if claim.get("owner") and self.claim_alive(claim):
+            if claim.get("owner") and self.claim_alive(claim, wait=True):
                 raise SyncInProgress(f"workflow {workflow_id} is syncing; remove it when the sync ends")
             meta = obj["metadata"]
             try:

@@ -226,7 +226,7 @@ class Records(Base):
                     self.kube.delete(SECRETS, self.namespace, f"{meta['name']}-{role}-{i}")
             self.kube.delete(SECRETS, self.namespace, meta["name"])
 
-    def interrupt_record(self, sync_id: str) -> None:
+    def interrupt_record(self, sync_id: str, message: str | None = None) -> None:
         from ...durations import rfc3339
 
         try:
@@ -235,7 +235,7 @@ class Records(Base):
             return
         result = self._read_record(obj)
         if result.status == "running":
-            result.status, result.end_time, result.message = "interrupted", rfc3339(), INTERRUPTED
+            result.status, result.end_time, result.message = "interrupted", rfc3339(), message or INTERRUPTED
             self._write_record(obj, result)
 
     def get_sync(self, sync_id: str) -> SyncResult:

@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from ...durations import rfc3339
 from ...errors import NotFoundError, SyncInProgress
@@ -18,6 +19,7 @@ from .base import Base, now
 
 _HOST = socket.gethostname()
 INTERRUPTED = "interrupted: the process running it stopped before it finished"
+UNLOCKED = "interrupted: its claim was released by `slipway workflow unlock` (its process was gone or unreachable)"
 
 
 def _proc_start(pid: int) -> str | None:
@@ -68,11 +70,31 @@ class Claims(Base):
                 (workflow_id, sync_id),
             )
 
-    def _interrupt(self, c: sqlite3.Connection, workflow_id: str, sync_id: str | None) -> None:
+    def unlock(self, workflow_id: str) -> dict[str, Any] | None:
+        """Release the workflow's claim and record its sync interrupted, unless its holder is a live
+        process of this host (SyncInProgress); the claim released, None when there was none."""
+        with self.tx() as c:
+            row = c.execute("SELECT sync_owner, sync_id FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"workflow {workflow_id!r} does not exist")
+            owner = row["sync_owner"]
+            if not owner:
+                return None
+            host, _, rest = str(owner).partition(":")
+            holder = f"pid {rest.partition(':')[0] or '?'} of {host}"
+            if host == _HOST and owner_alive(owner):
+                raise SyncInProgress(f"workflow {workflow_id}: its claim's holder is alive ({row['sync_id']}, "
+                                     f"{holder}); cancel that sync or stop that process instead")  # fmt: skip
+            self._interrupt(c, workflow_id, row["sync_id"], UNLOCKED)
+        return {"syncId": row["sync_id"], "owner": owner, "holder": holder}
+
+    def _interrupt(
+        self, c: sqlite3.Connection, workflow_id: str, sync_id: str | None, message: str = INTERRUPTED
+    ) -> None:
         if sync_id:
             c.execute(
                 "UPDATE syncs SET status = 'interrupted', end_time = ?, message = ? WHERE id = ? AND status = 'running'",
-                (rfc3339(now()), INTERRUPTED, sync_id),
+                (rfc3339(now()), message, sync_id),
             )
         c.execute(
             """UPDATE workflows SET sync_owner = NULL, sync_id = NULL, status = 'failed',
