@@ -12,6 +12,7 @@ needs no disk and survives losing its machine:
 - :mod:`.inventory`: what each workflow owns, in ConfigMaps its Workflow owns;
 - :mod:`.executions`: the Lua ``ai`` module's task runs;
 - :mod:`.tokens`: API tokens, a salted scrypt hash each (never the token), and an index of names;
+- :mod:`.replicas`: pushes for the controllers, the feed of syncs for every server, dashboard sessions;
 - :mod:`.mapping` and :mod:`.crds`: the one table between model and resource, and the CRDs from it;
 - :mod:`.install` and :mod:`.migrate`: ``slipway install`` and ``slipway migrate --to kubernetes``.
 
@@ -38,13 +39,14 @@ from .executions import Executions
 from .inventory import Inventory
 from .names import SECRETS
 from .records import Records
+from .replicas import Replicas
 from .tokens import Tokens
 
 if TYPE_CHECKING:
     from ...shards import ShardElector
 
 
-class KubernetesStore(Claims, Inventory, Records, Config, Executions, Tokens):
+class KubernetesStore(Claims, Inventory, Records, Config, Executions, Tokens, Replicas):
     def __init__(self, kube: Kube | None = None, namespace: str | None = None) -> None:
         super().__init__(kube, namespace)
         self._kubeconfigs: dict[tuple[str, str], Path] = {}
