@@ -8,9 +8,8 @@ many workflows use it. A workflow is synced when the head differs from what it l
 is not the revision it was rolled back from; nothing is applied while nothing changes. Syncs run
 in a bounded pool, at most one per workflow; a failing repository or workflow backs off alone.
 Workflows with ``self_heal`` are also re-planned at their own interval and synced when live
-drift is found. A push webhook asks for a look at once (:meth:`Controller.check_now` in-process, or
-a push mark in the store that any replica's server wrote: :mod:`slipway.pushes`), so a pushed
-commit does not wait for the poll interval. Stopping cancels in-flight syncs at their next safe point; they are recorded as
+drift is found. A push webhook asks for a look at once (:meth:`Controller.check_now`, or a push
+mark any process noted in the store: :mod:`slipway.pushes`), so a commit need not wait for the poll. Stopping cancels in-flight syncs at their next safe point; they are recorded as
 failed (cancelled), never left running.
 
 With ``shards`` (the kubernetes store), several replicas share the workflows: each works only on
