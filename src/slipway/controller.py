@@ -8,8 +8,8 @@ many workflows use it. A workflow is synced when the head differs from what it l
 is not the revision it was rolled back from; nothing is applied while nothing changes. Syncs run
 in a bounded pool, at most one per workflow; a failing repository or workflow backs off alone.
 Workflows with ``self_heal`` are also re-planned at their own interval and synced when live
-drift is found. A push webhook asks for a look at once (:meth:`Controller.check_now`), so a
-pushed commit does not wait for the poll interval. Stopping cancels in-flight syncs at their next safe point; they are recorded as
+drift is found. A push webhook asks for a look at once (:meth:`Controller.check_now`, or a push
+mark any process noted in the store: :mod:`slipway.pushes`), so a commit need not wait for the poll. Stopping cancels in-flight syncs at their next safe point; they are recorded as
 failed (cancelled), never left running.
 
 With ``shards`` (the kubernetes store), several replicas share the workflows: each works only on
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .durations import parse_duration
 from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
 from .model import Repository, Workflow
+from .pushes import PushMarks
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -113,6 +114,7 @@ class Controller:
         self._inflight: dict[str, Future[None]] = {}
         self._checks: dict[str, Future[None]] = {}
         self._asap: set[str] = set()  # repositories check_now() asked for
+        self._pushes = PushMarks(engine.store)  # ... or a webhook on another process
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._workflows: list[Workflow] = []
@@ -252,6 +254,7 @@ class Controller:
         wanted = self._ours
         with self._lock:
             asap, self._asap = self._asap, set()
+        asap.update(self._pushes.moved())
         for repo in self._repositories.values():
             if repo.id not in wanted:
                 continue  # no workflow of it is ours: another replica checks it

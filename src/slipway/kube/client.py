@@ -249,6 +249,57 @@ class Kube:
                 return items
             params["continue"] = cont
 
+    def changes(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        resource_version: str | None,
+        *,
+        label_selector: str | None = None,
+        seconds: int = 1,
+    ) -> tuple[builtins.list[tuple[str, Obj]], str] | None:
+        """What changed in one kind since ``resource_version`` (None: from now), as metadata only: a
+        watch the server ends after ``seconds``, so a caller follows changes without a LIST and with
+        no connection held open. Returns the (type, object) events and the version to go on from;
+        None when that version is too old (410 Gone): start again from None."""
+        params = {"watch": "1", "timeoutSeconds": str(seconds), "allowWatchBookmarks": "true"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        what = f"{info.kind} objects in namespace {namespace}"
+        if resource_version is None:
+            params = {k: v for k, v in params.items() if k == "labelSelector"} | {"limit": "1"}
+            doc = self.request("GET", info.path(namespace), action="list", what=what, params=params,
+                               accept=METADATA_LIST)  # fmt: skip
+            return [], str((doc.get("metadata") or {}).get("resourceVersion") or "")
+        params["resourceVersion"] = resource_version
+        with self._count_lock:
+            self.counts["WATCH"] += 1
+        accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+        try:
+            resp = self._http.request("GET", info.path(namespace), params=params, headers={"Accept": accept},
+                                      timeout=seconds + 30.0)  # fmt: skip
+        except TransportError as e:
+            raise KubeTransientError(f"watch {what}: cannot reach API server {self.server} ({e})") from e
+        if resp.status == 410:
+            return None
+        if resp.status >= 400:
+            raise error_from_response("watch", what, resp.status, resp.content)
+        events: builtins.list[tuple[str, Obj]] = []
+        version = resource_version
+        for line in resp.content.splitlines():
+            if not line.strip():
+                continue
+            event = _json_decode(line)
+            obj = event.get("object") or {}
+            if event.get("type") == "ERROR":
+                if obj.get("code") == 410:
+                    return None
+                raise KubeTransientError(f"watch {what}: {obj.get('message') or obj}")
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            if event.get("type") != "BOOKMARK":
+                events.append((str(event.get("type")), obj))
+        return events, version
+
     def apply(
         self,
         info: ResourceInfo,

@@ -42,6 +42,7 @@ from ..errors import ConfigError, SlipwayError, describe
 from . import api, events, runs, sources, webhooks
 from .auth import Throttle
 from .context import ApiError, BodyTooLarge, Context, Ctx, status_of
+from .feed import Feed
 from .metrics import Metrics
 from .notifications import Notifier
 
@@ -98,6 +99,7 @@ def create_app(ctx: Context, *, ui: Callable[[FastAPI], None] | None = None) -> 
         if ctx.sources is not None:
             listeners.append(ctx.sources.listen)
         stops = [bus.subscribe(_safe(fn)) for fn in listeners]
+        stops.append(Feed(ctx.engine.store, _safe(ctx.hub.listen)).start().stop)  # syncs other processes run
         if ctx.notifier is not None:
             ctx.notifier.start()
         if ctx.controller is not None:

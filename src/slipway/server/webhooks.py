@@ -9,8 +9,12 @@ and does nothing; a delivery id seen before is answered and ignored (the last 10
 A push names its repository by several URLs (HTTPS, SSH, web) and its branch by ref. Every
 registered repository whose URL matches one of them — compared normalised: no scheme, no
 userinfo, no ``.git``, no default port, lower case — and whose branch was pushed is checked by
-the running controller at once (:meth:`Controller.check_now`); the controller then syncs as it
-would after a poll, so a webhook can only hurry what Git already says, never apply anything else.
+the controller at once: the push is noted in the store (:mod:`slipway.pushes`), where the
+controller replica that owns the repository sees it within a second or two whichever process it
+runs in (the shipped layout: servers with ``--no-controller`` beside sharded controllers), and a
+controller in this process is told directly (:meth:`Controller.check_now`). The controller then
+syncs as it would after a poll, so a webhook can only hurry what Git already says, never apply
+anything else.
 """
 
 from __future__ import annotations
@@ -219,7 +223,16 @@ async def receive(provider: Provider, request: Request, ctx: Ctx) -> JSONRespons
     if not matched:
         return answer(202, "ignored", {"status": "ignored", "reason": "no registered repository follows the pushed "
                                        "branch of this repository", "branches": sorted(branches)})  # fmt: skip
-    checking = ctx.controller.check_now(matched) if ctx.controller is not None else []
+    # Noted in the store for whichever controller replica owns them (another process, or another
+    # shard); the controller in this process, if any, looks at once without waiting for the note.
+    await run_in_threadpool(ctx.engine.store.note_push, matched)
+    if ctx.controller is not None and ctx.controller.shards is None:
+        checking = ctx.controller.check_now(matched)
+    else:
+        if ctx.controller is not None:
+            ctx.controller.check_now(matched)
+        workflows = await run_in_threadpool(ctx.engine.workflows)
+        checking = sorted({wf.repository for wf in workflows if wf.auto_sync} & set(matched))
     log.info("webhook %s: push to %s; checking %s", provider.value, ", ".join(sorted(branches)), ", ".join(matched))
     return answer(202, "accepted", {"status": "accepted", "repositories": matched, "checking": checking})
 

@@ -114,5 +114,29 @@ class StateStore(Protocol):
 
     def touch_token(self, token_id: str, at: float) -> None: ...
 
+    # -- what replicas tell each other (a server that receives, a controller that syncs) ---------------
+    def note_push(self, repo_ids: list[str]) -> None:
+        """A webhook saw a push to these repositories: move their push marks."""
+        ...
+
+    def pushes(self) -> dict[str, str]:
+        """Each repository's push mark (it changes on every push noted); cheap, read about once a second."""
+        ...
+
+    def sync_feed(self, cursor: Any) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+        """The ``started`` and ``finished`` events of syncs other processes ran since ``cursor`` (None:
+        from now on, nothing yet), and the cursor to go on from."""
+        ...
+
+    # -- dashboard sessions (by a hash of the session id, never the id) ---------------------------------
+    def put_session(self, key: str, row: dict[str, Any]) -> None:
+        """token_id, name, role, created, seen, expires."""
+        ...
+
+    def get_session(self, key: str) -> dict[str, Any] | None: ...
+    def touch_session(self, key: str, at: float) -> None: ...
+    def delete_session(self, key: str) -> None: ...
+    def expire_sessions(self, now: float, idle: float) -> int: ...
+
 
 __all__ = ["StateStore", "SyncObject"]

@@ -54,13 +54,13 @@ async def _session(request: Request) -> Session | None:
     """The request's live session whose token is still valid; None otherwise."""
     sessions: Sessions = request.app.state.sessions
     session_id = request.cookies.get(COOKIE)
-    session = sessions.get(session_id)
+    session = await run_in_threadpool(sessions.get, session_id)
     if session is None:
         return None
     ctx: Context = request.app.state.slipway
-    who: Principal | None = await run_in_threadpool(ctx.engine.authenticate, session.token)
+    who: Principal | None = await run_in_threadpool(sessions.check, session, ctx.engine)
     if who is None:
-        sessions.drop(session_id)
+        await run_in_threadpool(sessions.drop, session_id)
         return None
     session.role = who.role
     return session
@@ -135,8 +135,9 @@ async def login(request: Request) -> Response:
         return _render(request, "login.html", 401, next=target, title="Log in", error=error)
     throttle.succeeded(address)
     sessions: Sessions = request.app.state.sessions
-    sessions.drop(request.cookies.get(COOKIE))  # a new id on every login: an old cookie never carries over
-    session_id, _ = sessions.create(token, who)
+    # A new id on every login: an old cookie never carries over.
+    await run_in_threadpool(sessions.drop, request.cookies.get(COOKIE))
+    session_id, _ = await run_in_threadpool(sessions.create, token, who)
     log.info("token:%s logged in to the dashboard (%s)", who.name, who.role)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -157,11 +158,11 @@ async def logout(request: Request) -> Response:
     form = await _form(request)
     sessions: Sessions = request.app.state.sessions
     session_id = request.cookies.get(COOKIE)
-    session = sessions.get(session_id)
+    session = await run_in_threadpool(sessions.get, session_id)
     if session is not None:
         if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
             raise ApiError(403, "missing or wrong CSRF token for this session")
-        sessions.drop(session_id)
+        await run_in_threadpool(sessions.drop, session_id)
         log.info("token:%s logged out of the dashboard", session.name)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")

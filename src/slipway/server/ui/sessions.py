@@ -2,11 +2,14 @@
 
 Logging in exchanges an API token for a random session id. The cookie carries only that id
 (``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS), so the token is never within reach of
-the page's scripts, web storage or the browser's cookie jar; this table keeps the token in the
-server's memory and checks it again on every request (the engine's cheap path), so a revoked
-token ends its sessions at once. Only a hash of each session id is kept. Sessions end on logout,
-after ``IDLE`` seconds without a request, and ``LIFETIME`` seconds after login at the latest; a
-restart of the server ends them all.
+the page's scripts, web storage or the browser's cookie jar. With a state store (what ``slipway
+server`` mounts) a session is kept there — the token's id, name and role, by a hash of the session
+id, never the id nor the token — so it works on every server replica, and a logout on one ends it
+on all; each request checks that its token still exists, so a revoked token ends its sessions at
+once, everywhere. Its CSRF token is derived from the session id, so any replica computes it.
+Without a store (a table in memory) the token itself is kept and checked again on every request.
+Sessions end on logout, after ``IDLE`` seconds without a request, and ``LIFETIME`` seconds after
+login at the latest.
 
 Cross-site requests: besides ``SameSite=Strict``, every unsafe request a session makes must send
 the session's CSRF token in ``X-CSRF-Token`` and an ``Origin`` (and ``Sec-Fetch-Site``, when the
@@ -30,10 +33,12 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ...tokens import _row_token
 from ..context import ApiError
 
 if TYPE_CHECKING:
     from ...engine import Engine
+    from ...store import StateStore
     from ..auth import Principal
 
 COOKIE = "slipway_session"
@@ -41,21 +46,29 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LIFETIME = 8 * 3600.0  # seconds after login a session ends, whatever happens
 IDLE = 3600.0  # seconds without a request after which it ends
-CAPACITY = 10_000  # sessions kept at once; the least recently used go first
+CAPACITY = 10_000  # sessions kept at once in memory; the least recently used go first
+TOUCH_EVERY = 60.0  # seconds: a stored session's last use is written at most this often
+SWEEP_EVERY = 600.0  # seconds between clearing out stored sessions that ended without a logout
 
 
 @dataclass
 class Session:
-    token: str = field(repr=False)
+    token: str = field(repr=False)  # kept in memory only; "" for a session kept in the store
     name: str
     role: str
     csrf: str = field(repr=False)
     created: float
     seen: float
+    token_id: str = ""
 
 
 def _key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _csrf(session_id: str) -> str:
+    """A session's CSRF token: any replica derives it from the (secret, HttpOnly) id; another site has neither."""
+    return hashlib.sha256(b"slipway-csrf:" + session_id.encode()).hexdigest()
 
 
 class Sessions:
@@ -64,18 +77,33 @@ class Sessions:
     cookie = COOKIE
 
     def __init__(
-        self, *, lifetime: float = LIFETIME, idle: float = IDLE, clock: Callable[[], float] = time.time
+        self,
+        *,
+        lifetime: float = LIFETIME,
+        idle: float = IDLE,
+        clock: Callable[[], float] = time.time,
+        store: StateStore | None = None,
     ) -> None:
         self.lifetime = lifetime
         self.idle = idle
         self.clock = clock
+        self.store = store
         self._table: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
+        self._swept = 0.0
 
     def create(self, token: str, who: Principal) -> tuple[str, Session]:
         """A new session for a token that just authenticated as ``who``; returns its id and the session."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
+        if self.store is not None:
+            token_id = str(getattr(who, "id", ""))
+            session = Session("", who.name, who.role, _csrf(session_id), now, now, token_id)
+            row = {"token_id": token_id, "name": who.name, "role": who.role, "created": now, "seen": now,
+                   "expires": now + self.lifetime}  # fmt: skip
+            self.store.put_session(_key(session_id), row)
+            self._sweep(now)
+            return session_id, session
         session = Session(token, who.name, who.role, secrets.token_urlsafe(32), now, now)
         with self._lock:
             self._table[_key(session_id)] = session
@@ -89,6 +117,8 @@ class Sessions:
             return None
         key = _key(session_id)
         now = self.clock()
+        if self.store is not None:
+            return self._stored(session_id, key, now)
         with self._lock:
             session = self._table.get(key)
             if session is None:
@@ -100,10 +130,37 @@ class Sessions:
             self._table.move_to_end(key)
             return session
 
+    def _stored(self, session_id: str, key: str, now: float) -> Session | None:
+        assert self.store is not None
+        row = self.store.get_session(key)
+        if row is None:
+            return None
+        if now > row["expires"] or now - row["created"] > self.lifetime or now - row["seen"] > self.idle:
+            self.store.delete_session(key)
+            return None
+        if now - row["seen"] > TOUCH_EVERY:  # the idle clock, written at most once a minute
+            self.store.touch_session(key, now)
+        return Session("", row["name"], row["role"], _csrf(session_id), row["created"], now, row["token_id"])
+
+    def _sweep(self, now: float) -> None:
+        """Forget sessions that ended without a logout (at most every ``SWEEP_EVERY`` seconds)."""
+        if self.store is not None and now - self._swept > SWEEP_EVERY:
+            self._swept = now
+            self.store.expire_sessions(now, self.idle)
+
     def drop(self, session_id: str | None) -> None:
-        if session_id:
+        if session_id and self.store is not None:
+            self.store.delete_session(_key(session_id))
+        elif session_id:
             with self._lock:
                 self._table.pop(_key(session_id), None)
+
+    def check(self, session: Session, engine: Engine) -> Principal | None:
+        """Who the session's token is now (its role may have changed); None when it was revoked."""
+        if not session.token_id:
+            return engine.authenticate(session.token)
+        row = engine.store.get_token(session.token_id)
+        return _row_token(row) if row is not None else None
 
     def __len__(self) -> int:
         return len(self._table)
@@ -117,7 +174,7 @@ class Sessions:
         session_id = request.cookies.get(COOKIE)
         if not session_id:
             return None
-        session = self.get(session_id)
+        session = await run_in_threadpool(self.get, session_id)
         if session is None:
             raise ApiError(401, "your dashboard session has ended; log in again")
         if request.method not in SAFE_METHODS:
@@ -125,9 +182,9 @@ class Sessions:
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
                 raise ApiError(403, "missing or wrong CSRF token (X-CSRF-Token) for this session")
-        who: Principal | None = await run_in_threadpool(engine.authenticate, session.token)
+        who: Principal | None = await run_in_threadpool(self.check, session, engine)
         if who is None:
-            self.drop(session_id)
+            await run_in_threadpool(self.drop, session_id)
             raise ApiError(401, "the token of this dashboard session was revoked; log in again")
         return who
 

@@ -15,6 +15,7 @@ needs no disk and survives losing its machine:
 - :mod:`.tokens`: API tokens, a salted scrypt hash each (never the token), and an index of names;
 - :mod:`.admin`: what only slipway's admin configures (shell hooks, a kubeconfig file), kept in
   a ConfigMap of its own and refused in a Workflow;
+- :mod:`.replicas`: pushes for the controllers, the feed of syncs for every server, dashboard sessions;
 - :mod:`.mapping` and :mod:`.crds`: the one table between model and resource, and the CRDs from it;
 - :mod:`.install` and :mod:`.migrate`: ``slipway install`` and ``slipway migrate --to kubernetes``.
 
@@ -41,13 +42,14 @@ from .executions import Executions
 from .inventory import Inventory
 from .names import SECRETS
 from .records import Records
+from .replicas import Replicas
 from .tokens import Tokens
 
 if TYPE_CHECKING:
     from ...shards import ShardElector
 
 
-class KubernetesStore(Claims, Inventory, Records, Config, Executions, Tokens):
+class KubernetesStore(Claims, Inventory, Records, Config, Executions, Tokens, Replicas):
     def __init__(self, kube: Kube | None = None, namespace: str | None = None) -> None:
         super().__init__(kube, namespace)
         self._kubeconfigs: dict[tuple[str, str], Path] = {}

@@ -6,7 +6,8 @@ its workflow was removed, so the audit trail outlives it), sync_objects (the man
 declared and the backups it took, by content hash), blobs (those objects, encrypted, once per
 content), inventory (the objects each workflow owns), executions (task runs, for the ``ai``
 module), meta (the store's instance id) and tokens (API tokens, as a salt and an scrypt hash each;
-a sync's ``actor`` names who asked for it). A store opened by an older slipway is migrated on open.
+a sync's ``actor`` names who asked for it), pushes (the last push a webhook saw of each repository,
+for the controller process) and sessions (dashboard logins, by a hash of their id). A store opened by an older slipway is migrated on open.
 """
 
 from __future__ import annotations
@@ -114,6 +115,23 @@ MIGRATIONS = [
         last_used_at REAL
     );
     ALTER TABLE syncs ADD COLUMN actor TEXT;
+    """,
+    # What processes sharing the file tell each other: pushes a webhook saw, dashboard sessions.
+    """
+    CREATE TABLE pushes (
+        repository_id TEXT PRIMARY KEY,
+        mark TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created REAL NOT NULL,
+        seen REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX syncs_by_seq ON syncs (seq);
     """,
 ]
 
