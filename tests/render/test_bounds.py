@@ -27,6 +27,7 @@ CONFIGMAP = "{apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'small'}, da
 def chart(template: str) -> dict[str, str]:
     return {
         "Chart.yaml": "apiVersion: v2\nname: heavy\nversion: 0.1.0\n",
+        "values.yaml": "{}\n",
         "templates/cm.yaml": template + "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: heavy\ndata:\n  a: b\n",
     }
 

@@ -104,10 +104,15 @@ def _tree_rss(pid: int) -> int:
         try:
             with open(f"/proc/{p}/statm", "rb") as f:
                 total += int(f.read().split()[1]) * _PAGE
-            with open(f"/proc/{p}/task/{p}/children", "rb") as f:
-                stack += [int(c) for c in f.read().split()]
+            tasks = os.listdir(f"/proc/{p}/task")  # Go starts children from any of its threads
         except (OSError, ValueError, IndexError):
             continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{p}/task/{task}/children", "rb") as f:
+                    stack += [int(c) for c in f.read().split()]
+            except (OSError, ValueError):
+                continue
     return total
 
 

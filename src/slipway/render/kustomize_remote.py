@@ -6,8 +6,10 @@ would then render differently when the remote content changes, and a render coul
 addresses only slipway's network reaches. So every kustomization the build would read (the one
 rendered and each local ``resources``/``bases``/``components`` directory, nested) is read first:
 
-- an entry of ``resources``, ``bases`` or ``components`` that is not a file or directory of the
-  repository is remote, and one that leads outside the repository is refused;
+- an entry of ``resources``, ``bases`` or ``components`` that is a URL, or that is not a path of
+  the repository and reads as kustomize's Git addresses (``github.com/org/repo//dir?ref=v1``,
+  ``git@host:org/repo``), is remote; one that leads outside the repository is refused; a local
+  path that is simply missing is left to kustomize's own error;
 - a file field (patches, generators' files, ``crds``, ``configurations``...) given as a URL is remote;
 - a ``helmCharts`` entry's ``repo`` must be a chart repository slipway may fetch from (registered
   with type helm, or listed in ``$SLIPWAY_HELM_REPOSITORIES``), like a chart's dependencies.
@@ -19,6 +21,7 @@ workflow (an administrator's setting, ``$SLIPWAY_KUSTOMIZE_ALLOW_REMOTE``, never
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,15 +76,15 @@ def check(
             continue  # kustomize refuses it with its own message
         for field, entry in _entries(doc, _TARGETS):
             target = Path(os.path.normpath(current / entry))
-            if "://" in entry or not target.exists():
+            if "://" not in entry and not _inside(target, boundary):
+                raise ManifestError(f"{where}: {shown}: {field} entry {entry!r} is outside the repository")
+            if "://" in entry or (not target.exists() and _remote(entry)):
                 if not allow_remote:
                     raise ManifestError(
                         f"{where}: {shown}: {field} entry {entry!r} is not in the repository, so kustomize would "
                         f"fetch it from the network; {REMOTE_HINT}"
                     )
                 continue
-            if not _inside(target, boundary):
-                raise ManifestError(f"{where}: {shown}: {field} entry {entry!r} is outside the repository")
             if target.is_dir():
                 stack.append(target.resolve())
         for field, entry in _files(doc):
@@ -128,6 +131,17 @@ def _files(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+# What kustomize would take for a Git repository when no such path exists: a scheme, an scp-like or
+# shorthand address, a query, or a first segment that is a host name (github.com/org/repo).
+_REMOTE = re.compile(
+    r"^(git@|git::|gh:|ssh:)|\?(ref|version|timeout|submodules)=|^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?/"
+)
+
+
+def _remote(entry: str) -> bool:
+    return bool(_REMOTE.search(entry)) or "//" in entry
 
 
 def _is_url(text: str) -> bool:
