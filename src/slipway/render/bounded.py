@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from typing import Any
 from .. import settings
 from ..errors import Cancelled, ManifestError
 
+TICK = 0.02  # seconds between looks at a running render's memory, deadline and caller
 MAX_OUTPUT = 256 * 1024 * 1024  # what a render may print; more is refused, never held
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -116,6 +118,13 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3: the loop polls instead
+        return None
+
+
 def _pdeathsig() -> list[str]:
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
@@ -160,15 +169,21 @@ def run(
         threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
     for t in threads:
         t.start()
+    pidfd = _pidfd(proc.pid)
     try:
-        tick = 0.002
         while True:
-            try:
-                proc.wait(timeout=tick)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            tick = min(tick * 2, 0.05)  # a small render ends in milliseconds: look often at first
+            # Woken the moment the child ends (a small render takes milliseconds), else every TICK to
+            # look at its memory, the clock and the caller.
+            if pidfd is not None:
+                if select.select([pidfd], [], [], TICK)[0]:
+                    proc.wait()
+                    break
+            else:
+                try:
+                    proc.wait(timeout=TICK)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
             if cancel is not None and cancel.is_set():
                 _kill(proc)
                 raise Cancelled(f"{where}: render cancelled")
@@ -196,6 +211,8 @@ def run(
         with _live_lock:
             _live.pop(proc.pid, None)
             _stopped.discard(proc.pid)
+        if pidfd is not None:
+            os.close(pidfd)
         for stream in (proc.stdout, proc.stderr, proc.stdin):
             if stream is not None:
                 with contextlib.suppress(OSError):
