@@ -219,3 +219,31 @@ def test_the_limits_are_checked_settings(monkeypatch: pytest.MonkeyPatch, tmp_pa
         with pytest.raises(ConfigError, match=name):
             render(tmp_path, context=RenderContext())
         monkeypatch.delenv(name)
+
+
+def test_a_render_dies_with_slipway_even_when_slipway_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    repo = write_tree(tmp_path / "repo", {"apps/loop/main.jsonnet": ENDLESS})
+    program = (
+        "import sys\nfrom pathlib import Path\nfrom slipway.render import RenderContext, render\n"
+        "repo = Path(sys.argv[1])\n"
+        "render(repo / 'apps/loop', label='apps/loop', context=RenderContext(repository_root=repo))\n"
+    )
+    slipway = subprocess.Popen([sys.executable, "-c", program, str(repo)], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (children := _below(slipway.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert children, "the render started no process"
+        slipway.send_signal(signal.SIGKILL)  # no handler, no exit hook: only the kernel can clean up
+        slipway.wait(5)
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [pid for pid in children if _alive(pid)], "the render outlived slipway"
+    finally:
+        slipway.kill()
+        slipway.wait(5)
