@@ -18,7 +18,7 @@ Downloads use the standard library's HTTP client, for http(s) only.
 
 Trust: a chart repository (and the host a package's URL names) must be one slipway may fetch from,
 a registered repository of type ``helm`` or a prefix listed in ``$SLIPWAY_HELM_REPOSITORIES``; a
-redirect to another host is refused. A dependency's name, version and digest are checked as Helm
+redirect to another host is refused unless that host is allowed too. A dependency's name, version and digest are checked as Helm
 checks them before any becomes part of a path, and every path written is checked to be inside its
 root (the cache, the chart's ``charts/``).
 """
