@@ -177,7 +177,7 @@ class Engine(Rendering):
         """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
         change, before it merges, against the live objects and the inventory. Nothing is recorded."""
         wf = self.store.get_workflow(workflow_id)
-        manifests = self.render_local(wf, directory)
+        manifests = self.render_local(wf, directory, cancel)
         kube = self.kube_for(wf)
         return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), None)
 
@@ -216,7 +216,7 @@ class Engine(Rendering):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel)
-        manifests = self.render(wf, repo, revision)
+        manifests = self.render(wf, repo, revision, cancel)
         kube = self.kube_for(wf)
         planner = self.planner(wf, kube, cancel, local_checks=local_checks)
         return planner.plan(manifests, self.store.inventory(wf.id), revision)

@@ -3,7 +3,9 @@ directory, for ``diff --local``) into a scratch directory and rendered with its 
 
 A render that reads the rest of the repository (Jsonnet libraries, a chart's dependency by path)
 gets the whole work tree; a chart repository's login comes from the registered repository of
-type helm whose URL is the longest prefix of the chart's.
+type helm whose URL is the longest prefix of the chart's. What a render may reach is decided here,
+for every front: chart repositories only as registered (or listed by the administrator), kustomize's
+remote resources only for workflows the administrator lists (see :mod:`slipway.settings`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,15 +32,17 @@ class Rendering(Catalog):
     def kube_for(self, wf: Workflow) -> Kube:  # the engine's: a Helm render asks the cluster's capabilities
         raise NotImplementedError
 
-    def render(self, wf: Workflow, repo: Repository, revision: str) -> list[Manifest]:
-        """Materialize the workflow's path at ``revision`` and render it.
+    def render(
+        self, wf: Workflow, repo: Repository, revision: str, cancel: threading.Event | None = None
+    ) -> list[Manifest]:
+        """Materialize the workflow's path at ``revision`` and render it (stopped when ``cancel`` is set).
 
         A path that renders no object is an error naming what it holds (a typo in target_path,
         or files no renderer reads), unless the workflow allows an empty render.
         """
         from . import render as render_stage
 
-        context = self._render_context(wf)
+        context = self._render_context(wf, cancel)
         with _scratch(f"repository {repo.id} at {revision[:12]}") as tmp:
             root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
             if render_stage.needs_whole_repository(root, context):
@@ -46,7 +51,7 @@ class Rendering(Catalog):
                 context.repository_root = whole
             return self._render_root(wf, root, context)
 
-    def _render_context(self, wf: Workflow) -> RenderContext:
+    def _render_context(self, wf: Workflow, cancel: threading.Event | None = None) -> RenderContext:
         from .render import RenderContext
         from .render.options import render_options
 
@@ -57,6 +62,10 @@ class Rendering(Catalog):
             cache_dir=settings.helm_cache(),
             credentials=self.chart_credentials,
             discover=lambda: self.kube_for(wf).discovery.capabilities(),
+            cancel=cancel,
+            # Trust, decided here for every front: never by the workflow's own configuration.
+            allow_remote=settings.kustomize_allow_remote(wf.id),
+            chart_repository_allowed=self.chart_repository_registered,
         )
 
     def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
@@ -71,7 +80,9 @@ class Rendering(Catalog):
             )
         return manifests
 
-    def render_local(self, wf: Workflow, directory: str | Path) -> list[Manifest]:
+    def render_local(
+        self, wf: Workflow, directory: str | Path, cancel: threading.Event | None = None
+    ) -> list[Manifest]:
         """Render a directory on disk as the workflow's path (``diff --local``), with its renderer options.
 
         The directory is copied as a checkout would write it (:mod:`slipway.source.localdir`): a
@@ -82,7 +93,7 @@ class Rendering(Catalog):
         from .source.localdir import copy_tree, work_tree_of
 
         where = f"local directory {directory}"
-        context = self._render_context(wf)
+        context = self._render_context(wf, cancel)
         with _scratch(where) as tmp:
             root = copy_tree(Path(directory), tmp / "path", where)
             if render_stage.needs_whole_repository(root, context):
@@ -99,6 +110,15 @@ class Rendering(Catalog):
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
             return self._render_root(wf, root, context)
+
+    def chart_repository_registered(self, url: str) -> bool:
+        """True when a registered repository of type helm holds ``url`` (its URL a prefix, on a path boundary)."""
+        url = url.rstrip("/")
+        for repo in self.store.list_repositories():
+            base = repo.url.rstrip("/")
+            if repo.type == "helm" and (url == base or url.startswith(base + "/")):
+                return True
+        return False
 
     def chart_credentials(self, url: str) -> tuple[str, str] | None:
         """The login for a chart repository: that of the registered repository of type helm whose URL is

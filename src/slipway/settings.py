@@ -56,3 +56,45 @@ def git_cache() -> Path:
     """
     override = os.environ.get("SLIPWAY_GIT_CACHE")
     return Path(override).expanduser() if override else home() / "git"
+
+
+def render_timeout() -> float:
+    """Seconds a render of one workflow path may take: ``$SLIPWAY_RENDER_TIMEOUT`` (a duration), default 60s."""
+    from .durations import parse_duration
+
+    seconds = parse_duration(os.environ.get("SLIPWAY_RENDER_TIMEOUT") or "60s", key="SLIPWAY_RENDER_TIMEOUT")
+    if seconds <= 0:
+        from .errors import ConfigError
+
+        raise ConfigError("SLIPWAY_RENDER_TIMEOUT: must be more than 0")
+    return seconds
+
+
+_SIZES = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30}
+
+
+def render_memory() -> int:
+    """Bytes of memory one render process may hold: ``$SLIPWAY_RENDER_MEMORY`` (``1Gi``, ``512Mi``), default 1Gi."""
+    import re
+
+    text = (os.environ.get("SLIPWAY_RENDER_MEMORY") or "1Gi").strip()
+    m = re.fullmatch(r"(\d+)\s*([kKmMgG]i?)?", text)
+    if not m or int(m[1]) * _SIZES[(m[2] or "").lower()] < 32 << 20:
+        from .errors import ConfigError
+
+        raise ConfigError(f"SLIPWAY_RENDER_MEMORY: {text!r} is not a size of 32Mi or more (e.g. 1Gi, 512Mi)")
+    return int(m[1]) * _SIZES[(m[2] or "").lower()]
+
+
+def helm_repositories() -> list[str]:
+    """Chart repository URL prefixes slipway may fetch from besides the registered ones: ``$SLIPWAY_HELM_REPOSITORIES``
+    (separated by commas or spaces)."""
+    text = os.environ.get("SLIPWAY_HELM_REPOSITORIES") or ""
+    return [u.rstrip("/") for u in text.replace(",", " ").split() if u.startswith(("http://", "https://"))]
+
+
+def kustomize_allow_remote(workflow_id: str) -> bool:
+    """Whether kustomize may fetch remote resources for ``workflow_id``: an administrator lists the workflow
+    ids (or ``*``) in ``$SLIPWAY_KUSTOMIZE_ALLOW_REMOTE``; no workflow can allow it itself."""
+    ids = (os.environ.get("SLIPWAY_KUSTOMIZE_ALLOW_REMOTE") or "").replace(",", " ").split()
+    return "*" in ids or workflow_id in ids

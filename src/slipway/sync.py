@@ -47,7 +47,7 @@ class SyncRun(Run):
                 result.commit_hash = rev
                 store.update_sync(result)
                 self.stage("render")
-                manifests = self.engine.render(wf, self.repo, rev)
+                manifests = self.engine.render(wf, self.repo, rev, self.cancel)
                 self.stage("plan")
                 plan = self.plan = self.engine.planner(wf, self.kube, self.cancel, local_checks=True).plan(
                     manifests, store.inventory(wf.id), rev

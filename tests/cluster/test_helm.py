@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from slipway.engine import Engine
+from slipway.errors import ManifestError
 from slipway.kube import Kube
 from slipway.render import helm
 from tests.chartrepo import ChartRepo
@@ -160,7 +161,9 @@ def test_bad_charts_fail_naming_chart_and_file_and_apply_nothing(
         helm_opts["values_files"] = ["values-prod.yaml", "values-staging.yaml"]
         expected += r"values file values-staging.yaml: not found"
     elif case == "unreachable_repository":
-        chart = web_chart("charts/web", f"http://127.0.0.1:{free_port()}/charts", hooks=False)
+        unreachable = f"http://127.0.0.1:{free_port()}/charts"
+        engine.register_repository({"id": "gone-charts", "type": "helm", "url": unreachable})
+        chart = web_chart("charts/web", unreachable, hooks=False)
         expected += r"Chart.yaml: dependency labels from http://127.0.0.1:\d+/charts: index.yaml: cannot reach"
     else:
         expected += rf"Chart.yaml: dependency labels from {published.url}: index.yaml: the chart repository refused"
@@ -195,8 +198,46 @@ def test_kustomize_inflates_charts_from_a_chart_repository_and_from_the_reposito
              for k, v in web_chart("apps/kust/web", hooks=False).items()}  # fmt: skip
     git: Repo = make_git({"apps/kust/kustomization.yaml": kustomization, **chart})
     wf = add_workflow(engine, git, namespace, path="apps/kust", id="kust-helm")
+    with pytest.raises(ManifestError, match=r"helmCharts\[1\] repo .* is not a chart repository slipway may fetch"):
+        engine.plan(wf)  # not registered yet: kustomize's Helm is not let out to it
+    engine.register_repository({"id": "public-charts", "type": "helm", "url": published.public_url})
     result = engine.sync(wf)
     assert result.status == "succeeded", result.message
     assert (configmap(kube, namespace, "remote-labels") or {})["data"] == {"version": "1.2.0", "color": "blue"}
     assert (configmap(kube, namespace, "local-config") or {})["data"]["greeting"] == "from-kustomize"
     assert engine.plan(wf).changes == []
+
+
+def test_a_chart_repository_must_be_registered_and_a_kustomization_may_not_fetch_unless_allowed(
+    engine: Engine, make_git: Any, kube: Kube, namespace: str, published: ChartRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.render.webserver import Served
+
+    monkeypatch.delenv("SLIPWAY_KUSTOMIZE_ALLOW_REMOTE", raising=False)
+    with Served() as served:
+        served.files["/remote.yaml"] = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote\ndata:\n  a: b\n"
+        git: Repo = make_git({
+            **web_chart("charts/web", published.public_url, hooks=False),
+            "apps/kust/kustomization.yaml": f"resources:\n- {served.url}/remote.yaml\n",
+        })  # fmt: skip
+        chart = add_workflow(engine, git, namespace, path="charts/web", id="unregistered-chart")
+        downloads = published.downloads("index.yaml")
+        with pytest.raises(ManifestError, match=r"repository \S+ at [0-9a-f]{12}: charts/web \(helm\): Chart.yaml: "
+                           r"dependency labels from .*: not a chart repository slipway may fetch from"):  # fmt: skip
+            engine.plan(chart)
+        assert published.downloads("index.yaml") == downloads
+        engine.register_repository({"id": "public-charts", "type": "helm", "url": published.public_url})
+        assert "ConfigMap/unregistered-chart-labels" in [c.resource for c in engine.plan(chart).changes]
+
+        kust = add_workflow(engine, git, namespace, path="apps/kust", id="remote-kust")
+        with pytest.raises(ManifestError, match=r"apps/kust/kustomization.yaml: resources entry .* is not in the "
+                           r"repository, so kustomize would fetch it"):  # fmt: skip
+            engine.plan(kust)
+        # The workflow's own configuration cannot allow it: only the administrator's setting does.
+        monkeypatch.setenv("SLIPWAY_KUSTOMIZE_ALLOW_REMOTE", "some-other-workflow")
+        with pytest.raises(ManifestError, match="kustomize would fetch it"):
+            engine.plan(kust)
+        assert served.requests == []
+        monkeypatch.setenv("SLIPWAY_KUSTOMIZE_ALLOW_REMOTE", "some-other-workflow, remote-kust")
+        assert [c.resource for c in engine.plan(kust).changes] == ["ConfigMap/remote"]
+        assert served.requests == ["/remote.yaml"]

@@ -63,3 +63,31 @@ def test_a_jsonnet_directory_with_top_level_arguments_syncs_and_stays_in_sync(
     result = engine.sync(wf)
     assert result.status == "failed"
     assert "apps/web/main.jsonnet:5:" in result.message and "Unknown variable: replica" in result.message
+
+
+def test_a_render_past_its_time_limit_names_the_repository_and_path_and_is_cancelled_with_its_caller(
+    engine: Engine, make_git: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import threading
+    import time
+
+    from slipway.errors import Cancelled, ManifestError
+
+    monkeypatch.setenv("SLIPWAY_RENDER_TIMEOUT", "2s")
+    git: Repo = make_git({"apps/loop/main.jsonnet": "local loop(n) = loop(n + 1) tailstrict;\nloop(0)\n"})
+    wf = add_workflow(engine, git, namespace, path="apps/loop", id="jsonnet-loop")
+    result = engine.sync(wf)
+    assert result.status == "failed"
+    assert re.search(r"repository \S+ at [0-9a-f]{12}: apps/loop \(jsonnet\): render exceeded the 2s time limit "
+                     r"\(SLIPWAY_RENDER_TIMEOUT\)", result.message), result.message  # fmt: skip
+    monkeypatch.setenv("SLIPWAY_RENDER_TIMEOUT", "10m")
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises((Cancelled, ManifestError), match="render cancelled"):
+        engine.plan(wf, cancel=cancel)
+    assert time.monotonic() - started < 10
+    from slipway.render import bounded
+
+    assert bounded.live() == []

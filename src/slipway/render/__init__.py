@@ -6,7 +6,8 @@ the first that claims it renders it as a whole and it is not walked further (a k
 chart, a Jsonnet directory). A directory no renderer claims
 contributes its plain ``*.yaml``/``*.yml``/``*.json`` files and its subdirectories are offered
 in turn. Bad input raises a ManifestError naming the file and document, and nothing is
-returned: a plan is computed from all of a path or from none of it.
+returned: a plan is computed from all of a path or from none of it. Every render of code from the
+repository (Jsonnet, Helm, kustomize) runs bounded in time and memory (:mod:`.bounded`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ def render(root: Path, *, label: str = "", context: RenderContext | None = None)
     out: list[Manifest] = []
     ctx = context or RenderContext()
     ctx.root = root
-    _walk(root, root, label, ctx, out)
+    before = ctx.deadline
+    if before is None:  # one time limit for the whole path, however many renderers it takes
+        ctx.deadline = ctx.bounds()[1]
+    try:
+        _walk(root, root, label, ctx, out)
+    finally:
+        ctx.deadline = before
     return out
 
 

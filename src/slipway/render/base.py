@@ -10,6 +10,8 @@ hold (binary, a set, NaN) is an error naming the file and document, never a cras
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import yaml
 
 from ..errors import ManifestError
 from ..kube.objects import Obj
+from .bounded import Limits
 
 try:
     _Base: Any = yaml.CSafeLoader
@@ -47,6 +50,20 @@ class RenderContext:
     credentials: Callable[[str], tuple[str, str] | None] | None = None  # chart repository URL -> login
     # Asks the destination for (version, API versions) the first time a renderer needs them.
     discover: Callable[[], tuple[str, list[str]]] | None = field(default=None, repr=False)
+    # Bounds (:mod:`.bounded`): set when the caller goes away; limits default to the settings';
+    # the deadline is set by render() for the whole path.
+    cancel: threading.Event | None = field(default=None, repr=False)
+    limits: Limits | None = None
+    deadline: float | None = None
+    # Trust, decided by the engine (never by a workflow's own table): kustomize may fetch remote
+    # resources; a chart repository URL may be fetched (registered or listed) -- None: none may.
+    allow_remote: bool = False
+    chart_repository_allowed: Callable[[str], bool] | None = field(default=None, repr=False)
+
+    def bounds(self) -> tuple[Limits, float]:
+        """The limits of a render process, and the deadline of the whole render."""
+        limits = self.limits or Limits.from_settings()
+        return limits, self.deadline if self.deadline is not None else time.monotonic() + limits.timeout
 
     def capabilities(self) -> tuple[str | None, list[str]]:
         """The destination's Kubernetes version and served API versions (None, [] when unknown)."""

@@ -13,8 +13,14 @@ chart), in a working copy of the chart:
 
 Credentials for a chart repository come from a lookup the engine gives (registered repositories
 of type ``helm`` whose URL prefixes the chart repository's); they go in an HTTP header only, and
-only to the repository's own host (redirects elsewhere lose them), never into an argument, a file
-Helm reads, or a message. Downloads use the standard library's HTTP client, for http(s) only.
+only to the repository's own host, never into an argument, a file Helm reads, or a message.
+Downloads use the standard library's HTTP client, for http(s) only.
+
+Trust: a chart repository (and the host a package's URL names) must be one slipway may fetch from,
+a registered repository of type ``helm`` or a prefix listed in ``$SLIPWAY_HELM_REPOSITORIES``; a
+redirect to another host is refused unless that host is allowed too. A dependency's name, version and digest are checked as Helm
+checks them before any becomes part of a path, and every path written is checked to be inside its
+root (the cache, the chart's ``charts/``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import http.client
 import io
 import os
+import re
 import shutil
 import tarfile
 import threading
@@ -36,6 +43,7 @@ from urllib.parse import urljoin, urlsplit
 
 import yaml
 
+from .. import settings
 from ..errors import ManifestError
 from .semver import Constraint, SemverError, Version
 
@@ -44,6 +52,12 @@ Credentials = Callable[[str], "tuple[str, str] | None"]  # chart repository URL 
 MAX_INDEX = 64 * 1024 * 1024
 MAX_CHART = 64 * 1024 * 1024
 TIMEOUT = 30.0
+
+# As Helm checks them (chart names; an alias takes no dot): nothing that can leave a directory.
+_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+_ALIAS = re.compile(r"^[a-zA-Z0-9_-]+$")
+_VERSION_TEXT = re.compile(r"^v?[0-9A-Za-z.+-]+$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -83,7 +97,34 @@ def dependencies(chart: Path, where: str) -> list[dict[str, Any]]:
         return []
     if not isinstance(deps, list) or not all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in deps):
         raise ManifestError(f"{where}: Chart.yaml: dependencies must be a list of tables, each with a name")
+    for dep in deps:
+        name, alias = dep["name"], dep.get("alias")
+        if not _NAME.match(name) or name in (".", ".."):
+            raise ManifestError(
+                f"{where}: Chart.yaml: dependency name {name!r} is not a valid chart name (letters, digits, '.', '_' "
+                "and '-' only)"
+            )
+        if alias is not None and (not isinstance(alias, str) or not _ALIAS.match(alias)):
+            raise ManifestError(f"{where}: Chart.yaml: dependency {name}: alias {alias!r} is not a valid name")
     return deps
+
+
+def repository_allowed(url: str, allowed: Callable[[str], bool] | None) -> bool:
+    """True when slipway may fetch from the chart repository ``url``: ``allowed`` (the engine's: a
+    registered repository of type helm) says so, or a prefix in ``$SLIPWAY_HELM_REPOSITORIES`` holds it."""
+    url = url.rstrip("/")
+    if allowed is not None and allowed(url):
+        return True
+    return any(url == base or url.startswith(base + "/") for base in settings.helm_repositories())
+
+
+def inside(root: Path, path: Path, at: str) -> Path:
+    """``path`` when it is inside ``root``; a ManifestError otherwise (nothing is written out of a root)."""
+    try:
+        Path(os.path.normpath(path)).relative_to(os.path.normpath(root))
+    except ValueError:
+        raise ManifestError(f"{at}: refused to write {path.name!r} outside its directory") from None
+    return path
 
 
 def _locked(chart: Path, where: str) -> dict[tuple[str, str], str]:
@@ -148,9 +189,16 @@ def local_sources(chart: Path, boundary: Path, where: str, seen: frozenset[Path]
 class Fetcher:
     """Dependencies of one render: chart repository indexes are read once per render."""
 
-    def __init__(self, cache_dir: Path, credentials: Credentials | None, scratch: Path) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        credentials: Credentials | None,
+        scratch: Path,
+        allowed: Callable[[str], bool] | None = None,
+    ) -> None:
         self.cache_dir = cache_dir
         self.credentials = credentials
+        self.allowed = allowed  # chart repository URL -> may be fetched from (see repository_allowed)
         self.scratch = scratch  # removed with the render's work directory
         self._indexes: dict[str, dict[str, Any]] = {}
 
@@ -174,13 +222,13 @@ class Fetcher:
                 version = str(metadata(target, at).get("version", ""))
                 if not _satisfies(constraint, version):
                     raise ManifestError(f"{at}: {repo} is version {version}, not {dep.get('version')}")
-                copy = work / "charts" / name
+                copy = inside(work / "charts", work / "charts" / name, at)
                 shutil.rmtree(copy, ignore_errors=True)
                 shutil.copytree(target, copy, symlinks=False, ignore=shutil.ignore_patterns(".git"))
                 self.prepare(copy, target, boundary, f"{where}, dependency {name}", depth + 1)
             elif repo.startswith(("http://", "https://")):
                 package, version = self.fetch(repo, name, constraint, locked.get((name, repo.rstrip("/"))), at)
-                shutil.copyfile(package, work / "charts" / f"{name}-{version}.tgz")
+                shutil.copyfile(package, inside(work / "charts", work / "charts" / f"{name}-{version}.tgz", at))
             elif repo.startswith("oci://"):
                 raise ManifestError(
                     f"{at}: OCI chart registries ({repo}) are not supported; vendor the chart under charts/ or "
@@ -211,6 +259,11 @@ class Fetcher:
                 "and its credentials instead"
             )
         what = f"{where} from {repo}"
+        if not repository_allowed(repo, self.allowed):
+            raise ManifestError(
+                f"{what}: not a chart repository slipway may fetch from; register it as a repository of type helm "
+                "(or list it in SLIPWAY_HELM_REPOSITORIES)"
+            )
         index = self._index(repo, what)
         entries = [e for e in (index.get("entries") or {}).get(name) or [] if isinstance(e, dict)]
         if not entries:
@@ -226,15 +279,25 @@ class Fetcher:
         if not urls or not isinstance(urls[0], str):
             raise ManifestError(f"{what}: the index gives no URL for version {version}")
         url = urljoin(repo + "/", urls[0])
+        if _origin(url) != _origin(repo) and not repository_allowed(url, self.allowed):
+            raise ManifestError(
+                f"{what}: the index names {_redact(url)} for version {version}, on another host slipway may not "
+                "fetch from; list that host in SLIPWAY_HELM_REPOSITORIES or register it as a repository of type helm"
+            )
+        if not _VERSION_TEXT.match(version):
+            raise ManifestError(f"{what}: version {version!r} is not a chart version")
         digest = str(entry.get("digest") or "").lower()
+        if digest and not _DIGEST.match(digest):
+            raise ManifestError(f"{what}: the index's digest for version {version} is not a sha256 digest")
         if digest:
-            cached = self.cache_dir / "charts" / f"{name}-{version}@{digest[:32]}.tgz"
+            charts = self.cache_dir / "charts"
+            cached = inside(charts, charts / f"{name}-{version}@{digest[:32]}.tgz", what)
             with _lock(str(cached)):
                 if not cached.is_file():
                     self._download(repo, url, cached, digest, f"{what}: {name}-{version}")
             return cached, version
         # Without a digest there is nothing to check a cached copy against: fetch it for this render only.
-        tmp = self.scratch / f"{name}-{version}@{len(list(self.scratch.iterdir()))}.tgz"
+        tmp = inside(self.scratch, self.scratch / f"{name}-{version}@{len(list(self.scratch.iterdir()))}.tgz", what)
         self._download(repo, url, tmp, "", f"{what}: {name}-{version}")
         return tmp, version
 
@@ -270,7 +333,7 @@ class Fetcher:
             raise ManifestError(f"{what}: {_redact(url)} is not an http(s) URL")
         creds = self.credentials(repo) if self.credentials else None
         auth = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode() if creds else None
-        opener = urllib.request.build_opener(_Redirects(_origin(repo), auth))
+        opener = urllib.request.build_opener(_Redirects(_origin(repo), auth, self.allowed))
         request = urllib.request.Request(url, headers={"User-Agent": "slipway"})
         if auth and _origin(url) == _origin(repo):
             # Like Helm without --pass-credentials: the password goes only to the repository's own host.
@@ -289,6 +352,8 @@ class Fetcher:
                     f"{what}: the chart repository needs credentials (HTTP {e.code}); register it as a "
                     "repository of type helm with them"
                 ) from None
+            if 300 <= e.code < 400 and e.msg:
+                raise ManifestError(f"{what}: refused: {e.msg}") from None
             raise ManifestError(f"{what}: HTTP {e.code} from {_redact(url)}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", None) or e
@@ -303,15 +368,26 @@ class Fetcher:
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to http(s) only, keeping the login only while they stay on the repository's host."""
+    """Follows redirects on the same host (http to https allowed) or to an allowed repository, and no other;
+    the login goes only to the repository's own host."""
 
-    def __init__(self, origin: tuple[str, str], auth: str | None) -> None:
+    def __init__(self, origin: tuple[str, str], auth: str | None, allowed: Callable[[str], bool] | None) -> None:
         self.origin = origin
         self.auth = auth
+        self.allowed = allowed
 
     def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
         if urlsplit(newurl).scheme not in ("http", "https"):
             raise urllib.error.HTTPError(newurl, code, "redirected away from http(s)", headers, fp)
+        if not _same_host(req.full_url, newurl) and not repository_allowed(newurl, self.allowed):
+            # Another host is another server: the repository's own address must not lead slipway to it.
+            raise urllib.error.HTTPError(
+                newurl,
+                code,
+                f"redirected to another host ({_host(newurl)}), which slipway may not fetch from",
+                headers,
+                fp,
+            )
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and self.auth and _origin(newurl) == self.origin:
             new.add_unredirected_header("Authorization", self.auth)
@@ -321,6 +397,25 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower() + f":{parts.port or ''}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+
+
+def _same_host(old: str, new: str) -> bool:
+    a, b = urlsplit(old), urlsplit(new)
+    if (a.hostname or "").lower() != (b.hostname or "").lower():
+        return False
+    if a.scheme == "https" and b.scheme != "https":
+        return False  # never downgraded
+    return (a.port or _DEFAULT_PORTS.get(a.scheme)) == (b.port or _DEFAULT_PORTS.get(b.scheme)) or (
+        a.port is None and b.port is None
+    )
 
 
 def _redact(url: str) -> str:

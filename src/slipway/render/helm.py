@@ -7,7 +7,8 @@ every group/version and group/version/Kind it serves come from slipway's discove
 destination), CRDs are included unless ``skip_crds``. Values files (relative to the chart, never
 outside the repository) are applied in order, the inline ``values`` table last, from a file.
 Helm's config, cache and data directories are the scratch directory's own, so it never reads or
-writes the user's, and its environment carries no credential and no kubeconfig.
+writes the user's, and its environment carries no credential and no kubeconfig. Helm runs bounded
+in time and memory like every render (:mod:`.bounded`).
 
 A render is cached in memory by what it depends on: the chart's files and its ``file://``
 dependencies', the values files, the options and the destination's capabilities, so a resync
@@ -22,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections import OrderedDict
@@ -32,10 +32,10 @@ from typing import Any
 
 from .. import settings, tools
 from ..errors import BuildError, ManifestError
+from . import bounded
 from .base import Manifest, RenderContext, objects_from, parse_yaml
 from .charts import Fetcher, dependencies, local_sources, metadata
 
-TIMEOUT = 120
 CACHE_SIZE = 64
 
 # Called with helm's argv and environment before each run: lets tests count runs and see what Helm is given.
@@ -176,7 +176,8 @@ def _run(
     try:
         work = scratch / "chart"
         shutil.copytree(chart, work, symlinks=False, ignore=shutil.ignore_patterns(".git"))
-        fetcher = Fetcher(context.cache_dir or settings.helm_cache(), context.credentials, _mkdir(scratch / "dl"))
+        fetcher = Fetcher(context.cache_dir or settings.helm_cache(), context.credentials, _mkdir(scratch / "dl"),
+                          context.chart_repository_allowed)  # fmt: skip
         fetcher.prepare(work, chart, boundary, where)
         argv = [helm, "template", opts["release_name"], str(work), "--namespace", context.namespace]
         argv.append("--skip-crds" if opts["skip_crds"] else "--include-crds")
@@ -193,14 +194,12 @@ def _run(
         env = _env(_mkdir(scratch / "home"))
         for hook in list(on_run):
             hook(list(argv), dict(env))
-        try:
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT,
-                                  stdin=subprocess.DEVNULL, cwd=scratch)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise ManifestError(f"{where}: helm template timed out after {TIMEOUT}s") from None
+        limits, deadline = context.bounds()
+        proc = bounded.run(argv, where=where, limits=limits, deadline=deadline, cancel=context.cancel,
+                           env=env, cwd=scratch)  # fmt: skip
         if proc.returncode != 0:
             raise ManifestError(f"{where}: {_clean(proc.stderr, name, scratch, chart, boundary)}")
-        return proc.stdout, name
+        return proc.stdout.decode("utf-8", "replace"), name
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

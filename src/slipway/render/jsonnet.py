@@ -11,6 +11,10 @@ as strings, anything else as code (its JSON); ``libs`` are library directories r
 repository root. Every import is resolved by slipway: one that leaves the repository is refused.
 A program yields an object, a ``List``, or an array of objects; each object's source is its file
 (``main.jsonnet, item 3``). An error names the file and line.
+
+The evaluation runs in a child process (:mod:`.jsonnet_child`), bounded in time and memory like
+every render (:mod:`.bounded`): the binding cannot be interrupted from inside, and a program such as
+``std.range(0, 100000000)`` would otherwise take the memory of slipway itself.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError
+from . import bounded
 from .base import Manifest, RenderContext, check_object, objects_from
 from .plain import EXTENSIONS
-
-MAX_FILE = 32 * 1024 * 1024
 
 
 def is_jsonnet_dir(directory: Path) -> bool:
@@ -74,8 +78,7 @@ class Jsonnet:
                 raise ManifestError(f"{where}: jsonnet.libs {lib}: not a directory of the repository")
             libs.append(path)
         out: list[Manifest] = []
-        for entry in entries:
-            value = _evaluate(entry, boundary, libs, opts, label)
+        for entry, value in _evaluate(entries, boundary, libs, opts, label, where, context):
             out.extend(_objects(value, label(entry)))
         return out
 
@@ -95,34 +98,43 @@ def _split(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     return strings, codes
 
 
-def _evaluate(entry: Path, boundary: Path, libs: list[Path], opts: dict[str, Any], label: Any) -> Any:
-    import _jsonnet  # the reference implementation's binding (PyPI: jsonnet)
+_CHILD = Path(__file__).with_name("jsonnet_child.py")
 
-    def resolve(base: str, rel: str) -> tuple[str, bytes]:
-        if os.path.isabs(rel):
-            raise RuntimeError("an absolute import is refused; import files of the repository by relative path")
-        for directory in [Path(base), *libs]:
-            path = Path(os.path.normpath(directory / rel))
-            if not _inside(path, boundary):
-                if directory == Path(base):
-                    raise RuntimeError("it is outside the repository")
-                continue
-            if path.is_file():
-                if path.stat().st_size > MAX_FILE:
-                    raise RuntimeError("larger than 32 MiB")
-                return str(path), path.read_bytes()
-        raise RuntimeError("no such file in the repository")
 
+def _evaluate(
+    entries: list[Path], boundary: Path, libs: list[Path], opts: dict[str, Any], label: Any, where: str,
+    context: RenderContext,
+) -> list[tuple[Path, Any]]:  # fmt: skip
+    """Each entry's value, evaluated in a bounded child process (:mod:`.jsonnet_child`)."""
+    limits, deadline = context.bounds()
     tla_vars, tla_codes = _split(opts.get("tlas") or {})
     ext_vars, ext_codes = _split(opts.get("ext_vars") or {})
+    request = {
+        "entries": [str(e) for e in entries], "boundary": str(boundary), "libs": [str(p) for p in libs],
+        "tla_vars": tla_vars, "tla_codes": tla_codes, "ext_vars": ext_vars, "ext_codes": ext_codes,
+        "memory": limits.memory,
+    }  # fmt: skip
+    # -I: no PYTHON* variables, no user site, not the script's directory on sys.path.
+    argv = [sys.executable, "-I", str(_CHILD)]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    result = bounded.run(argv, where=where, limits=limits, deadline=deadline, cancel=context.cancel,
+                         cwd=boundary, env=env, stdin=json.dumps(request).encode())  # fmt: skip
+    if "memory allocation" in result.stderr or "MemoryError" in result.stderr:
+        raise bounded.LimitExceeded(f"{where}: render exceeded the {limits.describe_memory()}")
     try:
-        text = _jsonnet.evaluate_file(
-            str(entry), import_callback=resolve, tla_vars=tla_vars, tla_codes=tla_codes,
-            ext_vars=ext_vars, ext_codes=ext_codes,
-        )  # fmt: skip
-    except RuntimeError as e:
-        raise ManifestError(_clean(str(e), boundary, entry, label)) from None
-    return json.loads(text)
+        answers = json.loads(result.stdout)
+    except ValueError:
+        last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        raise ManifestError(f"{where}: the Jsonnet evaluator failed: {last[:500]}") from None
+    out = []
+    for answer in answers:
+        entry = Path(answer["entry"])
+        if answer.get("memory"):
+            raise bounded.LimitExceeded(f"{where}: render exceeded the {limits.describe_memory()}")
+        if "error" in answer:
+            raise ManifestError(_clean(answer["error"], boundary, entry, label))
+        out.append((entry, json.loads(answer["text"])))
+    return out
 
 
 _LOCATION = re.compile(r"^\t?(/[^\t:]+):(\d+(?::[\d()\-:]+)?)")

@@ -3,20 +3,22 @@
 Overlays refer to bases elsewhere in the repository, so this renderer asks for the whole
 checkout. Helm charts a kustomization names under ``helmCharts:`` are inflated by the same Helm
 binary slipway's own Helm renderer uses; kustomize gives Helm directories of its own, and slipway
-keeps the user's Helm settings and kubeconfig out of its environment.
+keeps the user's Helm settings and kubeconfig out of its environment. What the build would fetch
+from the network is refused first (:mod:`.kustomize_remote`), and the build is bounded in time
+and memory like every render (:mod:`.bounded`).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from .. import tools
 from ..errors import BuildError, ManifestError
+from . import bounded
 from .base import Manifest, RenderContext, objects_from, parse_yaml
-
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+from .charts import repository_allowed
+from .kustomize_remote import KUSTOMIZATION_FILES, check
 
 
 def has_kustomization(directory: Path) -> bool:
@@ -45,6 +47,8 @@ class Kustomize:
 
     def render(self, directory: Path, display: str, context: RenderContext) -> list[Manifest]:
         where = f"{display} (kustomize)"
+        check(directory, context.repository_root or directory, where, allow_remote=context.allow_remote,
+              chart_allowed=lambda url: repository_allowed(url, context.chart_repository_allowed))  # fmt: skip
         argv = [tools.find("kustomize"), "build", "."]
         if _uses_helm(directory):
             try:
@@ -54,12 +58,10 @@ class Kustomize:
             argv += ["--enable-helm", "--helm-command", helm]
         env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_") and k != "KUBECONFIG"}
         env["KUBECONFIG"] = os.devnull  # an empty kubeconfig: Helm has no cluster to reach
-        try:
-            proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=120,
-                                  stdin=subprocess.DEVNULL, env=env)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise ManifestError(f"{where}: kustomize build timed out after 120s") from None
+        limits, deadline = context.bounds()
+        proc = bounded.run(argv, where=where, limits=limits, deadline=deadline, cancel=context.cancel,
+                           cwd=directory, env=env)  # fmt: skip
         if proc.returncode != 0:
             message = " ".join(line.strip() for line in proc.stderr.strip().splitlines()[-3:])
             raise ManifestError(f"{where}: kustomize build failed: {message}")
-        return objects_from(parse_yaml(proc.stdout, where), where)
+        return objects_from(parse_yaml(proc.stdout.decode("utf-8", "replace"), where), where)
