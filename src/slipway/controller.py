@@ -132,6 +132,9 @@ class Controller:
         self.cancel.clear()
         self._thread = threading.Thread(target=self.run, name="slipway-controller", daemon=True)
         self._thread.start()
+        from .assessor import Assessor  # every workflow's sync status and health, refreshed (slipway.axes)
+
+        Assessor(self.engine, self._mine, self.cancel).start()
 
     @property
     def running(self) -> bool:
@@ -436,7 +439,8 @@ class Controller:
                 if not live:
                     return
                 plan = self.engine.plan(wf.id, revision=live, cancel=cancel)
-                if not any(c.drifted for c in plan.changes):
+                # A deleted object is a create, not a drifted field: it is restored too.
+                if not any(c.drifted or c.type == "create" for c in plan.changes):
                     return
                 log.info("workflow %s: live drift found; self-healing", wf.id)
             result = self.engine.sync(wf.id, trigger="self-heal" if heal else "auto", revision=head, cancel=cancel)

@@ -106,7 +106,7 @@ class SyncMetrics:
 class SyncResult:
     id: str
     workflow_id: str
-    status: str  # running | succeeded | failed | interrupted
+    status: str  # running | succeeded | failed | refused (nothing applied) | interrupted
     start_time: str
     commit_hash: str | None
     message: str

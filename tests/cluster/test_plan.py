@@ -156,7 +156,7 @@ def test_resource_exists_conflicts_for_unmanaged_and_foreign_objects(
     assert [c["resource"] for c in diff["changes"]] == ["ConfigMap/mine"]
     # A sync refuses and applies nothing, not even the object without a conflict.
     result = engine.sync(wf)
-    assert result.status == "failed" and "refused" in result.message and "nothing was applied" in result.message
+    assert result.status == "refused" and "refused" in result.message and "nothing was applied" in result.message
     assert kube.get(cms, namespace, "mine") is None
 
 

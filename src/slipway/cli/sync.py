@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SlipwayError
 from .common import actor, confirm, engine, interactive
-from .output import emit_json, err, json_mode
+from .output import emit_json, err, json_mode, out
 
 if TYPE_CHECKING:
     from ..plan.model import Plan
@@ -101,8 +101,11 @@ def _stop(result: SyncResult, plan: Plan | None) -> int:
 @click.argument("workflow_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before applying.")
 @click.option("--wait-lock", type=float, default=0.0, help="Seconds to wait if another sync holds the workflow.")
+@click.option("--wait/--no-wait", "wait_health", default=True,
+              help="Wait for health after applying (default, as the workflow's health_check says); "
+                   "--no-wait records the sync once applied, with the health it has then.")  # fmt: skip
 @_views
-def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> None:
+def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None, wait_health: bool) -> None:
     """Show the plan, apply it, wait for health, record. Exit 0: succeeded; 1: failed; 2: refused.
 
     On a terminal it asks before applying (unless --yes); without one (CI) it does not ask.
@@ -142,7 +145,7 @@ def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> Non
         result = run_cancellable(
             lambda cancel: eng.sync(
                 workflow_id, revision=revision, expected_plan=expected, progress=progress, wait=wait_lock,
-                cancel=cancel, on_plan=callback, actor=actor(),
+                cancel=cancel, on_plan=callback, actor=actor(), wait_health=wait_health,
             )
         )  # fmt: skip
     finally:
@@ -154,17 +157,33 @@ def sync(workflow_id: str, yes: bool, wait_lock: float, view: str | None) -> Non
 
         error(result.message.removeprefix("Sync failed: "), 2)
         sys.exit(2)
-    _print_result(result)
+    _print_result(result, eng)
     sys.exit(_stop(result, plan))
 
 
-def _print_result(result: SyncResult) -> None:
+def _print_result(result: SyncResult, eng: Any = None) -> None:
     if json_mode():
         emit_json(_result_json(result))
         return
     from .printing import print_result
 
     print_result(result)
+    if eng is not None:
+        _print_axes(eng, result.workflow_id)
+
+
+def _print_axes(eng: Any, workflow_id: str) -> None:
+    """Sync status and health as the run computed them as it ended: what is still not healthy, by name."""
+    from ..axes import sync_words
+
+    try:
+        kept = eng.run_state(workflow_id).get("assessment") or {}
+    except SlipwayError:
+        return
+    if kept:
+        health = kept["health"]
+        why = f" ({health['message']})" if health.get("message") else ""
+        out(f"sync status: {sync_words(kept['sync_status'])}; health: {health['status']}{why}")
 
 
 def _result_json(result: SyncResult) -> dict[str, Any]:
@@ -209,7 +228,7 @@ def run_cancellable(work: Any) -> SyncResult:
 @click.option("--reason", required=True, help="Why (kept in the audit history).")
 @click.option("--to", "to", help="A sync id to roll back to (default: the previous successful sync).")
 def rollback(workflow_id: str, reason: str, to: str | None) -> None:
-    """Restore the previous successful sync's state. Exit 0: rolled back; 1: failed."""
+    """Restore the previous successful sync's state. Exit 0: rolled back; 1: failed; 2: refused."""
     from .progress import Progress
 
     progress = Progress.for_terminal(quiet=json_mode())
@@ -221,8 +240,8 @@ def rollback(workflow_id: str, reason: str, to: str | None) -> None:
         )
     finally:
         progress.close()
-    _print_result(result)
-    sys.exit(0 if result.status == "succeeded" else 1)
+    _print_result(result, engine())
+    sys.exit(0 if result.status == "succeeded" else 2 if result.status == "refused" else 1)
 
 
 @click.command("history")
@@ -243,7 +262,9 @@ def history(workflow_id: str, limit: int) -> None:
         "ID", "KIND", "STATUS", "TRIGGER", "BY", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None
     )
     for r in rows:
-        style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "white")
+        style = {"succeeded": "green", "failed": "red", "refused": "yellow", "interrupted": "yellow"}.get(
+            r.status, "white"
+        )
         rev = (r.commit_hash or "-")[:12]
         if r.kind == "rollback":
             rev = f"{(r.from_revision or '-')[:7]}->{(r.commit_hash or '-')[:7]}"

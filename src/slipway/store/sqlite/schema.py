@@ -115,6 +115,8 @@ MIGRATIONS = [
     );
     ALTER TABLE syncs ADD COLUMN actor TEXT;
     """,
+    # The workflow's sync status and health as last computed (JSON, with when): lists show it with its age.
+    "ALTER TABLE workflows ADD COLUMN assessment TEXT",
 ]
 
 

@@ -91,6 +91,8 @@ const STATUS = {
   Degraded: ["Degraded", "bad"],
   Unknown: ["Unknown", "neutral"],
   Missing: ["Missing", "warn"],
+  Suspended: ["Suspended", "neutral"],
+  refused: ["Refused", "warn"],
   Synced: ["Synced", "good"],
   OutOfSync: ["OutOfSync", "warn"],
   low: ["low", "neutral"],
