@@ -147,14 +147,14 @@ def compute(
 
 
 def last_operation(engine: Engine, workflow_id: str, state: dict[str, Any]) -> dict[str, Any] | None:
-    """The operation running now (the claim's), else the last one recorded."""
-    for sync_id in (state.get("sync_id"), state.get("last_sync_id")):
-        if sync_id:
-            try:
-                return operation(engine.store.get_sync(sync_id))
-            except SlipwayError:
-                continue  # removed by the history limit, or not recorded yet
-    return None
+    """The operation running now (the claim's), else the newest recorded (a sync, a rollback...)."""
+    if state.get("sync_id"):
+        try:
+            return operation(engine.store.get_sync(state["sync_id"]))
+        except SlipwayError:
+            pass  # not recorded yet
+    newest = engine.store.history(workflow_id, 1)
+    return operation(newest[0]) if newest else None
 
 
 def report(engine: Engine, workflow_id: str, *, live: bool, cancel: threading.Event | None = None) -> dict[str, Any]:

@@ -111,3 +111,51 @@ def test_a_refusal_is_its_own_outcome_and_changes_no_status(
     assert engine.sync(wf).status == "refused"
     assert engine.run_state(wf)["status"] == "synced"
     assert [s.status for s in engine.history(wf)] == ["refused", "refused", "succeeded"]
+
+
+def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """The Workflow CRD's columns and status schema, checked by the API server and kubectl themselves.
+    A copy under a group of its own: the cluster's slipway CRDs (others' revision) stay as they are."""
+    import copy
+    import time
+
+    from slipway.kube.discovery import ResourceInfo
+    from slipway.store.kubernetes import crds, names
+    from tests.kubestore import kubectl
+
+    group = f"c{namespace[-6:]}.status-check.slipway.dev"
+    crd = copy.deepcopy(crds.workflow_crd())
+    crd["metadata"]["name"] = f"workflows.{group}"
+    crd["spec"]["group"] = group
+    crd["spec"]["names"].pop("shortNames", None)
+    crd["spec"]["names"].pop("categories", None)
+    version = crd["spec"]["versions"][0]["name"]
+    kube.apply(names.CRDS, crd)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            live = kube.get(names.CRDS, "", crd["metadata"]["name"]) or {}
+            if any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (live.get("status") or {}).get("conditions") or []
+            ):
+                break
+            assert time.monotonic() < deadline, live.get("status")
+            time.sleep(0.2)
+        info = ResourceInfo(group, version, "Workflow", "workflows", True, frozenset())
+        kube.apply(info, {"apiVersion": f"{group}/{version}", "kind": "Workflow",
+                          "metadata": {"name": "web", "namespace": namespace}, "spec": {"repository": "r"}})  # fmt: skip
+        axes = {"sync_status": {"status": "OutOfSync", "created": 0, "changed": 0, "missing": 1, "extra": 0,
+                                "revision": "3f2c", "message": ""},
+                "health": {"status": "Missing", "message": "ConfigMap/x: does not exist"}, "assessed_at": "2026-12-01T10:00:00Z"}  # fmt: skip
+        kube.patch_merge(
+            info, namespace, "web", {"status": {"status": "synced", "assessment": axes}}, subresource="status"
+        )
+        kept = (kube.get(info, namespace, "web") or {})["status"]["assessment"]
+        assert kept == axes  # the schema keeps every field (nothing pruned)
+        table = kubectl(cluster.kubeconfig, "-n", namespace, "get", f"workflows.{group}").splitlines()
+        head, row = table[0].split(), table[1].split()
+        assert head[:4] == ["NAME", "STATUS", "SYNC", "HEALTH"], table
+        assert row[:4] == ["web", "synced", "OutOfSync", "Missing"], table
+    finally:
+        kube.delete(names.CRDS, "", crd["metadata"]["name"])
