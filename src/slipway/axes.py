@@ -127,7 +127,8 @@ def compute(
         repo = engine.store.get_repository(wf.repository)
         revision = engine.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel)
         manifests = engine.render(wf, repo, revision)
-        plan = engine.planner(wf, engine.kube_for(wf), cancel).plan(manifests, inventory, revision)
+        # Checked against the schemas here, as a sync checks: no dry-run per object to create.
+        plan = engine.planner(wf, engine.kube_for(wf), cancel, local_checks=True).plan(manifests, inventory, revision)
     except Cancelled:
         raise
     except SlipwayError as e:

@@ -204,7 +204,7 @@ class Engine(Rendering):
 
         ``revision``: plan that commit instead of the branch's head (self-heal plans what is live).
         ``local_checks``: check new objects against the server's schemas here, as a sync does,
-        instead of a dry-run each (which shows the defaults the server would add).
+        instead of a server dry-run each.
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
@@ -403,6 +403,7 @@ class Engine(Rendering):
         result = axes.compute(self, workflow_id, cancel, inventory)
         with contextlib.suppress(NotFoundError):  # removed meanwhile
             self.store.set_workflow_state(workflow_id, assessment=axes.summary(result))
+        self.events.publish("assessed", {"workflow": workflow_id, **axes.summary(result)})
         return result
 
     def report(self, workflow_id: str, *, live: bool = True, cancel: threading.Event | None = None) -> dict[str, Any]:

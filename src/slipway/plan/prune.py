@@ -83,6 +83,9 @@ class ContentCheck:
             spec = (it.live or {}).get("spec") or {}
             group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
             info = self.kube.discovery.preferred(group, kind)
+            if info is None:  # a CRD made a moment ago may be newer than the map (refreshed at most once a second)
+                self.kube.discovery.refresh()
+                info = self.kube.discovery.preferred(group, kind)
             jobs = [(info, "")] if info is not None else []
         else:
             return []

@@ -112,7 +112,7 @@ export function badge(status, text) {
 
 // The server's events (Server-Sent Events); the browser reconnects by itself when the stream breaks.
 export const EVENTS = ["started", "planned", "stage", "wave", "applied", "deleted", "hook", "health", "waiting",
-  "finished", "status", "repository", "dropped"];
+  "finished", "status", "repository", "assessed", "dropped"];
 
 export function follow(workflow, onEvent) {
   const url = "/api/v1/events" + (workflow ? `?workflow=${encodeURIComponent(workflow)}` : "");

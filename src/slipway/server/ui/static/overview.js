@@ -175,6 +175,6 @@ document.getElementById("filters").addEventListener("submit", (e) => e.preventDe
 
 const reload = debounce(load, 400);
 follow(null, (name) => {
-  if (["started", "finished", "status", "repository"].includes(name)) reload();
+  if (["started", "finished", "status", "repository", "assessed"].includes(name)) reload();
 });
 load();
