@@ -159,3 +159,29 @@ def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namesp
         assert row[:4] == ["web", "synced", "OutOfSync", "Missing"], table
     finally:
         kube.delete(names.CRDS, "", crd["metadata"]["name"])
+
+
+def test_the_controller_refreshes_what_lists_show(
+    engine: Engine, kube: Kube, make_git, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from slipway import assessor
+
+    monkeypatch.setenv("SLIPWAY_ASSESS_INTERVAL", "1s")
+    monkeypatch.setattr(assessor, "FIRST_PASS", 0.2)
+    repo = make_git({"k8s/a.yaml": dump(configmap("app", {"v": "git"}))})
+    repo_id = engine.register_repository({"url": repo.url}).id
+    wf = engine.create_workflow(
+        {"repository": repo_id, "target_path": "k8s", "destination": {"namespace": namespace}}
+    ).id
+    assert engine.sync(wf).status == "succeeded"
+    assert engine.run_state(wf)["assessment"]["sync_status"]["status"] == "Synced"
+    kube.delete(kube.discovery.lookup("v1", "ConfigMap"), namespace, "app")
+    ctl = Controller(engine, tick=0.1)  # the workflow does not auto-sync: the controller only looks
+    ctl.start()
+    try:
+        wait_until(lambda: engine.run_state(wf)["assessment"]["health"]["status"] == "Missing", 30)
+        kept = engine.run_state(wf)["assessment"]["sync_status"]
+        assert (kept["status"], kept["missing"]) == ("OutOfSync", 1)
+    finally:
+        ctl.stop(10)
+    assert cm_value(kube, namespace, "app") is None  # looked at, never applied
