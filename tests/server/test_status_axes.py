@@ -134,3 +134,24 @@ def test_a_commit_elsewhere_is_not_news_and_a_rollback_is_out_of_sync(
     agree(server, wf, ("OutOfSync", "Healthy"))  # live is the old revision: Git says otherwise
     op = cli_json(server, "workflow", "status", wf)["operation"]
     assert (op["kind"], op["phase"]) == ("rollback", "Succeeded")
+
+
+def test_a_refusal_is_counted_as_its_own_outcome(start_server, tmp_path: Path, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    wf, work = setup_workflow(server, tmp_path, namespace, {"k8s/app.yaml": dump(configmap("a"))})
+    operator = server.client("operator")
+    assert finish(server, operator.post(f"/api/v1/workflows/{wf}/sync").json()["id"])["status"] == "succeeded"
+    shown = operator.get(f"/api/v1/workflows/{wf}/diff").json()["fingerprint"]
+    commit(work, {"k8s/app.yaml": dump(configmap("a", {"k": "2"}))})
+    push(work)
+    r = operator.post(f"/api/v1/workflows/{wf}/sync", json={"expected_plan": shown})
+    done = finish(server, r.json()["id"])
+    assert done["status"] == "refused" and "plan changed" in done["result"]["message"], done
+    m = metrics(server)
+    assert value(m, "slipway_sync_total", workflow=wf, status="refused") == 1
+    assert value(m, "slipway_sync_total", workflow=wf, status="failed") is None
+    assert value(m, "slipway_workflow_status", workflow=wf, status="synced") == 1  # as it was: nothing applied
+    got = server.client("viewer").get(f"/api/v1/workflows/{wf}").json()
+    assert got["status"] == "synced" and got["operation"]["phase"] == "Refused"
+    assert got["sync_status"]["status"] == "OutOfSync" and got["sync_status"]["changed"] == 1
+    agree(server, wf, ("OutOfSync", "Healthy"))
