@@ -15,13 +15,13 @@ timestamp, so a list shows what was last computed, with its age, and every front
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import health
 from .errors import Cancelled, SlipwayError, describe
 from .items import Item
+from .results import HEALTH_STATUSES, SYNC_STATUSES, age, short_age, sync_words
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -29,11 +29,8 @@ if TYPE_CHECKING:
     from .plan.model import Plan
     from .results import SyncResult
 
-SYNC_STATUSES = ("Synced", "OutOfSync", "Unknown")
 OBJECT_SYNC = ("Synced", "OutOfSync", "Missing", "Extra")
-# Argo CD's order, best first: the workflow's health is its worst object's.
-HEALTH_ORDER = ("Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown")
-HEALTH_STATUSES = HEALTH_ORDER
+HEALTH_ORDER = HEALTH_STATUSES  # Argo CD's order, best first: the workflow's health is its worst object's
 PHASES = {"running": "Running", "succeeded": "Succeeded", "failed": "Failed", "interrupted": "Failed",
           "refused": "Refused"}  # fmt: skip
 
@@ -186,38 +183,5 @@ def summary(axes: dict[str, Any]) -> dict[str, Any]:
     return {"sync_status": axes["sync_status"], "health": axes["health"], "assessed_at": axes["assessed_at"]}
 
 
-def age(assessed_at: str | None, at: float | None = None) -> float | None:
-    """Seconds since ``assessed_at`` (an RFC 3339 time), or None."""
-    if not assessed_at:
-        return None
-    try:
-        then = datetime.strptime(assessed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-    return max(0.0, (time.time() if at is None else at) - then)
-
-
-def short_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
-
-
-def sync_words(sync: dict[str, Any] | None) -> str:
-    """``Synced``, ``Unknown``, or ``OutOfSync (1 missing, 2 changed)``: the same words in every text front."""
-    if not sync:
-        return "Unknown"
-    if sync["status"] != "OutOfSync":
-        return str(sync["status"])
-    parts = [f"{sync[k]} {k}" for k in ("created", "changed", "missing", "extra") if sync.get(k)]
-    return f"OutOfSync ({', '.join(parts)})" if parts else "OutOfSync"
-
-
-__all__ = ["HEALTH_STATUSES", "OBJECT_SYNC", "SYNC_STATUSES", "aggregate", "compute", "of_plan", "operation",
-           "summary", "sync_words"]  # fmt: skip
+__all__ = ["HEALTH_STATUSES", "OBJECT_SYNC", "SYNC_STATUSES", "age", "aggregate", "compute", "of_plan", "operation",
+           "report", "short_age", "summary", "sync_words"]  # fmt: skip

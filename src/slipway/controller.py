@@ -132,9 +132,7 @@ class Controller:
         self.cancel.clear()
         self._thread = threading.Thread(target=self.run, name="slipway-controller", daemon=True)
         self._thread.start()
-        from .assessor import Assessor  # every workflow's sync status and health, refreshed (slipway.axes)
-
-        Assessor(self.engine, self._mine, self.cancel).start()
+        self.engine.refresher(self._mine, self.cancel).start()  # every workflow's sync status and health
 
     @property
     def running(self) -> bool:

@@ -406,6 +406,12 @@ class Engine(Rendering):
         self.events.publish("assessed", {"workflow": workflow_id, **axes.summary(result)})
         return result
 
+    def refresher(self, mine: Callable[[str], bool], cancel: threading.Event) -> Any:
+        """The controller's refresh of sync status and health (:class:`slipway.assessor.Assessor`)."""
+        from .assessor import Assessor
+
+        return Assessor(self, mine, cancel)
+
     def report(self, workflow_id: str, *, live: bool = True, cancel: threading.Event | None = None) -> dict[str, Any]:
         """The status table with the two axes and the last operation (:func:`slipway.axes.report`)."""
         from . import axes

@@ -113,7 +113,7 @@ def test_a_refusal_is_its_own_outcome_and_changes_no_status(
     assert [s.status for s in engine.history(wf)] == ["refused", "refused", "succeeded"]
 
 
-def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namespace: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The Workflow CRD's columns and status schema, checked by the API server and kubectl themselves.
     A copy under a group of its own: the cluster's slipway CRDs (others' revision) stay as they are."""
     import copy
@@ -123,12 +123,14 @@ def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namesp
     from slipway.store.kubernetes import crds, names
     from tests.kubestore import kubectl
 
+    # Names of its own too (kind and plural), and kubectl with a cache of its own: nobody's
+    # `kubectl get workflows` may ever meet this copy.
     group = f"c{namespace[-6:]}.status-check.slipway.dev"
     crd = copy.deepcopy(crds.workflow_crd())
-    crd["metadata"]["name"] = f"workflows.{group}"
+    crd["metadata"]["name"] = f"statuscheckworkflows.{group}"
     crd["spec"]["group"] = group
-    crd["spec"]["names"].pop("shortNames", None)
-    crd["spec"]["names"].pop("categories", None)
+    crd["spec"]["names"] = {"plural": "statuscheckworkflows", "singular": "statuscheckworkflow",
+                            "kind": "StatusCheckWorkflow", "listKind": "StatusCheckWorkflowList"}  # fmt: skip
     version = crd["spec"]["versions"][0]["name"]
     kube.apply(names.CRDS, crd)
     try:
@@ -142,8 +144,8 @@ def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namesp
                 break
             assert time.monotonic() < deadline, live.get("status")
             time.sleep(0.2)
-        info = ResourceInfo(group, version, "Workflow", "workflows", True, frozenset())
-        kube.apply(info, {"apiVersion": f"{group}/{version}", "kind": "Workflow",
+        info = ResourceInfo(group, version, "StatusCheckWorkflow", "statuscheckworkflows", True, frozenset())
+        kube.apply(info, {"apiVersion": f"{group}/{version}", "kind": "StatusCheckWorkflow",
                           "metadata": {"name": "web", "namespace": namespace}, "spec": {"repository": "r"}})  # fmt: skip
         axes = {"sync_status": {"status": "OutOfSync", "created": 0, "changed": 0, "missing": 1, "extra": 0,
                                 "revision": "3f2c", "message": ""},
@@ -153,7 +155,10 @@ def test_kubectl_get_workflows_prints_the_same_words(kube: Kube, cluster, namesp
         )
         kept = (kube.get(info, namespace, "web") or {})["status"]["assessment"]
         assert kept == axes  # the schema keeps every field (nothing pruned)
-        table = kubectl(cluster.kubeconfig, "-n", namespace, "get", f"workflows.{group}").splitlines()
+        cache = ["--cache-dir", str(tmp_path / "kubectl-cache")]
+        table = kubectl(
+            cluster.kubeconfig, *cache, "-n", namespace, "get", f"statuscheckworkflows.{group}"
+        ).splitlines()
         head, row = table[0].split(), table[1].split()
         assert head[:4] == ["NAME", "STATUS", "SYNC", "HEALTH"], table
         assert row[:4] == ["web", "synced", "OutOfSync", "Missing"], table

@@ -1,14 +1,14 @@
 """How the CLI shows a workflow's two axes (sync status, health) and its last operation.
 
 One set of words for ``workflow status``, ``workflow get`` and ``workflow list``, the same the API,
-the dashboard, ``kubectl get workflows`` and the metrics use (:mod:`slipway.axes`).
+the dashboard, ``kubectl get workflows`` and the metrics use (computed by :mod:`slipway.axes`; the words are in :mod:`slipway.results`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..axes import short_age, sync_words
+from ..results import short_age, sync_words
 from .output import paint
 
 SYNC_STYLE = {"Synced": "green", "OutOfSync": "yellow", "Unknown": "dim"}

@@ -174,7 +174,7 @@ def _print_result(result: SyncResult, eng: Any = None) -> None:
 
 def _print_axes(eng: Any, workflow_id: str) -> None:
     """Sync status and health as the run computed them as it ended: what is still not healthy, by name."""
-    from ..axes import sync_words
+    from ..results import sync_words
 
     try:
         kept = eng.run_state(workflow_id).get("assessment") or {}

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .. import axes
+from ..results import HEALTH_STATUSES, SYNC_STATUSES, age
 
 if TYPE_CHECKING:
     from ..controller import Controller
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.server")
 
 WORKFLOW_STATUSES = ("active", "syncing", "synced", "failed", "degraded")
-HEALTH_STATUSES = axes.HEALTH_STATUSES
-SYNC_STATUSES = axes.SYNC_STATUSES
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 _GIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -88,9 +86,9 @@ class _State(Collector):
                     health.add_metric([wf.id, h], 1.0 if word == h else 0.0)
                 for st in SYNC_STATUSES:
                     sync.add_metric([wf.id, st], 1.0 if in_sync == st else 0.0)
-                age = axes.age((state.get("assessment") or {}).get("assessed_at"))
-                if age is not None:
-                    assessed.add_metric([wf.id], age)
+                seconds = age((state.get("assessment") or {}).get("assessed_at"))
+                if seconds is not None:
+                    assessed.add_metric([wf.id], seconds)
                 objects.add_metric([wf.id], float(owned))
                 auto.add_metric([wf.id], 1.0 if wf.auto_sync else 0.0)
         except Exception:
