@@ -18,7 +18,7 @@ import pytest
 
 from slipway.kube import Kube
 from tests.gitservers import commit, push
-from tests.manifests import configmap, dump
+from tests.manifests import configmap, deployment, dump
 
 from .conftest import SlipwayServer
 from .test_api import finish, setup_workflow
@@ -155,3 +155,18 @@ def test_a_refusal_is_counted_as_its_own_outcome(start_server, tmp_path: Path, n
     assert got["status"] == "synced" and got["operation"]["phase"] == "Refused"
     assert got["sync_status"]["status"] == "OutOfSync" and got["sync_status"]["changed"] == 1
     agree(server, wf, ("OutOfSync", "Healthy"))
+
+
+def test_a_sync_applied_in_full_and_still_progressing_on_every_surface(
+    start_server, tmp_path: Path, namespace: str
+) -> None:  # type: ignore[no-untyped-def]
+    stuck = deployment("stuck", pod={"nodeSelector": {"no-such-node": "x"}})  # applied at once, never available
+    server = start_server()
+    wf, _ = setup_workflow(server, tmp_path, namespace, {"k8s/app.yaml": dump(configmap("a"), stuck)},
+                           sync_policy={"health_check": {"timeout": "3s"}})  # fmt: skip
+    done = finish(server, server.client("operator").post(f"/api/v1/workflows/{wf}/sync").json()["id"])
+    assert done["status"] == "failed" and "health" in done["result"]["message"]  # failure_mode "fail"
+    agree(server, wf, ("Synced", "Progressing"))  # yet applied in full: Git's revision is what runs
+    got = server.client("viewer").get(f"/api/v1/workflows/{wf}").json()
+    assert got["live_state"]["applied_revision"] == done["result"]["commit_hash"]
+    assert got["operation"]["phase"] == "Failed" and "Deployment/" in got["health"]["message"]
