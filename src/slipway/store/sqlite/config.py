@@ -161,7 +161,7 @@ class Config(Base):
         allowed = {"status", "status_message", "hold_revision", "applied_revision", "last_sync_id", "assessment"}
         assert set(fields) <= allowed, fields
         if fields.get("assessment") is not None:
-            fields["assessment"] = json.dumps(fields["assessment"], sort_keys=True)
+            fields["assessment"] = json.dumps(fields["assessment"])
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.tx() as c:
             c.execute(f"UPDATE workflows SET {sets} WHERE id = ?", (*fields.values(), workflow_id))
