@@ -182,9 +182,17 @@ class Catalog(Tokens):
             "last_sync_result": last.to_seed() if last else None,
         }
 
-    def workflow_overview(self, *, remote: bool = True) -> list[dict[str, Any]]:
-        """Every workflow's status table, with its path and namespace, the revision live and the branch's
-        head (``remote``: one check per repository, at once), and whether the head moved past it."""
+    def workflow_overview(self, *, remote: bool = True, live: bool = False) -> list[dict[str, Any]]:
+        """Every workflow's status table with its two axes and last operation (:func:`slipway.axes.report`:
+        as last computed, or computed now with ``live``), its path and namespace, the revision live and
+        the branch's head (``remote``: one check per repository, at once), and ``out_of_date``: the
+        branch moved past what is live *and* that changes what the workflow renders. A workflow whose
+        axes were last computed at another head is computed again (a commit elsewhere in the
+        repository then leaves it up to date)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from . import axes
+
         workflows = self.store.list_workflows()
         heads: dict[str, tuple[str | None, str | None]] = {}
         if remote:
@@ -198,23 +206,38 @@ class Catalog(Tokens):
                     return repo.id, (None, describe(e))
 
             if wanted:
-                from concurrent.futures import ThreadPoolExecutor
-
                 with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
                     heads = dict(pool.map(head, wanted))
-        rows = []
-        for wf in workflows:
-            row = self.status(wf.id)
+
+        def one(wf: Workflow) -> dict[str, Any] | None:
             state = self.store.workflow_state(wf.id)
             branch_head, error = heads.get(wf.repository, (None, None))
-            live = state["applied_revision"]
+            live_rev = state["applied_revision"]
+            moved = bool(live_rev and branch_head and branch_head != live_rev and branch_head != state["hold_revision"])
+            kept = (state.get("assessment") or {}).get("sync_status") or {}
+            # Moved past what is live, and not yet compared at this head: compare now, for this path.
+            fresh = live or (moved and kept.get("revision") != branch_head)
+            row = axes.report(self, wf.id, live=fresh)  # type: ignore[arg-type]
+            row.pop("objects", None)
+            sync = row["sync_status"]
+            if moved and sync.get("revision") == branch_head:
+                moved = sync["status"] != "Synced"  # the head's render is what is live: nothing to do
             row.update(
-                path=wf.target_path, namespace=wf.destination.namespace, live_revision=live,
+                path=wf.target_path, namespace=wf.destination.namespace, live_revision=live_rev,
                 branch_head=branch_head, head_error=error, status_message=state["status_message"],
-                out_of_date=bool(live and branch_head and branch_head != live and branch_head != state["hold_revision"]),
+                out_of_date=moved,
             )  # fmt: skip
-            rows.append(row)
-        return rows
+            return row
+
+        def safe(wf: Workflow) -> dict[str, Any] | None:
+            try:
+                return one(wf)
+            except NotFoundError:
+                return None  # removed while we listed
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            rows = list(pool.map(safe, workflows))
+        return [r for r in rows if r is not None]
 
     def live_state(self, workflow_id: str) -> dict[str, Any]:
         """Beyond the seed's status: the revision the cluster was last brought to (by a sync or a

@@ -134,6 +134,7 @@ class Controller:
         self.cancel.clear()
         self._thread = threading.Thread(target=self.run, name="slipway-controller", daemon=True)
         self._thread.start()
+        self.engine.refresher(self._mine, self.cancel).start()  # every workflow's sync status and health
 
     @property
     def running(self) -> bool:
@@ -439,7 +440,8 @@ class Controller:
                 if not live:
                     return
                 plan = self.engine.plan(wf.id, revision=live, cancel=cancel)
-                if not any(c.drifted for c in plan.changes):
+                # A deleted object is a create, not a drifted field: it is restored too.
+                if not any(c.drifted or c.type == "create" for c in plan.changes):
                     return
                 log.info("workflow %s: live drift found; self-healing", wf.id)
             result = self.engine.sync(wf.id, trigger="self-heal" if heal else "auto", revision=head, cancel=cancel)

@@ -8,6 +8,7 @@ in :mod:`slipway.sync`, then release. Fronts (Python, Lua, CLI, controller) neve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -211,7 +212,7 @@ class Engine(Rendering):
 
         ``revision``: plan that commit instead of the branch's head (self-heal plans what is live).
         ``local_checks``: check new objects against the server's schemas here, as a sync does,
-        instead of a dry-run each (which shows the defaults the server would add).
+        instead of a server dry-run each.
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
@@ -248,8 +249,12 @@ class Engine(Rendering):
         actor: str | None = None,
         on_plan: Callable[[Plan], None] | None = None,
         admin: bool = False,
+        wait_health: bool = True,
     ) -> SyncResult:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
+
+        ``wait_health=False`` (``sync --no-wait``): recorded once everything is applied, without
+        waiting for the health of the last wave; the health it then has is stored with the sync status.
 
         ``sync_id`` (from :meth:`new_sync_id`) lets a caller name the sync before it starts, to answer
         with it at once and follow it by its events; ``actor`` is who asked, kept in the history.
@@ -290,7 +295,7 @@ class Engine(Rendering):
                 self._finished(result)
                 return result
             run = SyncRun(self, wf, repo, kube, result, cancel, self._watched(result, progress))
-            run.on_plan = on_plan
+            run.on_plan, run.wait_final_health = on_plan, wait_health
             run.execute(revision, expected_plan)
             self._finished(result)
             if run.wants_rollback:
@@ -377,7 +382,8 @@ class Engine(Rendering):
         result: SyncResult | None = None,
     ) -> SyncResult:
         history = self.store.history(wf.id, kind="sync")
-        live = [s for s in history if not s.rolled_back and s.status != "running"]
+        # A refused sync applied nothing: there is nothing of it to roll back.
+        live = [s for s in history if not s.rolled_back and s.status not in ("running", "refused")]
         if not live:
             raise NotFoundError(f"workflow {wf.id} has no sync to roll back")
         from_sync = live[0]
@@ -410,6 +416,32 @@ class Engine(Rendering):
         from . import resources
 
         return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
+
+    def assess(
+        self, workflow_id: str, cancel: threading.Event | None = None, *, inventory: dict[Any, str] | None = None
+    ) -> dict[str, Any]:
+        """Sync status against Git and health of the live objects, computed now (:mod:`slipway.axes`);
+        stored with when, so a list shows it with its age. Nothing is applied. ``inventory``: what a
+        run about to record itself will own (else the stored one)."""
+        from . import axes
+
+        result = axes.compute(self, workflow_id, cancel, inventory)
+        with contextlib.suppress(NotFoundError):  # removed meanwhile
+            self.store.set_workflow_state(workflow_id, assessment=axes.summary(result))
+        self.events.publish("assessed", {"workflow": workflow_id, **axes.summary(result)})
+        return result
+
+    def refresher(self, mine: Callable[[str], bool], cancel: threading.Event) -> Any:
+        """The controller's refresh of sync status and health (:class:`slipway.assessor.Assessor`)."""
+        from .assessor import Assessor
+
+        return Assessor(self, mine, cancel)
+
+    def report(self, workflow_id: str, *, live: bool = True, cancel: threading.Event | None = None) -> dict[str, Any]:
+        """The status table with the two axes and the last operation (:func:`slipway.axes.report`)."""
+        from . import axes
+
+        return axes.report(self, workflow_id, live=live, cancel=cancel)
 
     # -- slipway's own objects in a cluster (the kubernetes store) --------------------------------------
 

@@ -122,6 +122,11 @@ class SyncFailed(SlipwayError):
     """A stage of a sync or rollback failed; the message says which and why."""
 
 
+class Refused(SyncFailed):
+    """A sync or rollback refused before it applied anything (a conflict, a plan other than the one
+    approved, an empty render): recorded as its own outcome, never as a failed sync."""
+
+
 class HookError(SyncFailed):
     """A pre- or post-sync hook failed or timed out."""
 

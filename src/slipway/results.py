@@ -6,7 +6,9 @@ Lua and the server all print it. ``to_seed`` gives exactly the seed's tables.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 IMPACT_LEVELS = ("low", "medium", "high", "critical")
@@ -106,7 +108,7 @@ class SyncMetrics:
 class SyncResult:
     id: str
     workflow_id: str
-    status: str  # running | succeeded | failed | interrupted
+    status: str  # running | succeeded | failed | refused (nothing applied) | interrupted
     start_time: str
     commit_hash: str | None
     message: str
@@ -132,3 +134,42 @@ class SyncResult:
             "message": self.message,
             "metrics": asdict(self.metrics),
         }
+
+
+# -- the words of a workflow's two axes (computed in slipway.axes), for every front ------------------
+
+SYNC_STATUSES = ("Synced", "OutOfSync", "Unknown")
+HEALTH_STATUSES = ("Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown")  # best first
+
+
+def age(assessed_at: str | None, at: float | None = None) -> float | None:
+    """Seconds since ``assessed_at`` (an RFC 3339 time), or None."""
+    if not assessed_at:
+        return None
+    try:
+        then = datetime.strptime(assessed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    return max(0.0, (time.time() if at is None else at) - then)
+
+
+def short_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def sync_words(sync: dict[str, Any] | None) -> str:
+    """``Synced``, ``Unknown``, or ``OutOfSync (1 missing, 2 changed)``: the same words in every text front."""
+    if not sync:
+        return "Unknown"
+    if sync["status"] != "OutOfSync":
+        return str(sync["status"])
+    parts = [f"{sync[k]} {k}" for k in ("created", "changed", "missing", "extra") if sync.get(k)]
+    return f"OutOfSync ({', '.join(parts)})" if parts else "OutOfSync"

@@ -26,7 +26,7 @@ from .results import SyncResult
 
 if TYPE_CHECKING:
     pass
-from .run import Run, refusal, short
+from .run import Run, refused_or_failed, short
 
 log = logging.getLogger("slipway.sync")
 
@@ -42,6 +42,7 @@ class RollbackRun(Run):
         result.commit_hash = target.commit_hash if target else None
         result.from_revision = from_sync.commit_hash
         result.target_sync_id = target.id if target else None
+        before = store.workflow_state(wf.id)  # what a refusal leaves as it was
         store.start_sync(result)
         log.info(
             "rollback %s of %s from %s to %s: %s",
@@ -68,7 +69,7 @@ class RollbackRun(Run):
                 c.to_record() for c in plan.changes if c.type != "delete" or (c.resource, c.namespace) in kept
             ]
             if plan.blocking:
-                raise SyncFailed(refusal(plan))
+                raise refused_or_failed(plan)
             ok, why = self.converge(plan)
             if not ok:
                 raise SyncFailed(why)
@@ -83,6 +84,7 @@ class RollbackRun(Run):
             for it in plan.orphans if plan else []:
                 inventory[it.ref] = it.api_version
             status = "synced" if from_sync.status == "succeeded" else "failed"
+            self.record_axes(inventory)
             store.finish_sync(
                 result,
                 workflow_status=status,
@@ -93,21 +95,33 @@ class RollbackRun(Run):
                 mark_rolled_back=[s.id for s in rolled],
                 history_limit=wf.history_limit,
             )
+        elif failed.refused:  # nothing applied: its own outcome, and the workflow's status stays as it was
+            result.status, result.message = "refused", f"Rollback to {to} {failure}"
+            self.record_axes(None)
+            store.finish_sync(result, workflow_status=str(before["status"]), status_message=result.message)
         else:
             result.status = "failed"
             result.message = f"Rollback to {to} failed: {failure}"
-            store.finish_sync(
-                result, workflow_status="degraded", status_message=result.message, inventory=self.inventory_after(plan)
-            )
+            inventory = self.inventory_after(plan)
+            self.record_axes(inventory)
+            store.finish_sync(result, workflow_status="degraded", status_message=result.message, inventory=inventory)
         log.info("rollback %s of %s: %s", result.id, wf.id, result.message)
         return result
 
     def restore_set(self, target: SyncResult | None, rolled: list[SyncResult]) -> tuple[list[Manifest], set[ObjectRef]]:
         """Target's desired manifests, plus backups of what later syncs deleted or replaced that it lacks."""
         out: dict[ObjectRef, Manifest] = {}
+        # Syncs recorded before the namespace create_namespace makes was left out of "desired": not Git's.
+        made = (
+            ObjectRef("", "Namespace", "", self.wf.destination.namespace)
+            if self.wf.sync_policy.create_namespace
+            else None
+        )
+        if made is not None and made in self.store.inventory(self.wf.id):
+            made = None  # Git declares it
         if target is not None:
             for ref, _, _, obj in self.store.sync_objects(target.id, "desired"):
-                if obj is not None:
+                if obj is not None and ref != made:
                     out[ref] = Manifest(obj, f"sync {target.id}")
         created: set[ObjectRef] = set()
         for sync in reversed(rolled):  # oldest first: the earliest backup of an object is its state before

@@ -22,7 +22,7 @@ from . import health, settings
 from .apply.applier import Applier, ApplyOutcome
 from .apply.hooks import HookRunner
 from .durations import format_duration, parse_duration, rfc3339
-from .errors import Cancelled, SlipwayError, SyncFailed, describe
+from .errors import Cancelled, Refused, SlipwayError, SyncFailed, describe
 from .items import Item
 from .kube import Obj, ObjectRef
 from .kube.fields import applied_by
@@ -44,6 +44,7 @@ Progress = Callable[[str, dict[str, Any]], None]
 @dataclass
 class Failure:
     message: str | None = None
+    refused: bool = False  # refused before anything was applied (errors.Refused)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Run:
     outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
     plan: Plan | None = None
     _credentials: list[str] | None = None
+    wait_final_health: bool = True  # False (sync --no-wait): recorded once applied, health as it is then
 
     @property
     def store(self) -> Store:
@@ -89,11 +91,23 @@ class Run:
             yield failed
         except Cancelled as e:
             failed.message = f"cancelled: {e}"
+        except Refused as e:
+            failed.message, failed.refused = describe(e), True
         except SlipwayError as e:
             failed.message = describe(e)
         except Exception as e:
             log.exception("%s %s: unexpected error", what, self.result.id)
             failed.message = f"internal error: {describe(e)}"
+
+    def record_axes(self, inventory: dict[ObjectRef, str] | None) -> None:
+        """Compute the workflow's sync status and health now (:mod:`slipway.axes`) and store them before
+        the run's record says it finished: whoever reads the finished record reads them up to date."""
+        if self.cancel.is_set():
+            return  # a cancelled run ends at once; the next look computes them
+        try:
+            self.engine.assess(self.wf.id, self.cancel, inventory=inventory)
+        except Exception as e:  # the run's outcome stands whatever happens here
+            log.warning("%s %s: sync status and health not computed: %s", self.result.kind, self.result.id, describe(e))
 
     def stage(self, name: str) -> None:
         if self.cancel.is_set():
@@ -141,7 +155,18 @@ class Run:
             applier.prune(plan.deletions, self.outcome)
             self._raise_failed()
         self.stage("health")
+        if not self.wait_final_health:
+            return True, ""  # the sync's record says so; sync status and health are computed as it ends
         return self.wait_health(plan.items)
+
+    def applied_all(self, plan: Plan | None) -> bool:
+        """Every object the plan creates or changes was applied and every deletion done: what is live is
+        the plan's revision, whatever its health says."""
+        if plan is None:
+            return False
+        applied = {id(it) for it in self.outcome.applied}
+        wanted = [it for it in plan.items if it.action in ("create", "update")]
+        return all(id(it) in applied for it in wanted) and len(self.outcome.deleted) >= len(plan.deletions)
 
     def backup(self, plan: Plan) -> None:
         """Keep what slipway had applied to each object before we touch it, and what we are about to declare.
@@ -154,10 +179,10 @@ class Run:
             for it in [*plan.items, *plan.deletions]
             if it.action in ("update", "delete") and it.live is not None
         ]
-        desired = [
+        desired = [  # not what Git does not declare (the namespace create_namespace makes): a rollback restores Git
             (it.ref, it.api_version, it.action, it.manifest)
             for it in plan.items
-            if it.manifest is not None and it.action != "blocked"
+            if it.manifest is not None and it.action != "blocked" and it.tracked
         ]
         self.store.put_sync_objects(self.result.id, "backup", backups)
         self.store.put_sync_objects(self.result.id, "desired", desired)
@@ -271,6 +296,13 @@ def backup_of(live: Obj) -> Obj:
 
 def short(rev: str | None) -> str:
     return rev[:12] if rev else ""
+
+
+def refused_or_failed(plan: Plan) -> SyncFailed:
+    """A plan with blocking conflicts stops the run before it applies anything: a conflict with what
+    is live is a refusal (its own outcome); an object Git declares that is invalid is a failed sync."""
+    invalid = any(c.type == "validation" for c in plan.blocking)
+    return SyncFailed(refusal(plan)) if invalid else Refused(refusal(plan))
 
 
 def refusal(plan: Plan) -> str:

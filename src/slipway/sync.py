@@ -11,29 +11,32 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import hooks, settings
 from .durations import parse_duration, rfc3339
-from .errors import Cancelled, HookError, SlipwayError, SyncFailed, describe
+from .errors import Cancelled, HookError, Refused, SlipwayError, SyncFailed, describe
 from .plan.model import Plan
 from .results import SyncResult
 
 if TYPE_CHECKING:
     pass
 from .apply.hooks import HookRunner
-from .run import Run, refusal, short
+from .run import Run, refused_or_failed, short
 
 log = logging.getLogger("slipway.sync")
 
 
 class SyncRun(Run):
+    refused: bool = False  # refused before anything was applied: its own outcome (errors.Refused)
+    before: dict[str, Any] | None = None  # the workflow's run state before this sync (set in execute)
     wants_rollback: bool = False  # failed after changing something, and the policy says roll back
     on_plan: Callable[[Plan], None] | None = None  # shown the plan before anything is applied
 
     def execute(self, revision: str | None = None, expected_plan: str | None = None) -> SyncResult:
         """Run every stage; returns the finished, recorded result (it never raises for a failed sync)."""
         store, wf, result = self.store, self.wf, self.result
+        self.before = store.workflow_state(wf.id)  # what a refusal leaves as it was
         store.start_sync(result)
         log.info("sync %s of workflow %s started (%s)", result.id, wf.id, result.trigger)
         failure: str | None = None
@@ -58,13 +61,13 @@ class SyncRun(Run):
                 if self.on_plan is not None:
                     self.on_plan(plan)
                 if plan.blocking:
-                    raise SyncFailed(refusal(plan))
+                    raise refused_or_failed(plan)
                 if expected_plan is not None and plan.fingerprint() != expected_plan:
-                    raise SyncFailed(
+                    raise Refused(
                         "refused: the plan changed since it was shown (Git or the cluster moved); review it again"
                     )
                 if plan.empty_render_refused:
-                    raise SyncFailed(f"refused: {plan.warnings[-1]}")
+                    raise Refused(f"refused: {plan.warnings[-1]}")
                 began = True
                 self.stage("pre-hooks")
                 self.run_hooks("pre", wf.sync_policy.pre_sync_hooks, rev)
@@ -81,7 +84,7 @@ class SyncRun(Run):
                 self.stage("post-hooks")
                 hooks.run("PostSync", plan.hooks)
                 self.run_hooks("post", wf.sync_policy.post_sync_hooks, rev)
-            failure = failed.message
+            failure, self.refused = failed.message, failed.refused
         finally:
             if self._hooks is not None:
                 result.hooks += self._hooks.results()
@@ -169,6 +172,8 @@ class SyncRun(Run):
             summary = f"applied {len(self.outcome.applied)}, deleted {len(self.outcome.deleted)}, unchanged {result.metrics.resources_skipped}"
             if plan is not None and plan.held:  # never counted as deleted: said, so no one takes it for done
                 summary += f"; prune held back: {'; '.join(plan.held)}"
+            if not self.wait_final_health and wf.sync_policy.health_check.enabled:
+                result.message = "health not awaited (--no-wait)" + (f"; {result.message}" if result.message else "")
             result.message = (
                 f"Sync completed successfully ({summary})"
                 if not result.message
@@ -177,6 +182,7 @@ class SyncRun(Run):
             inventory = self.inventory_after(plan)
             for it in plan.orphans if plan else []:
                 inventory[it.ref] = it.api_version
+            self.record_axes(inventory)
             store.finish_sync(
                 result,
                 workflow_status="synced",
@@ -197,20 +203,39 @@ class SyncRun(Run):
             )
             return result
 
+        if self.refused:
+            return self.refuse(failure)
         result.status = "failed"
         result.message = f"Sync failed: {failure}"
         wants_rollback = changed and (
             wf.rollback_on_failure or (health_failed and wf.sync_policy.health_check.failure_mode == "rollback")
         )
+        inventory = self.inventory_after(plan)
+        self.record_axes(inventory)
         store.finish_sync(
             result,
             workflow_status="failed",
             status_message=result.message,
-            inventory=self.inventory_after(plan),
+            inventory=inventory,
+            # Applied in full and then not healthy in time: that revision is what runs (its health says the rest).
+            applied_revision=result.commit_hash if health_failed and self.applied_all(plan) else None,
             history_limit=wf.history_limit,
         )
         log.warning("sync %s of %s at %s: failed: %s", result.id, wf.id, short(result.commit_hash), failure)
         self.wants_rollback = wants_rollback and not self.cancel.is_set()
+        return result
+
+    def refuse(self, why: str) -> SyncResult:
+        """Refused before anything was applied: its own outcome; the workflow's status stays as it was."""
+        result = self.result
+        result.status, result.message = (
+            "refused",
+            f"Sync {why}" if why.startswith("refused") else f"Sync refused: {why}",
+        )
+        self.record_axes(None)
+        self.store.finish_sync(result, workflow_status=str((self.before or {}).get("status") or "active"), status_message=result.message,
+                               history_limit=self.wf.history_limit)  # fmt: skip
+        log.warning("sync %s of %s at %s: %s", result.id, self.wf.id, short(result.commit_hash), result.message)
         return result
 
     def rolled_back(self, rb: SyncResult) -> None:

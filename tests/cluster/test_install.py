@@ -149,3 +149,21 @@ def test_slipway_in_a_pod_reads_its_service_account_and_its_rbac_holds(
     assert "forbidden:" in probe.stdout and f"system:serviceaccount:{slipway_namespace}:slipway" in probe.stdout
     # The kubeconfig slipway wrote names the token file; the token itself is nowhere in it.
     assert token.strip()[:40] not in probe.stdout + probe.stderr + listed.stdout + added.stdout + added.stderr
+
+
+def test_install_to_a_missing_target_namespace_applies_nothing(kube: Kube, env: dict[str, str], namespace: str) -> None:
+    home = f"{namespace}-slipway"[:63]  # slipway's own namespace: it must not be created either
+    missing = f"{namespace}-missing"[:63]
+    namespaces = kube.discovery.lookup("v1", "Namespace")
+    try:
+        args = ["install", "--namespace", home, "--target-namespace", namespace, "--target-namespace", missing]
+        r = slipway(*args, env=env)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"namespace {missing} does not exist; nothing was applied" in r.stderr
+        assert "applied" not in r.stdout
+        assert kube.get(namespaces, "", home) is None
+        binding = kube.get(kube.discovery.lookup("rbac.authorization.k8s.io/v1", "RoleBinding"), namespace,
+                           "slipway-deployer")  # fmt: skip
+        assert binding is None
+    finally:
+        kube.delete(namespaces, "", home)

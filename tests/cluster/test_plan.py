@@ -40,8 +40,10 @@ def test_first_plan_shows_creates_in_the_seed_shape(engine: Engine, make_git, na
     assert web["type"] == "create" and web["namespace"] == namespace and web["impact"] == "medium"
     assert web["diff"].splitlines()[0] == "+ Creating Deployment/web-app with 3 replicas"
     assert "current_state" not in web
-    # The desired state is the server's dry-run: defaults are filled in, bookkeeping is not.
-    assert web["desired_state"]["spec"]["strategy"]["type"] == "RollingUpdate"
+    # A create's desired state is what Git declares: the server's defaults and the fields it would set
+    # (a Service's clusterIP) are not shown as Git's; the server's dry-run still checked it.
+    assert "strategy" not in web["desired_state"]["spec"]
+    assert "clusterIP" not in changes["Service/web-svc"]["desired_state"]["spec"]
     assert "managedFields" not in web["desired_state"]["metadata"]
     assert changes["ConfigMap/web-config"]["impact"] == "low"
     assert diff["conflicts"] == [] and diff["warnings"] == []
@@ -156,7 +158,7 @@ def test_resource_exists_conflicts_for_unmanaged_and_foreign_objects(
     assert [c["resource"] for c in diff["changes"]] == ["ConfigMap/mine"]
     # A sync refuses and applies nothing, not even the object without a conflict.
     result = engine.sync(wf)
-    assert result.status == "failed" and "refused" in result.message and "nothing was applied" in result.message
+    assert result.status == "refused" and "refused" in result.message and "nothing was applied" in result.message
     assert kube.get(cms, namespace, "mine") is None
 
 

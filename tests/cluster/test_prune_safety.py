@@ -66,7 +66,7 @@ def test_two_state_stores_never_take_each_others_objects(
         assert [c.type for c in plan.conflicts] == ["resource_exists"], plan.conflicts
         assert "another slipway state store" in plan.conflicts[0].description
         result = other.sync(wf)
-        assert result.status == "failed" and "nothing was applied" in result.message
+        assert result.status == "refused" and "nothing was applied" in result.message
         # ... and pointed elsewhere in the same namespace, it leaves the first store's objects be.
         other.update_workflow(wf, {"target_path": "other"})
         assert other.sync(wf).status == "succeeded"

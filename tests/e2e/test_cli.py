@@ -117,7 +117,8 @@ def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespa
     assert "rollback" in text and "(rolled back)" in text
 
     status = json.loads(cli("-o", "json", "workflow", "status", "app-wf").stdout)
-    assert set(status) == {"id", "name", "status", "auto_sync", "repository", "last_sync_result"}
+    assert set(status) >= {"id", "name", "status", "auto_sync", "repository", "last_sync_result"}  # the seed's
+    assert {"sync_status", "health", "operation"} <= set(status)  # and the two axes, with the last operation
     # The last sync is the rolled-back one; the text says what actually runs.
     text = cli("workflow", "status", "app-wf").stdout
     assert f"rolled back: live at revision {history[2]['commit_hash'][:12]}" in text

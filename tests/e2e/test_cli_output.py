@@ -100,7 +100,7 @@ def test_without_a_terminal_a_sync_reports_each_step_and_names_what_is_not_healt
 def test_workflow_list_shows_what_is_live_against_the_branch_head(cli: Cli, namespace: str) -> None:
     work = setup_workflow(cli, namespace, {"k8s/a.yaml": many(namespace, 1)})
     before = cli("workflow", "list")
-    assert before.returncode == 0 and "active" in before.stdout and "out of date" not in before.stdout
+    assert before.returncode == 0 and "active" in before.stdout and "behind Git" not in before.stdout
     assert cli("sync", "app-wf", "--yes").returncode == 0
     head = git("rev-parse", "HEAD", cwd=work)
     (row,) = json.loads(cli("-o", "json", "workflow", "list").stdout)
@@ -109,9 +109,9 @@ def test_workflow_list_shows_what_is_live_against_the_branch_head(cli: Cli, name
     commit(work, {"k8s/a.yaml": many(namespace, 1, value="2")})
     push(work)
     text = cli("workflow", "list")
-    assert "synced, out of date" in text.stdout and head[:7] in text.stdout, text.stdout
+    assert "synced, behind Git" in text.stdout and head[:7] in text.stdout, text.stdout
     offline = cli("workflow", "list", "--no-remote")
-    assert offline.returncode == 0 and "out of date" not in offline.stdout
+    assert offline.returncode == 0 and "behind Git" not in offline.stdout
 
 
 def test_diff_of_a_local_directory_and_of_another_branch(cli: Cli, namespace: str) -> None:

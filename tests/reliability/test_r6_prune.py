@@ -78,7 +78,7 @@ def test_r6_nothing_deleted_that_slipway_did_not_apply(
             push(work)
             result = first.sync("w")
             if not chosen:
-                assert result.status == "failed" and "renders no objects" in result.message, result.message
+                assert result.status == "refused" and "renders no objects" in result.message, result.message
             else:
                 assert result.status == "succeeded", result.message
                 live = {

@@ -40,13 +40,14 @@ def test_sources_live_state_manifests_and_auto_sync(start_server, tmp_path: Path
     assert sources["gone"]["head"] is None and sources["gone"]["last_error"]["operation"] == "check"
     assert "no-such-repo" in sources["gone"]["last_error"]["message"]
 
-    # Workflows with ?live=true: the live revision and the health of the last sync.
+    # Workflows with ?live=true: the live revision, and sync status and health as last computed.
     [before] = viewer.get("/api/v1/workflows?live=true").json()
-    assert before["live_state"]["applied_revision"] is None and before["health"] == "Unknown"
+    assert before["live_state"]["applied_revision"] is None and before["health"]["status"] == "Unknown"
     assert "live_state" not in viewer.get("/api/v1/workflows").json()[0]  # the seed's table, unless asked
     assert finish(server, operator.post("/api/v1/workflows/web/sync").json()["id"])["status"] == "succeeded"
     [after] = viewer.get("/api/v1/workflows?live=true").json()
-    assert after["live_state"]["applied_revision"] == head and after["health"] == "Healthy"
+    assert after["live_state"]["applied_revision"] == head and after["health"]["status"] == "Healthy"
+    assert after["sync_status"]["status"] == "Synced" and after["operation"]["phase"] == "Succeeded"
 
     # A new commit: the sync fetched it; ?refresh=true asks Git at once.
     sha = commit(work, {"k8s/app.yaml": dump(configmap("app", {"k": "v2"}), SECRET)})

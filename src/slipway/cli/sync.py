@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError, NotPermitted
+from ..errors import ConfigError, NotPermitted, SlipwayError
 from .common import actor, confirm, engine, interactive
-from .output import emit_json, err, json_mode
+from .output import emit_json, err, json_mode, out
 
 if TYPE_CHECKING:
     from ..plan.model import Plan
@@ -105,9 +105,18 @@ def _stop(result: SyncResult, plan: Plan | None) -> int:
               "or a commit this workflow applied before.")  # fmt: skip
 @click.option("--off-branch", is_flag=True, help="Admin (the state store's owner): allow a --revision that is not "
               "on the tracked branch; the sync's record says so.")  # fmt: skip
+@click.option("--wait/--no-wait", "wait_health", default=True,
+              help="Wait for health after applying (default, as the workflow's health_check says); "
+                   "--no-wait records the sync once applied, with the health it has then.")  # fmt: skip
 @_views
 def sync(
-    workflow_id: str, yes: bool, wait_lock: float, view: str | None, revision: str | None, off_branch: bool
+    workflow_id: str,
+    yes: bool,
+    wait_lock: float,
+    view: str | None,
+    revision: str | None,
+    off_branch: bool,
+    wait_health: bool,
 ) -> None:
     """Show the plan, apply it, wait for health, record. Exit 0: succeeded; 1: failed; 2: refused.
 
@@ -157,7 +166,7 @@ def sync(
         result = run_cancellable(
             lambda cancel: eng.sync(
                 workflow_id, revision=revision, expected_plan=expected, progress=progress, wait=wait_lock,
-                cancel=cancel, on_plan=callback, actor=actor(), admin=off_branch,
+                cancel=cancel, on_plan=callback, actor=actor(), admin=off_branch, wait_health=wait_health,
             )
         )  # fmt: skip
     finally:
@@ -169,17 +178,33 @@ def sync(
 
         error(result.message.removeprefix("Sync failed: "), 2)
         sys.exit(2)
-    _print_result(result)
+    _print_result(result, eng)
     sys.exit(_stop(result, plan))
 
 
-def _print_result(result: SyncResult) -> None:
+def _print_result(result: SyncResult, eng: Any = None) -> None:
     if json_mode():
         emit_json(_result_json(result))
         return
     from .printing import print_result
 
     print_result(result)
+    if eng is not None:
+        _print_axes(eng, result.workflow_id)
+
+
+def _print_axes(eng: Any, workflow_id: str) -> None:
+    """Sync status and health as the run computed them as it ended: what is still not healthy, by name."""
+    from ..results import sync_words
+
+    try:
+        kept = eng.run_state(workflow_id).get("assessment") or {}
+    except SlipwayError:
+        return
+    if kept:
+        health = kept["health"]
+        why = f" ({health['message']})" if health.get("message") else ""
+        out(f"sync status: {sync_words(kept['sync_status'])}; health: {health['status']}{why}")
 
 
 def _result_json(result: SyncResult) -> dict[str, Any]:
@@ -224,7 +249,7 @@ def run_cancellable(work: Any) -> SyncResult:
 @click.option("--reason", required=True, help="Why (kept in the audit history).")
 @click.option("--to", "to", help="A sync id to roll back to (default: the previous successful sync).")
 def rollback(workflow_id: str, reason: str, to: str | None) -> None:
-    """Restore the previous successful sync's state. Exit 0: rolled back; 1: failed."""
+    """Restore the previous successful sync's state. Exit 0: rolled back; 1: failed; 2: refused."""
     from .progress import Progress
 
     progress = Progress.for_terminal(quiet=json_mode())
@@ -236,8 +261,8 @@ def rollback(workflow_id: str, reason: str, to: str | None) -> None:
         )
     finally:
         progress.close()
-    _print_result(result)
-    sys.exit(0 if result.status == "succeeded" else 1)
+    _print_result(result, engine())
+    sys.exit(0 if result.status == "succeeded" else 2 if result.status == "refused" else 1)
 
 
 @click.command("history")
@@ -258,7 +283,9 @@ def history(workflow_id: str, limit: int) -> None:
         "ID", "KIND", "STATUS", "TRIGGER", "BY", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None
     )
     for r in rows:
-        style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "white")
+        style = {"succeeded": "green", "failed": "red", "refused": "yellow", "interrupted": "yellow"}.get(
+            r.status, "white"
+        )
         rev = (r.commit_hash or "-")[:12]
         if r.kind == "rollback":
             rev = f"{(r.from_revision or '-')[:7]}->{(r.commit_hash or '-')[:7]}"

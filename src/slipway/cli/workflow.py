@@ -235,40 +235,36 @@ def _flat(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 @workflow.command("list")
 @click.option("--no-remote", is_flag=True, help="Do not ask the Git servers for the branches' heads (offline).")
-def list_(no_remote: bool) -> None:
-    """Every workflow: its path, namespace, status, and the revision live against the branch's head.
+@click.option("--live", is_flag=True, help="Compute every workflow's sync status and health now (one plan each).")
+def list_(no_remote: bool, live: bool) -> None:
+    """Every workflow: its sync status against Git, health, last operation, and the revisions.
 
-    "out of date" means the branch has moved past what is live: a sync would change something,
-    even when the last sync succeeded. The heads cost one cheap remote check per repository.
+    SYNC and HEALTH are as last computed (by the controller, or a command that computed them), AGE
+    says how long ago; --live computes them afresh. "behind Git" means a sync would change
+    something the workflow renders: a commit elsewhere in the repository is not news for it.
     """
     eng = engine()
-    rows = eng.workflow_overview(remote=not no_remote)
+    rows = eng.workflow_overview(remote=not no_remote, live=live)
     if json_mode():
         emit_json(rows)
         return
+    from .axes import HEALTH_STYLE, SYNC_STYLE, list_cells
     from .printing import table
 
     color = colored(__import__("sys").stdout)
-    head = ["ID", "NAME", "REPOSITORY", "PATH", "NAMESPACE", "STATUS", "LIVE", "HEAD", "AUTO"]
+    head = ["ID", "NAME", "REPOSITORY", "PATH", "NAMESPACE", "SYNC", "HEALTH", "AGE", "STATUS", "LIVE", "HEAD", "AUTO"]
     if wide():
         head += ["LAST SYNC", "MESSAGE"]
     cells, styles = [head], [["bold"] * len(head)]
     for st in rows:
-        status = st["status"] + (", out of date" if st.get("out_of_date") else "")
+        status = st["status"] + (", behind Git" if st.get("out_of_date") else "")
         head_rev = st["branch_head"] or ("?" if st.get("head_error") else "-")
-        row = [st["id"], st["name"], st["repository"], st["path"] or "/", st["namespace"], status,
+        sync, health, age = list_cells(st)
+        row = [st["id"], st["name"], st["repository"], st["path"] or "/", st["namespace"], sync, health, age, status,
                (st["live_revision"] or "-")[:7], head_rev[:7], "yes" if st["auto_sync"] else "no"]  # fmt: skip
-        style = [
-            "",
-            "",
-            "",
-            "",
-            "",
-            "yellow" if st.get("out_of_date") else STATUS_STYLE.get(st["status"], ""),
-            "",
-            "",
-            "",
-        ]
+        style = ["", "", "", "", "", SYNC_STYLE.get(st["sync_status"]["status"], ""),
+                 HEALTH_STYLE.get(st["health"]["status"], ""), "dim",
+                 "yellow" if st.get("out_of_date") else STATUS_STYLE.get(st["status"], ""), "", "", ""]  # fmt: skip
         if wide():
             row += [(st["last_sync_result"] or {}).get("start_time", "-"), st.get("status_message") or ""]
             style += ["", "dim"]
@@ -284,12 +280,18 @@ def list_(no_remote: bool) -> None:
 @workflow.command("status")
 @click.argument("workflow_id")
 def status(workflow_id: str) -> None:
-    """The seed's status table: status, last sync and its metrics, and what holds the workflow."""
+    """Sync status against Git and health, computed now; the last operation; what holds the workflow.
+
+    -o json: the seed's status table plus sync_status, health and operation (as `workflow get`).
+    """
     eng = engine()
-    st = eng.status(workflow_id)
+    st = eng.report(workflow_id)
+    st.pop("objects", None)  # `workflow get` shows them
     if json_mode():
-        emit_json(st)  # exactly the seed's table
+        emit_json(st)
         return
+    from .axes import summary_lines
+
     live = eng.live_state(workflow_id)
     color = colored(__import__("sys").stdout)
     out(
@@ -298,6 +300,8 @@ def status(workflow_id: str) -> None:
         + paint(st["status"], STATUS_STYLE.get(st["status"], ""), color)
     )
     out(f"repository: {st['repository']}   auto-sync: {'on' if st['auto_sync'] else 'off'}")
+    for line in summary_lines(st, color):
+        out(line)
     if live["hold_revision"]:
         # The last sync is not what runs: say so, or its revision would read as the live one.
         at = (
@@ -318,6 +322,48 @@ def status(workflow_id: str) -> None:
     out(f"  processed {m['resources_processed']}, applied {m['resources_applied']}, "
         f"deleted {m.get('resources_deleted', 0)}, skipped {m['resources_skipped']}, "
         f"conflicts resolved {m['conflicts_resolved']}")  # fmt: skip
+
+
+@workflow.command("get")
+@click.argument("workflow_id")
+def get(workflow_id: str) -> None:
+    """A workflow as `argocd app get` shows an application: sync status and health computed now, the
+    last operation, every object with its own sync status and health, and the hooks of the last run.
+
+    An object's sync status is Synced, OutOfSync (a sync would create or change it), Missing (slipway
+    applied it and it was deleted) or Extra (it owns it and Git no longer declares it).
+    """
+    eng = engine()
+    st = eng.report(workflow_id)
+    objects = st.pop("objects", [])
+    op = st.get("operation")
+    hooks = eng.sync_record(op["sync_id"]).hooks if op else []
+    if json_mode():
+        emit_json({"workflow": st, "objects": objects, "hooks": hooks})
+        return
+    from .axes import hook_rows, object_rows, summary_lines
+    from .printing import table
+
+    wf = eng.workflow(workflow_id)
+    color = colored(__import__("sys").stdout)
+    out(paint(st["id"], "bold", color) + (f" ({st['name']})" if st["name"] != st["id"] else ""))
+    out(f"repository:  {st['repository']}   path: {wf.target_path or '/'}   namespace: {wf.destination.namespace}"
+        f"   auto-sync: {'on' if st['auto_sync'] else 'off'}")  # fmt: skip
+    for line in summary_lines(st, color):
+        out(line)
+    out()
+    if objects:
+        rows = object_rows(objects)
+        for line in table(rows, [["bold"] * len(rows[0])] + [[""] * len(rows[0])] * (len(rows) - 1), color):
+            out(line)
+    else:
+        out("no objects: Git declares none and the workflow owns none")
+    if hooks:
+        out()
+        out(f"hooks of {op['kind'] if op else 'the last run'} {op['sync_id'] if op else ''}:")
+        rows = hook_rows(hooks)
+        for line in table(rows, [["bold"] * len(rows[0])] + [[""] * len(rows[0])] * (len(rows) - 1), color):
+            out(line)
 
 
 @workflow.command("remove")

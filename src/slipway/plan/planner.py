@@ -459,7 +459,9 @@ class Planner:
             current = it.view(display(it.live)) if it.live is not None else None
             if it.action == "delete":
                 desired = None
-            elif it.returned is not None and not it.recreate:
+            elif it.returned is not None and not it.recreate and it.action != "create":
+                # An update shows the server's dry-run (its defaults are on both sides); a create shows
+                # what Git declares: the fields the server would set (a Service's clusterIP) are not Git's.
                 desired = it.view(display(it.returned))
             else:
                 desired = it.view(display(it.desired or {}))

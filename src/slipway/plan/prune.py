@@ -90,6 +90,9 @@ class ContentCheck:
             group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
             served = any(v.get("served") for v in spec.get("versions") or [])
             info = self.kube.discovery.preferred(group, kind) if group and kind and served else None
+            if info is None and served and group and kind:  # a CRD made a moment ago may be newer than the map
+                self.kube.discovery.refresh()
+                info = self.kube.discovery.preferred(group, kind)
             jobs = [(info, "")] if info is not None else []
             if info is None:  # no API serves its kind (now): whatever is stored of it cannot be seen
                 unknown.append(_kind_name(group, kind or it.ref.name))

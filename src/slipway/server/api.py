@@ -22,7 +22,6 @@ from fastapi.responses import JSONResponse
 from ..errors import ConfigError, NotFoundError
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
-from .metrics import workflow_health
 
 log = logging.getLogger("slipway.server")
 
@@ -92,30 +91,25 @@ def list_workflows(
     ctx: Ctx,
     who: Viewer,
     live: Annotated[
-        bool, Query(description="Add each workflow's live_state and the health of its objects at its last sync")
+        bool,
+        Query(
+            description="Add each workflow's live_state, and its sync_status, health and operation as last "
+            "computed (assessed_at, assessed_age: when; GET /workflows/{id} computes them now)"
+        ),
     ] = False,
 ) -> list[dict[str, Any]]:
     out = []
     for wf in ctx.engine.workflows():
         try:
-            status = ctx.engine.status(wf.id)
             if live:
+                status = ctx.engine.report(wf.id, live=False)
                 status["live_state"] = ctx.engine.live_state(wf.id)
-                status["health"] = _last_health(ctx, status)
+            else:
+                status = ctx.engine.status(wf.id)
             out.append(status)
         except NotFoundError:
             continue  # removed while we listed
     return out
-
-
-def _last_health(ctx: Context, status: dict[str, Any]) -> str:
-    last = status.get("last_sync_result")
-    if not last:
-        return "Unknown"
-    try:
-        return workflow_health(ctx.engine.sync_record(last["id"]).health)
-    except NotFoundError:
-        return "Unknown"
 
 
 @router.post("/workflows", tags=["workflows"], status_code=201, summary="Create a workflow")
@@ -131,7 +125,9 @@ def create_workflow(body: ConfigBody, ctx: Ctx, who: Admin) -> dict[str, Any]:
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"], summary="A workflow's status table, config and live state")
 def get_workflow(workflow_id: str, ctx: Ctx, who: Viewer) -> dict[str, Any]:
-    status = ctx.engine.status(workflow_id)
+    """The status table with sync_status and health computed now (a plan, nothing applied), the last
+    operation, each object with its own sync status and health, the config and the live state."""
+    status = ctx.engine.report(workflow_id, live=True)
     return {
         **status,
         "config": ctx.engine.workflow(workflow_id).public(),

@@ -3,7 +3,8 @@
 Every sync, rollback and removal sends ``started``, its progress (``planned``, ``stage``,
 ``applied``, ``deleted``, ``hook``, ``health``, ``wave``...) and ``finished``; the controller
 sends ``repository`` when a branch moves (with the workflows that follow it) and ``status``
-when it marks a workflow degraded or recovered. Each event is one SSE message: ``event:`` the
+when it marks a workflow degraded or recovered; ``assessed`` carries a workflow's sync status and
+health each time they are computed. Each event is one SSE message: ``event:`` the
 name, ``data:`` a JSON object naming the workflow.
 
 A slow client never holds up a sync: the engine's thread only appends to the client's bounded

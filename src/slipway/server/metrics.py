@@ -4,7 +4,7 @@ Two sources. What happens is counted as the engine's events arrive (syncs and th
 Git checks and fetches and their errors) and as the server answers (API requests by route
 template, webhook deliveries by outcome). What *is* — each workflow's status and health, the
 objects it owns, the controller's queue — is read from the engine when Prometheus scrapes, so it
-is right after a restart too. Label values are bounded: workflows and repositories (what the
+is right after a restart too; sync status and health are those last computed (:mod:`slipway.axes`). Label values are bounded: workflows and repositories (what the
 store holds), route templates (never raw paths), and fixed outcome words.
 """
 
@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..results import HEALTH_STATUSES, SYNC_STATUSES, age
+
 if TYPE_CHECKING:
     from ..controller import Controller
     from ..engine import Engine
@@ -28,22 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.server")
 
 WORKFLOW_STATUSES = ("active", "syncing", "synced", "failed", "degraded")
-HEALTH_STATUSES = ("Healthy", "Progressing", "Degraded", "Unknown")
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 _GIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-def workflow_health(health: list[dict[str, Any]]) -> str:
-    """One word for a workflow from its last sync's per-object health."""
-    if not health:
-        return "Unknown"
-    states = {h.get("status") for h in health}
-    if "Degraded" in states:
-        return "Degraded"
-    if states - {"Healthy"}:
-        return "Progressing"
-    return "Healthy"
+def _axes(state: dict[str, Any]) -> tuple[str, str]:
+    """(sync status, health) as last computed (:mod:`slipway.axes`): the words of every other front."""
+    kept = state.get("assessment") or {}
+    return (str((kept.get("sync_status") or {}).get("status") or "Unknown"),
+            str((kept.get("health") or {}).get("status") or "Unknown"))  # fmt: skip
 
 
 class _State(Collector):
@@ -61,8 +57,18 @@ class _State(Collector):
         )
         health = GaugeMetricFamily(
             "slipway_workflow_health",
-            "1 for the health of the workflow's objects at its last sync, 0 for the others",
+            "1 for the health of the workflow's live objects as last computed, 0 for the others",
             labels=["workflow", "health"],
+        )
+        sync = GaugeMetricFamily(
+            "slipway_workflow_sync_status",
+            "1 for the workflow's sync status against Git as last computed, 0 for the others",
+            labels=["workflow", "sync_status"],
+        )
+        assessed = GaugeMetricFamily(
+            "slipway_workflow_assessed_age_seconds",
+            "Seconds since the workflow's sync status and health were computed",
+            labels=["workflow"],
         )
         objects = GaugeMetricFamily("slipway_workflow_objects", "Objects the workflow owns", labels=["workflow"])
         auto = GaugeMetricFamily("slipway_workflow_auto_sync", "1 when the workflow auto-syncs", labels=["workflow"])
@@ -70,20 +76,24 @@ class _State(Collector):
             for wf in self.engine.workflows():
                 try:
                     state = self.engine.run_state(wf.id)
-                    last = self.engine.history(wf.id, 1)
                     owned = self.engine.owned_count(wf.id)
                 except Exception:
                     continue  # removed while we scraped
                 for s in WORKFLOW_STATUSES:
                     status.add_metric([wf.id, s], 1.0 if state["status"] == s else 0.0)
-                word = workflow_health(last[0].health) if last else "Unknown"
+                in_sync, word = _axes(state)
                 for h in HEALTH_STATUSES:
                     health.add_metric([wf.id, h], 1.0 if word == h else 0.0)
+                for st in SYNC_STATUSES:
+                    sync.add_metric([wf.id, st], 1.0 if in_sync == st else 0.0)
+                seconds = age((state.get("assessment") or {}).get("assessed_at"))
+                if seconds is not None:
+                    assessed.add_metric([wf.id], seconds)
                 objects.add_metric([wf.id], float(owned))
                 auto.add_metric([wf.id], 1.0 if wf.auto_sync else 0.0)
         except Exception:
             log.exception("metrics: cannot read the workflows")
-        yield from (status, health, objects, auto)
+        yield from (status, health, sync, assessed, objects, auto)
         queue = GaugeMetricFamily(
             "slipway_controller_queue_depth", "Auto-syncs submitted and not finished (queued or running)"
         )
@@ -190,4 +200,4 @@ class Metrics:
             self.git_errors.labels("fetch", repository).inc()
 
 
-__all__ = ["HEALTH_STATUSES", "WORKFLOW_STATUSES", "Metrics", "workflow_health"]
+__all__ = ["HEALTH_STATUSES", "SYNC_STATUSES", "WORKFLOW_STATUSES", "Metrics"]

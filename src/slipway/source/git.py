@@ -35,6 +35,9 @@ __all__ = ["GitSource", "clean_target_path", "redact_url"]
 _BRANCH_RE = re.compile(r"^[^\s~^:?*\[\\\x00-\x1f\x7f-][^\s~^:?*\[\\\x00-\x1f\x7f]*$")
 
 
+_ANCESTRY = re.compile(r"(?P<base>[^~^\s]+)(?P<up>(?:[~^][0-9]{0,4})+)")
+
+
 class GitSource:
     """Mirrors, revisions and files of the repositories slipway deploys from.
 
@@ -68,6 +71,16 @@ class GitSource:
         """The commit ``ref`` (a branch, a tag, a commit id, or ``refs/...``) names on the server,
         fetched into the mirror if it is not there yet."""
         self._check(repo)
+        ancestry = _ANCESTRY.fullmatch(ref)
+        if ancestry is not None:  # HEAD~3, main^, v1.2~1, <commit>~2: git's own words for an ancestor
+            base = repo.branch if ancestry["base"] == "HEAD" else ancestry["base"]
+            sha = self.revision(repo, base, timeout)
+            found = self._mirrors.resolve(self._mirrors.path(repo), sha + ancestry["up"])
+            if found is None:
+                raise SourceError(f"{repo_label(repo)}: {ref!r}: {sha[:12]} has no such ancestor")
+            return found
+        if ref == "HEAD":
+            return self.fetch(repo, timeout)
         bad = not ref or ref.startswith("-") or ".." in ref or "@{" in ref
         if bad or any(c.isspace() or c in "~^:?*[\\" or ord(c) < 32 for c in ref):
             raise SourceError(f"{repo_label(repo)}: {ref!r} is not a valid branch, tag or commit")

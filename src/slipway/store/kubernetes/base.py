@@ -262,7 +262,15 @@ def conditions(new: dict[str, Any], obj: Obj) -> list[dict[str, Any]] | None:
         (ready["status"], ready.get("reason", ""), ready.get("message", "")) if ready else ("True", "Valid", "")
     )
     wanted["Synced"] = (*_SYNCED.get(status, ("Unknown", status)), message)
-    if status in _HEALTHY:
+    axes = new.get("assessment") or {}
+    if axes.get("sync_status") and axes.get("health"):
+        # The two axes as last computed (slipway.axes) say it in the words every front uses.
+        sync, health = axes["sync_status"], axes["health"]
+        word = {"Synced": "True", "OutOfSync": "False"}.get(sync.get("status"), "Unknown")
+        wanted["Synced"] = (word, str(sync.get("status") or "Unknown"), str(sync.get("message") or ""))
+        word = {"Healthy": "True", "Degraded": "False", "Missing": "False"}.get(health.get("status"), "Unknown")
+        wanted["Healthy"] = (word, str(health.get("status") or "Unknown"), str(health.get("message") or ""))
+    elif status in _HEALTHY:
         wanted["Healthy"] = (*_HEALTHY[status], message if status in ("degraded", "failed") else "")
     elif "Healthy" in current:
         h = current["Healthy"]

@@ -16,7 +16,7 @@ from . import mapping
 from .mapping import Field
 from .names import API_VERSION, GROUP, VERSION
 
-CRD_REVISION = 3  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences
+CRD_REVISION = 4  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences; 4: status.assessment
 REVISION_ANNOTATION = "slipway.dev/crd-revision"
 
 
@@ -79,6 +79,21 @@ _CONDITIONS = {
 }
 
 
+# The sync status and health as last computed (slipway.axes), in the words of every other front.
+_ASSESSMENT = {
+    "type": "object",
+    "description": "Sync status against Git and health of the live objects, as last computed, and when.",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        "sync_status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                        "properties": {"status": {"type": "string"}}},
+        "health": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                   "properties": {"status": {"type": "string"}, "message": {"type": "string"}}},
+        "assessed_at": {"type": "string"},
+    },
+}  # fmt: skip
+
+
 def _workflow_status() -> dict[str, Any]:
     s = {"type": "string"}
     metrics = {mapping.camel(k): {"type": "integer"} for k in (
@@ -111,6 +126,7 @@ def _workflow_status() -> dict[str, Any]:
             },
             "syncSeq": {"type": "integer", "description": "Syncs started so far (orders the history)."},
             "inventory": {"type": "object", "properties": {"count": {"type": "integer"}}},
+            "assessment": _ASSESSMENT,
             "observedGeneration": {"type": "integer"},
             "conditions": _CONDITIONS,
         },
@@ -171,7 +187,8 @@ def workflow_crd() -> dict[str, Any]:
     spec["description"] = "What to deploy from where; the object's name is the workflow's id."
     columns: list[dict[str, Any]] = [
         {"name": "Status", "type": "string", "jsonPath": ".status.status"},
-        {"name": "Health", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Healthy")].status'},
+        {"name": "Sync", "type": "string", "jsonPath": ".status.assessment.sync_status.status"},
+        {"name": "Health", "type": "string", "jsonPath": ".status.assessment.health.status"},
         {"name": "Revision", "type": "string", "jsonPath": ".status.appliedRevision"},
         {"name": "Repository", "type": "string", "jsonPath": ".spec.repository", "priority": 1},
         {"name": "Path", "type": "string", "jsonPath": ".spec.targetPath", "priority": 1},

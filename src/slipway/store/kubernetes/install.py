@@ -101,10 +101,24 @@ def check_revisions(kube: Kube, ours: int | None = None) -> None:
             )
 
 
+def check_targets(kube: Kube, targets: tuple[str, ...]) -> None:
+    """Refuse (before writing anything) target namespaces that do not exist: their RoleBindings would
+    fail after the CRDs and the RBAC were applied."""
+    info = kube.discovery.lookup("v1", "Namespace")
+    missing = [t for t in dict.fromkeys(targets) if kube.get(info, "", t) is None]
+    if missing:
+        raise ConfigError(
+            f"--target-namespace: namespace {', '.join(missing)} does not exist; nothing was applied "
+            f"(create it first: kubectl create namespace {missing[0]})"
+        )
+
+
 def install(kube: Kube, namespace: str, targets: tuple[str, ...] = (), cluster_wide: bool = False,
             timeout: float = 60.0) -> list[str]:  # fmt: skip
-    """Apply :func:`manifests` and wait until the CRDs are established; returns one line per object."""
+    """Apply :func:`manifests` and wait until the CRDs are established; returns one line per object.
+    Everything that can refuse is checked before the first object is written."""
     check_revisions(kube)
+    check_targets(kube, targets)
     done = []
     for obj in manifests(namespace, targets, cluster_wide):
         _apply(kube, obj)

@@ -195,6 +195,7 @@ STATE: dict[str, str] = {
     "hold_revision": "holdRevision",
     "applied_revision": "appliedRevision",
     "last_sync_id": "lastSyncId",
+    "assessment": "assessment",
 }
 
 

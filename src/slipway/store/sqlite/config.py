@@ -145,19 +145,23 @@ class Config(Base):
         row = (
             self._conn()
             .execute(
-                """SELECT status, status_message, hold_revision, applied_revision, last_sync_id, sync_owner, sync_id
-                   FROM workflows WHERE id = ?""",
+                """SELECT status, status_message, hold_revision, applied_revision, last_sync_id, sync_owner, sync_id,
+                          assessment FROM workflows WHERE id = ?""",
                 (workflow_id,),
             )
             .fetchone()
         )
         if row is None:
             raise NotFoundError(f"workflow {workflow_id!r} does not exist")
-        return dict(row)
+        out = dict(row)
+        out["assessment"] = json.loads(out["assessment"]) if out["assessment"] else None
+        return out
 
     def set_workflow_state(self, workflow_id: str, **fields: Any) -> None:
-        allowed = {"status", "status_message", "hold_revision", "applied_revision", "last_sync_id"}
+        allowed = {"status", "status_message", "hold_revision", "applied_revision", "last_sync_id", "assessment"}
         assert set(fields) <= allowed, fields
+        if fields.get("assessment") is not None:
+            fields["assessment"] = json.dumps(fields["assessment"])
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.tx() as c:
             c.execute(f"UPDATE workflows SET {sets} WHERE id = ?", (*fields.values(), workflow_id))

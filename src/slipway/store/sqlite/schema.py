@@ -133,6 +133,8 @@ MIGRATIONS = [
     );
     CREATE INDEX syncs_by_seq ON syncs (seq);
     """,
+    # The workflow's sync status and health as last computed (JSON, with when): lists show it with its age.
+    "ALTER TABLE workflows ADD COLUMN assessment TEXT",
 ]
 
 

@@ -91,6 +91,8 @@ const STATUS = {
   Degraded: ["Degraded", "bad"],
   Unknown: ["Unknown", "neutral"],
   Missing: ["Missing", "warn"],
+  Suspended: ["Suspended", "neutral"],
+  refused: ["Refused", "warn"],
   Synced: ["Synced", "good"],
   OutOfSync: ["OutOfSync", "warn"],
   low: ["low", "neutral"],
@@ -110,7 +112,7 @@ export function badge(status, text) {
 
 // The server's events (Server-Sent Events); the browser reconnects by itself when the stream breaks.
 export const EVENTS = ["started", "planned", "stage", "wave", "applied", "deleted", "hook", "health", "waiting",
-  "finished", "status", "repository", "dropped"];
+  "finished", "status", "repository", "assessed", "dropped"];
 
 export function follow(workflow, onEvent) {
   const url = "/api/v1/events" + (workflow ? `?workflow=${encodeURIComponent(workflow)}` : "");

@@ -16,10 +16,28 @@ const filters = {
 let workflows = [];
 let heads = {}; // repository id -> its source row (branch head, last fetch, last error)
 
+// Behind Git: the branch moved past what is live, and (once compared at that head) it changes what
+// this workflow renders. A commit to another path of the repository is not news for it.
 function outOfSync(wf) {
   const head = heads[wf.repository]?.head?.revision;
   const live = wf.live_state?.applied_revision;
+  if (head && wf.sync_status?.revision === head && wf.sync_status.status === "Synced") return false;
   return Boolean(head && live && head !== live) || (Boolean(head) && !live);
+}
+
+// Sync status against Git and health of the live objects, as last computed, with its age.
+function syncCell(wf) {
+  const sync = wf.sync_status || { status: "Unknown" };
+  const parts = ["created", "changed", "missing", "extra"].filter((k) => sync[k]).map((k) => `${sync[k]} ${k}`);
+  const age = wf.assessed_at ? when(wf.assessed_at) : "not computed yet";
+  return [badge(sync.status), parts.length ? h("div", { class: "muted small" }, parts.join(", ")) : null,
+    h("div", { class: "muted small", title: sync.message || "" }, age)];
+}
+
+function healthCell(wf) {
+  const health = wf.health || { status: "Unknown" };
+  return [badge(health.status), health.message && health.status !== "Healthy"
+    ? h("div", { class: "muted small clip", title: health.message }, health.message) : null];
 }
 
 function matches(wf) {
@@ -55,7 +73,8 @@ function row(wf) {
       h("div", { class: "muted small" }, wf.repository)]],
     ["Status", [badge(wf.status), wf.live_state?.status_message && wf.status !== "synced"
       ? h("div", { class: "muted small clip" }, wf.live_state.status_message) : null]],
-    ["Health", badge(wf.health || "Unknown")],
+    ["Sync", syncCell(wf)],
+    ["Health", healthCell(wf)],
     ["Revision", revisionCell(wf)],
     ["Last sync", lastSyncCell(wf)],
     ["Auto-sync", wf.auto_sync ? h("span", { class: "badge good" }, "on") : h("span", { class: "badge neutral" }, "off")],
@@ -80,7 +99,7 @@ function render() {
   const shown = workflows.filter(matches);
   fill(tbody, shown.map(row));
   if (!workflows.length) {
-    fill(tbody, h("tr", {}, h("td", { colspan: 6 }, "No workflows yet: create one with `slipway workflow create`.")));
+    fill(tbody, h("tr", {}, h("td", { colspan: 7 }, "No workflows yet: create one with `slipway workflow create`.")));
   }
   note.textContent = workflows.length ? `${shown.length} of ${workflows.length} workflows shown` : "";
 }
@@ -156,6 +175,6 @@ document.getElementById("filters").addEventListener("submit", (e) => e.preventDe
 
 const reload = debounce(load, 400);
 follow(null, (name) => {
-  if (["started", "finished", "status", "repository"].includes(name)) reload();
+  if (["started", "finished", "status", "repository", "assessed"].includes(name)) reload();
 });
 load();

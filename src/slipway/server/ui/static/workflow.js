@@ -36,7 +36,17 @@ async function loadStatus(refresh = false) {
     auto.textContent = status.auto_sync ? "Auto-sync: on" : "Auto-sync: off";
   }
   const last = status.last_sync_result;
+  const sync = status.sync_status || { status: "Unknown" };
+  currentSync = sync;
+  const counts = ["created", "changed", "missing", "extra"].filter((k) => sync[k]).map((k) => `${sync[k]} ${k}`);
+  const health = status.health || { status: "Unknown" };
+  const op = status.operation;
   const rows = [
+    ["Sync status", [badge(sync.status), counts.length ? ` ${counts.join(", ")}` : "",
+      sync.message ? h("span", { class: "muted small" }, ` ${sync.message}`) : ""]],
+    ["Health", [badge(health.status), health.message ? h("span", { class: "muted small clip" }, ` ${health.message}`) : ""]],
+    ["Last operation", op ? [`${op.kind} `, badge(op.phase.toLowerCase()), " ", when(op.finished_at || op.started_at),
+      h("span", { class: "clip" }, ` ${op.message}`)] : h("span", { class: "muted" }, "none yet")],
     ["Repository", [h("code", {}, cfg.repository), " · path ", h("code", {}, cfg.target_path || "/")]],
     ["Destination", [h("code", {}, cfg.destination?.namespace || "default"), cfg.destination?.context ? ` (context ${cfg.destination.context})` : ""]],
     ["Live revision", h("code", { id: "live-revision", title: live.applied_revision || "" }, short(live.applied_revision))],
@@ -50,6 +60,8 @@ async function loadStatus(refresh = false) {
   loadHead(cfg.repository, live.applied_revision, refresh);
 }
 
+let currentSync = null; // the sync status the page last read: a commit elsewhere in the repository is not news
+
 async function loadHead(repository, live, refresh, tries = 10) {
   try {
     const sources = await api(`/api/v1/sources${refresh ? "?refresh=true" : ""}`);
@@ -58,7 +70,8 @@ async function loadHead(repository, live, refresh, tries = 10) {
     const cell = $("head-revision");
     if (!cell) return;
     fill(cell, h("code", { title: head || "" }, source?.checking && !head ? "…" : short(head)),
-      head && head !== live ? [" ", badge("OutOfSync", "behind Git")] : null,
+      head && head !== live && !(currentSync?.revision === head && currentSync.status === "Synced")
+        ? [" ", badge("OutOfSync", "behind Git")] : null,
       source?.last_error ? [" ", h("span", { class: "error-text" }, `last error: ${source.last_error.message}`)] : null);
     if (source?.checking && tries > 1) {
       // A Git server that answers slowly gives its branch head a moment later.
