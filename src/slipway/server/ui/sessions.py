@@ -100,6 +100,17 @@ class Sessions:
             self._table.move_to_end(key)
             return session
 
+    def peek(self, session_id: str | None) -> Session | None:
+        """The live session of this id without counting it as used (an open event stream asks)."""
+        if not session_id:
+            return None
+        now = self.clock()
+        with self._lock:
+            session = self._table.get(_key(session_id))
+        if session is None or now - session.created > self.lifetime or now - session.seen > self.idle:
+            return None
+        return session
+
     def drop(self, session_id: str | None) -> None:
         if session_id:
             with self._lock:
