@@ -277,5 +277,5 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
 
     assert trusted_proxies(("10.0.0.1, 10.1.0.0/16", "::1")) == ["10.0.0.1", "10.1.0.0/16", "::1"]
     assert trusted_proxies(("10.0.0.1", "*")) == ["*"]
-    with pytest.raises(ConfigError, match="'proxy.local' is not an IP address or network"):
+    with pytest.raises(ConfigError, match=r"'proxy\.local' is not an IP address or network"):
         trusted_proxies(("proxy.local",))
