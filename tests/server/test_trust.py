@@ -198,8 +198,14 @@ def _revoke(server: SlipwayServer, name: str) -> float:
     return time.monotonic()
 
 
-def test_revoking_a_token_with_the_cli_ends_its_open_streams_and_sessions(start_server) -> None:  # type: ignore[no-untyped-def]
-    server = start_server()
+@pytest.mark.parametrize("store", ["sqlite", "kubernetes"])
+def test_revoking_a_token_with_the_cli_ends_its_open_streams_and_sessions(
+    start_server, store: str, request: pytest.FixtureRequest
+) -> None:  # type: ignore[no-untyped-def]
+    env = {}
+    if store == "kubernetes":  # the CLI revokes in the cluster; the server reads it there
+        env = {"SLIPWAY_STORE": "kubernetes", "SLIPWAY_NAMESPACE": request.getfixturevalue("slipway_namespace")}
+    server = start_server(env=env)
     name = server.client("viewer").get("/api/v1/whoami").json()["name"]
     login = _login(server, server.tokens["viewer"])
     assert login.status_code == 303
