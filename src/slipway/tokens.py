@@ -116,6 +116,11 @@ class Tokens:
         self.store.put_token(row)
         return _row_token(row), f"{PREFIX}_{token_id}_{secret}"
 
+    @staticmethod
+    def token_id(token: str) -> str | None:
+        """The id a well-formed token names (not secret: it finds the row); None for anything else."""
+        return token_id(token)
+
     def tokens(self) -> list[ApiToken]:
         return [_row_token(r) for r in self.store.list_tokens()]
 

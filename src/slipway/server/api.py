@@ -21,7 +21,6 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from ..errors import ConfigError, NotFoundError
-from ..resources import of_plan
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
 from .metrics import workflow_health
@@ -223,7 +222,7 @@ def resources(
     ] = False,
 ) -> dict[str, Any]:
     computed = planned(ctx, workflow_id, who)
-    rows = of_plan(computed.plan, manifests=manifests)
+    rows = ctx.engine.resources_of(computed.plan, manifests=manifests)
     return {"workflow_id": workflow_id, "resources": rows, "computed": computed.meta()}
 
 

@@ -28,7 +28,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ..tokens import token_id
 from .context import ApiError, Context, Ctx
 
 ROLES = ("viewer", "operator", "admin")  # each role can do what the one before it can, and more
@@ -143,7 +142,7 @@ async def authenticate_token(request: Request, ctx: Context, token: str) -> Prin
     """
     throttle: Throttle = request.app.state.throttle
     client = client_address(request)
-    name = token_id(token)
+    name = ctx.engine.token_id(token)
     who: Principal | None = None
     if name is not None:
         who = await run_in_threadpool(partial(ctx.engine.authenticate, token, known_only=True))
