@@ -11,6 +11,7 @@ one read of its row a second, on either store.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -20,8 +21,12 @@ from typing import TYPE_CHECKING
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..errors import describe
+
 if TYPE_CHECKING:
     from ..engine import Engine
+
+log = logging.getLogger("slipway.server")
 
 EVERY = 1.0  # seconds between two checks of one token
 _CAPACITY = 4096
@@ -69,8 +74,12 @@ def watch(request: Request) -> Callable[[], Awaitable[str | None]] | None:
             if session is None:
                 return "the dashboard session ended; log in again"
             token = session.token
-        if await run_in_threadpool(revocations.valid, token):
-            return None
+        try:
+            if await run_in_threadpool(revocations.valid, token):
+                return None
+        except Exception as e:  # fail closed: a client reconnects, and is checked again then
+            log.warning("event stream: cannot check its token: %s", describe(e))
+            return "the token could not be checked (the state store did not answer)"
         if kind == "session":
             request.app.state.sessions.drop(value)
         return "the token was revoked"
