@@ -413,9 +413,14 @@ class Engine(Rendering):
     ) -> list[dict[str, Any]]:
         """Every object the workflow declares or owns, with its sync state and health, as planned now;
         with ``manifests``, each with its live and desired YAML too (Secret values masked)."""
+        return self.resources_of(self.plan(workflow_id, cancel=cancel), manifests=manifests)
+
+    @staticmethod
+    def resources_of(plan: Plan, *, manifests: bool = False) -> list[dict[str, Any]]:
+        """The table of :meth:`resources` for a plan already made (the server keeps its last one)."""
         from . import resources
 
-        return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
+        return resources.of_plan(plan, manifests=manifests)
 
     def assess(
         self, workflow_id: str, cancel: threading.Event | None = None, *, inventory: dict[Any, str] | None = None

@@ -116,6 +116,11 @@ class Tokens:
         self.store.put_token(row)
         return _row_token(row), f"{PREFIX}_{token_id}_{secret}"
 
+    @staticmethod
+    def token_id(token: str) -> str | None:
+        """The id a well-formed token names (not secret: it finds the row); None for anything else."""
+        return token_id(token)
+
     def tokens(self) -> list[ApiToken]:
         return [_row_token(r) for r in self.store.list_tokens()]
 
@@ -123,8 +128,12 @@ class Tokens:
         if not self.store.delete_token(name):
             raise NotFoundError(f"token {name!r} does not exist (see `slipway token list`)")
 
-    def authenticate(self, token: str) -> ApiToken | None:
-        """The token's record if ``token`` is a valid, unrevoked token; None otherwise."""
+    def authenticate(self, token: str, *, known_only: bool = False) -> ApiToken | None:
+        """The token's record if ``token`` is a valid, unrevoked token; None otherwise.
+
+        ``known_only``: only the cheap check (one read of the row) — None as well for a token that
+        did not pass the slow check in this process before, valid or not.
+        """
         self._tokens_init()
         m = _TOKEN_RE.match(token or "")
         if m is None:
@@ -135,6 +144,8 @@ class Tokens:
             return None
         fast = hmac.new(self._token_key, token.encode(), hashlib.sha256).digest()
         if not self._known(token_id, row["hash"], fast):
+            if known_only:
+                return None
             with self._token_lock:
                 check = self._token_checks.setdefault(token_id, threading.Lock())
             with check:  # the others wait for the first one's answer instead of paying scrypt too
@@ -163,4 +174,10 @@ class Tokens:
         return cached is not None and hmac.compare_digest(cached[0], stored) and hmac.compare_digest(cached[1], fast)
 
 
-__all__ = ["PREFIX", "ROLES", "ApiToken", "Tokens", "check_role"]
+def token_id(token: str) -> str | None:
+    """The id a well-formed token names (not secret: it finds the row); None for anything else."""
+    m = _TOKEN_RE.match(token or "")
+    return m.group(1) if m else None
+
+
+__all__ = ["PREFIX", "ROLES", "ApiToken", "Tokens", "check_role", "token_id"]

@@ -58,7 +58,7 @@ def test_register_sync_status_history_and_rollback(start_server, tmp_path: Path,
     assert d.status_code == 200, d.text
     plan = d.json()
     assert set(plan) == {"workflow_id", "generated_at", "summary", "changes", "conflicts", "warnings", "hooks",
-                         "revision", "fingerprint"}  # fmt: skip
+                         "revision", "fingerprint", "computed"}  # fmt: skip
     assert plan["summary"]["created_resources"] == 1 and plan["changes"][0]["resource"] == "ConfigMap/app"
 
     # sync: 202 with its id at once, then followed by that id to its recorded result
@@ -79,14 +79,14 @@ def test_register_sync_status_history_and_rollback(start_server, tmp_path: Path,
     assert st["config"]["destination"]["namespace"] == namespace
     assert [w["id"] for w in viewer.get("/api/v1/workflows").json()] == [wf]
 
-    # resources: every declared object with its sync state and health
-    res = viewer.get(f"/api/v1/workflows/{wf}/resources").json()["resources"]
+    # resources: every declared object with its sync state and health (planned: an operator's)
+    res = operator.get(f"/api/v1/workflows/{wf}/resources").json()["resources"]
     assert [(x["resource"], x["sync"], x["health"]["status"]) for x in res] == [("ConfigMap/app", "Synced", "Healthy")]
 
     # a second commit, synced, then rolled back with a reason; the history names who asked
     commit(work, {"k8s/app.yaml": dump(configmap("app", {"v": "2"}), configmap("extra"))})
     push(work)
-    res = viewer.get(f"/api/v1/workflows/{wf}/resources").json()["resources"]
+    res = operator.get(f"/api/v1/workflows/{wf}/resources").json()["resources"]
     assert {(x["resource"], x["sync"], x["action"]) for x in res} == {
         ("ConfigMap/app", "OutOfSync", "update"), ("ConfigMap/extra", "OutOfSync", "create")}  # fmt: skip
     second = finish(server, operator.post(f"/api/v1/workflows/{wf}/sync").json()["id"])
@@ -206,7 +206,7 @@ def test_health_of_resources_reflects_the_cluster(start_server, tmp_path: Path, 
     assert result["status"] == "failed" and "health check failed" in result["result"]["message"]
     started = time.monotonic()
     res = {
-        x["resource"]: x for x in server.client("viewer").get(f"/api/v1/workflows/{wf}/resources").json()["resources"]
+        x["resource"]: x for x in server.client("operator").get(f"/api/v1/workflows/{wf}/resources").json()["resources"]
     }
     assert time.monotonic() - started < 30
     assert res["ConfigMap/cfg"]["health"]["status"] == "Healthy"

@@ -25,7 +25,7 @@ ROUTES = [
     ("GET", "/api/v1/workflows/nope/resources", None, "viewer", 404),
     ("GET", "/api/v1/syncs/sync-1-000000000000", None, "viewer", 404),
     ("GET", "/api/v1/sources", None, "viewer", 200),
-    ("GET", "/api/v1/workflows/nope/diff", None, "operator", 404),
+    ("GET", "/api/v1/workflows/nope/diff", None, "viewer", 404),  # plans for operators; viewers read the last
     ("POST", "/api/v1/workflows/nope/sync", None, "operator", 404),
     ("POST", "/api/v1/workflows/nope/rollback", {"reason": "r"}, "operator", 404),
     ("POST", "/api/v1/workflows/nope/auto-sync", {"enabled": True}, "operator", 404),
@@ -104,7 +104,11 @@ def test_repeated_failures_are_slowed_down_and_a_success_clears_them(start_serve
     assert max(took[:5]) < 0.5
     assert took[8] >= 0.8  # the 9th waits 0.1 s * 2^3
     good = server.client("viewer")
-    assert good.get("/api/v1/whoami").status_code == 200  # held back too, but let in
+    assert good.get("/api/v1/whoami").status_code == 200  # the same client: held back too, but let in
+    started = time.monotonic()
+    other = server.client(headers={"Authorization": "Bearer slw_111111111111_" + "h" * 43})
+    assert other.get("/api/v1/whoami").status_code == 401
+    assert time.monotonic() - started < 0.5  # the client's counting starts again
     started = time.monotonic()
     assert guesser.get("/api/v1/whoami").status_code == 401
-    assert time.monotonic() - started < 0.5  # counting starts again
+    assert time.monotonic() - started >= 1.0  # the token name guessed at is still held back

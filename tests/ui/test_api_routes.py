@@ -58,8 +58,11 @@ def test_sources_live_state_manifests_and_auto_sync(start_server, tmp_path: Path
     last = {s["repository"]: s for s in viewer.get("/api/v1/sources").json()}["repo-web"]["last_fetch"]
     assert last["revision"] == sha and last["how"] == "fetch"
 
-    # Objects as YAML: live (with status) and desired (what Git declares), Secret values masked.
+    # Objects as YAML: live (with status) and desired (what Git declares), Secret values masked;
+    # an operator plans, a viewer reads what was computed.
+    planned = operator.get("/api/v1/workflows/web/resources?manifests=true").json()["resources"]
     rows = {r["resource"]: r for r in viewer.get("/api/v1/workflows/web/resources?manifests=true").json()["resources"]}
+    assert list(rows.values()) == planned
     live, desired = yaml.safe_load(rows["ConfigMap/app"]["live"]), yaml.safe_load(rows["ConfigMap/app"]["desired"])
     assert live["data"] == {"k": "v2"} and desired["data"] == {"k": "v2"} and "managedFields" not in live["metadata"]
     text = rows["Secret/creds"]["live"] + rows["Secret/creds"]["desired"]

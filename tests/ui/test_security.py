@@ -36,7 +36,12 @@ def test_a_viewer_sees_no_action_and_the_server_refuses_them(
     add_workflow(server, tmp_path, "web", namespace, {"k8s/app.yaml": dump(configmap("app"))})
     ui = browser(server)
     page = ui.login("viewer", "/workflows/web")
+    page.wait_for_selector("#objects .error")  # nothing planned yet, and a viewer never plans
+    assert "needs operator" in page.inner_text("#objects")
+    assert server.client("operator").get("/api/v1/workflows/web/resources").status_code == 200
+    page.reload()
     page.wait_for_selector("#objects .object")
+    assert "As planned for token:operator-" in page.inner_text("#objects")
     page.wait_for_selector("#history p")
     for name in ("Sync", "Rollback", "Confirm"):
         assert page.get_by_role("button", name=name, exact=True).count() == 0

@@ -141,20 +141,32 @@ def test_push_payloads_of_each_provider() -> None:
 def test_the_throttle_slows_repeated_failures_and_stays_bounded() -> None:
     t = Throttle(capacity=100)
     for _ in range(Throttle.SLOW_AFTER):
-        assert t.delay("10.0.0.1") == 0.0
+        assert t.verdict("10.0.0.1") == (0.0, None)
         t.failed("10.0.0.1")
-    assert t.delay("10.0.0.1") == pytest.approx(0.1)
+    assert t.verdict("10.0.0.1")[0] == pytest.approx(0.1)
     for _ in range(3):
         t.failed("10.0.0.1")
-    assert t.delay("10.0.0.1") == pytest.approx(0.8)
+    assert t.verdict("10.0.0.1")[0] == pytest.approx(0.8)
     for _ in range(100):
         t.failed("10.0.0.1")
-    assert t.delay("10.0.0.1") is None  # refused outright
+    assert "from this client" in str(t.verdict("10.0.0.1")[1])  # refused outright
+    assert t.verdict("10.0.0.2") == (0.0, None)  # another client is not held back by it
     t.succeeded("10.0.0.1")
-    assert t.delay("10.0.0.1") == 0.0
+    assert t.verdict("10.0.0.1") == (0.0, None)
     for i in range(1000):
         t.failed(f"10.1.{i // 256}.{i % 256}")
     assert len(t) == 100
+
+
+def test_failures_at_one_token_name_hold_back_that_name_only() -> None:
+    t = Throttle()
+    for i in range(Throttle.REFUSE_AFTER):
+        t.failed(f"10.2.0.{i}", "aaaaaaaaaaaa")  # a different client each time
+    assert "with this token's name" in str(t.verdict("10.3.0.1", "aaaaaaaaaaaa")[1])
+    assert t.verdict("10.3.0.1", "bbbbbbbbbbbb") == (0.0, None)
+    assert t.verdict("10.2.0.1", "bbbbbbbbbbbb") == (0.0, None)  # each of those clients failed once only
+    t.succeeded("10.3.0.1", "aaaaaaaaaaaa")
+    assert t.verdict("10.3.0.1", "aaaaaaaaaaaa") == (0.0, None)
 
 
 def test_a_slow_event_client_loses_events_and_is_told_and_never_blocks_the_publisher() -> None:
@@ -162,6 +174,7 @@ def test_a_slow_event_client_loses_events_and_is_told_and_never_blocks_the_publi
     loop = asyncio.new_event_loop()
     try:
         client = hub.connect(loop, None)
+        assert client is not None
         started = time.monotonic()
         publisher = threading.Thread(
             target=lambda: [hub.listen("applied", {"workflow": "w", "sync_id": "s", "n": i}) for i in range(20_000)]
@@ -208,3 +221,61 @@ def test_a_notify_url_is_stored_encrypted_and_read_back_whole(engine: Engine, tm
     _, changed = engine.update_workflow("w", {"notify": {"events": ["failed", "succeeded"]}})
     assert changed.notify is not None and changed.notify.url == url
     assert engine.update_workflow("w", {"notify": None})[1].notify is None
+
+
+def test_the_cheap_check_knows_only_tokens_proven_before_and_never_a_revoked_one(engine: Engine) -> None:
+    _, secret = engine.create_token("bot", "viewer")
+    assert engine.authenticate(secret, known_only=True) is None  # not proven in this process yet
+    assert engine.authenticate(secret) is not None
+    assert engine.authenticate(secret, known_only=True) is not None
+    assert engine.authenticate(secret[:-1] + ("A" if secret[-1] != "A" else "B"), known_only=True) is None
+    engine.revoke_token("bot")
+    assert engine.authenticate(secret, known_only=True) is None
+
+
+def test_a_token_holds_only_so_many_streams_and_a_stream_ends_when_its_check_says_so() -> None:
+    hub = Hub(per_owner=2)
+    loop = asyncio.new_event_loop()
+    try:
+        first, second = hub.connect(loop, None, owner="a"), hub.connect(loop, None, owner="a")
+        assert first is not None and second is not None
+        assert hub.connect(loop, None, owner="a") is None
+        assert hub.connect(loop, None, owner="b") is not None
+        hub.disconnect(second)
+        assert hub.connect(loop, None, owner="a") is not None
+        checks = []
+
+        async def ended() -> str | None:
+            checks.append(time.monotonic())
+            return "the token was revoked" if len(checks) >= 2 else None
+
+        async def read() -> list[dict[str, str]]:
+            return [m async for m in stream(hub, first, ended)]  # no event comes: it ends by the check
+
+        started = time.monotonic()
+        messages = loop.run_until_complete(asyncio.wait_for(read(), 10))
+        assert [m["event"] for m in messages] == ["hello", "ended"] and "revoked" in messages[1]["data"]
+        assert 1.5 < time.monotonic() - started < 4 and first not in hub.clients
+    finally:
+        loop.close()
+
+
+def test_plans_kept_for_viewers_are_bounded() -> None:
+    from slipway.plan.model import Plan
+    from slipway.server.plans import Computed, Plans
+
+    plans = Plans(workflows=3, objects=10)
+    for i in range(5):
+        plans.put(f"w{i}", Computed(Plan(f"w{i}", None, ""), 0.0, "token:x"))
+    assert [w for w in (f"w{i}" for i in range(5)) if plans.get(w)] == ["w2", "w3", "w4"]
+    plans.forget("w3")
+    assert plans.get("w3") is None
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    from slipway.server.app import trusted_proxies
+
+    assert trusted_proxies(("10.0.0.1, 10.1.0.0/16", "::1")) == ["10.0.0.1", "10.1.0.0/16", "::1"]
+    assert trusted_proxies(("10.0.0.1", "*")) == ["*"]
+    with pytest.raises(ConfigError, match=r"'proxy\.local' is not an IP address or network"):
+        trusted_proxies(("proxy.local",))

@@ -2,7 +2,8 @@
 
 Loopback by default; ``--tls-cert``/``--tls-key`` for TLS. The webhook secret comes from
 ``SLIPWAY_WEBHOOK_SECRET`` or ``--webhook-secret-file``, never from the command line (where
-``ps`` would show it). SIGTERM or Ctrl-C stops it cleanly: syncs stop at their next safe point
+``ps`` would show it). Behind a reverse proxy, ``--forwarded-allow-ips`` names it: only its
+``X-Forwarded-For``/``X-Forwarded-Proto`` are believed. SIGTERM or Ctrl-C stops it cleanly: syncs stop at their next safe point
 and are recorded before it exits.
 """
 
@@ -64,6 +65,27 @@ def webhook_secret(path: str | None) -> bytes | None:
     help="Run the controller as one of several replicas sharing this many shards (SLIPWAY_STORE=kubernetes).",
 )
 @click.option("--identity", help="This replica's name in the shard Leases (default: host name and pid).")
+@click.option(
+    "--forwarded-allow-ips",
+    "forwarded_allow_ips",
+    multiple=True,
+    metavar="ADDR",
+    help="A reverse proxy (IP address or network; repeat or comma-separate) whose X-Forwarded-For and "
+    "X-Forwarded-Proto are believed. Default: none; every peer is the client.",
+)
+@click.option(
+    "--secure-cookies",
+    is_flag=True,
+    help="Mark the dashboard's session cookie Secure even over plain HTTP (behind a TLS proxy).",
+)
+@click.option(
+    "--metrics",
+    "metrics_access",
+    type=click.Choice(["open", "token", "off"]),
+    default="open",
+    show_default=True,
+    help="/metrics for anyone, only with a valid API token (any role), or not served.",
+)
 def server(
     listen: str,
     tls_cert: str | None,
@@ -73,9 +95,12 @@ def server(
     no_controller: bool,
     shards: int | None,
     identity: str | None,
+    forwarded_allow_ips: tuple[str, ...],
+    secure_cookies: bool,
+    metrics_access: str,
 ) -> None:
     """Run the auto-sync controller and serve the web dashboard, the HTTP API, webhooks and /metrics until SIGTERM."""
-    from ..server.app import build, create_app, parse_listen, serve
+    from ..server.app import build, create_app, parse_listen, serve, trusted_proxies
     from ..server.ui import mount as dashboard
 
     # A daemon's log is its output: requests, syncs and their outcomes.
@@ -85,11 +110,14 @@ def server(
     if concurrency < 1:
         raise ConfigError("--concurrency: must be 1 or more")
     host, port = parse_listen(listen)
+    proxies = trusted_proxies(forwarded_allow_ips)
     secret = webhook_secret(webhook_secret_file)
     if shards is not None and no_controller:
         raise ConfigError("--shards: shards are the controller's; this server runs none (--no-controller)")
     ctx = build(engine(), controller=not no_controller, concurrency=concurrency, webhook_secret=secret,
-                shards=shards, identity=identity)  # fmt: skip
+                shards=shards, identity=identity, metrics_access=metrics_access,
+                secure_cookies=secure_cookies)  # fmt: skip
     if secret is None:
         err_console().print(f"webhooks are off (set {SECRET_ENV} or --webhook-secret-file to turn them on)")
-    serve(create_app(ctx, ui=dashboard), ctx, host, port, tls_cert=tls_cert, tls_key=tls_key)
+    serve(create_app(ctx, ui=dashboard), ctx, host, port, tls_cert=tls_cert, tls_key=tls_key,
+          forwarded_allow_ips=proxies)  # fmt: skip

@@ -6,7 +6,8 @@ a workflow's status is the seed's ``get_workflow_status`` table, a diff is the s
 tables the engine takes everywhere else (``Repository.from_config``, ``Workflow.from_config``), so
 a bad key is the same one-line error as in Python, Lua or the CLI, as a 400. Credentials and
 notification URLs are never in an answer (``public()``); an API token only in the answer that
-made it. Routes are plain functions: FastAPI runs them in its thread pool, so a diff that takes
+made it. Every route that plans (diff, resources) plans for an operator only; a viewer reads
+the plan last computed (:mod:`.plans`). Routes are plain functions: FastAPI runs them in its thread pool, so a diff that takes
 seconds against the cluster never holds up the event loop.
 """
 
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from ..errors import ConfigError, NotFoundError
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
+from .plans import planned
 
 log = logging.getLogger("slipway.server")
 
@@ -145,6 +147,7 @@ def update_workflow(
     if not body:
         raise ApiError(400, "nothing to change: give at least one setting")
     old, new = ctx.engine.update_workflow(workflow_id, body)
+    ctx.plans.forget(workflow_id)
     changed = _changed(old.public(), new.public())
     _audit(who, f"changed workflow {workflow_id}: {', '.join(changed) or 'nothing'}")
     return {"workflow": new.public(), "changed": changed}
@@ -166,6 +169,7 @@ def delete_workflow(
     who: Admin,
     cascade: Annotated[bool, Query(description="First delete what the workflow owns in the cluster")] = False,
 ) -> dict[str, Any]:
+    ctx.plans.forget(workflow_id)
     if not cascade:
         ctx.engine.remove_workflow(workflow_id)
         _audit(who, f"removed workflow {workflow_id}")
@@ -189,11 +193,16 @@ def unlock_workflow(workflow_id: str, ctx: Ctx, who: Admin) -> dict[str, Any]:
     return answer
 
 
-@router.get("/workflows/{workflow_id}/diff", tags=["workflows"], summary="What a sync would change now")
-def diff(workflow_id: str, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    plan = ctx.engine.plan(workflow_id, cancel=ctx.cancel)
+@router.get(
+    "/workflows/{workflow_id}/diff",
+    tags=["workflows"],
+    summary="What a sync would change now (operator); for a viewer, the diff an operator last computed",
+)
+def diff(workflow_id: str, ctx: Ctx, who: Viewer) -> dict[str, Any]:
+    computed = planned(ctx, workflow_id, who)
+    plan = computed.plan
     # The seed's table, plus what a client needs to sync exactly this plan (expected_plan).
-    return {**plan.to_seed(), "revision": plan.revision, "fingerprint": plan.fingerprint()}
+    return {**plan.to_seed(), "revision": plan.revision, "fingerprint": plan.fingerprint(), "computed": computed.meta()}
 
 
 @router.get("/workflows/{workflow_id}/history", tags=["workflows"], summary="Syncs and rollbacks, newest first")
@@ -209,7 +218,8 @@ def history(
 @router.get(
     "/workflows/{workflow_id}/resources",
     tags=["workflows"],
-    summary="Every object the workflow declares or owns, with its sync state and health",
+    summary="Every object the workflow declares or owns, with its sync state and health (planned now for an "
+    "operator; for a viewer, as an operator last computed)",
 )
 def resources(
     workflow_id: str,
@@ -219,8 +229,9 @@ def resources(
         bool, Query(description="Add each object's live and desired YAML (Secret values masked)")
     ] = False,
 ) -> dict[str, Any]:
-    rows = ctx.engine.resources(workflow_id, cancel=ctx.cancel, manifests=manifests)
-    return {"workflow_id": workflow_id, "resources": rows}
+    computed = planned(ctx, workflow_id, who)
+    rows = ctx.engine.resources_of(computed.plan, manifests=manifests)
+    return {"workflow_id": workflow_id, "resources": rows, "computed": computed.meta()}
 
 
 @router.post("/workflows/{workflow_id}/auto-sync", tags=["workflows"], summary="Turn a workflow's auto-sync on or off")

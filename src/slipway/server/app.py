@@ -18,6 +18,7 @@ safe point (the controller's cancel event), waits for them to record themselves,
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -40,15 +41,17 @@ from ..controller import Controller
 from ..engine import Engine
 from ..errors import ConfigError, SlipwayError, describe
 from . import api, events, runs, sources, webhooks
-from .auth import Throttle
+from .auth import Throttle, authenticate, bearer
 from .context import ApiError, BodyTooLarge, Context, Ctx, status_of
 from .feed import Feed
 from .metrics import Metrics
 from .notifications import Notifier
+from .revocation import Revocations
 
 log = logging.getLogger("slipway.server")
 
 SHUTDOWN_WAIT = 120.0  # seconds a stopping server waits for syncs to reach a safe point and record
+METRICS_ACCESS = ("open", "token", "off")  # /metrics: for anyone, for any valid token, not served
 
 
 def build(
@@ -60,7 +63,11 @@ def build(
     notifications: bool = True,
     shards: int | None = None,
     identity: str | None = None,
+    metrics_access: str = "open",
+    secure_cookies: bool = False,
 ) -> Context:
+    if metrics_access not in METRICS_ACCESS:
+        raise ConfigError(f"--metrics: {metrics_access!r} is not one of {', '.join(METRICS_ACCESS)}")
     ctl = Controller(engine, concurrency=concurrency, shards=shards, identity=identity) if controller else None
     metrics = Metrics(engine, ctl)
 
@@ -76,6 +83,8 @@ def build(
         notifier=Notifier(engine, metrics=metrics) if notifications else None,
         sources=sources.Sources(engine),
         webhook_secret=webhook_secret,
+        metrics_access=metrics_access,
+        secure_cookies=secure_cookies,
     )
 
 
@@ -124,6 +133,7 @@ def create_app(ctx: Context, *, ui: Callable[[FastAPI], None] | None = None) -> 
     )
     app.state.slipway = ctx
     app.state.throttle = Throttle()
+    app.state.revocations = Revocations(ctx.engine)
     for router in (api.router, runs.router, events.router, sources.router, webhooks.router):
         app.include_router(router)
     _probes(app)
@@ -165,10 +175,19 @@ def _probes(app: FastAPI) -> None:
             return JSONResponse({"status": "not ready", "error": "; ".join(problems)}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format)", response_class=Response)
-    def metrics(ctx: Ctx) -> Response:
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        summary="Prometheus metrics (text format); with --metrics token, any valid token",
+        response_class=Response,
+    )
+    async def metrics(request: Request, ctx: Ctx) -> Response:
+        if ctx.metrics_access == "off":
+            raise ApiError(404, "metrics are off on this server (slipway server --metrics off)")
+        if ctx.metrics_access == "token":
+            await authenticate(request, ctx, "viewer", await bearer(request))
         ctx.metrics.events_dropped.set(ctx.hub.dropped_total)
-        return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await run_in_threadpool(ctx.metrics.render), media_type=CONTENT_TYPE_LATEST)
 
 
 def _errors(app: FastAPI) -> None:
@@ -275,6 +294,26 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def trusted_proxies(values: tuple[str, ...] | list[str]) -> list[str]:
+    """``--forwarded-allow-ips`` (repeated or comma-separated): IP addresses, networks, or ``*``."""
+    out: list[str] = []
+    for value in values:
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            if item != "*":
+                try:
+                    item = str(ipaddress.ip_network(item, strict=False))
+                except ValueError:
+                    raise ConfigError(
+                        f"--forwarded-allow-ips: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                    ) from None
+                # a single address stays one: uvicorn compares addresses and networks apart
+                item = item.removesuffix("/32") if "." in item else item.removesuffix("/128")
+            out.append(item)
+    return ["*"] if "*" in out else out
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -297,8 +336,13 @@ def serve(
     *,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    forwarded_allow_ips: list[str] | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT; raises ConfigError for an address or a certificate that cannot be used."""
+    """Run until SIGTERM or SIGINT; raises ConfigError for an address or a certificate that cannot be used.
+
+    ``forwarded_allow_ips``: the proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+    believed (addresses or networks, see :func:`trusted_proxies`); every other peer's are ignored.
+    """
     if bool(tls_cert) != bool(tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both, or neither")
     if tls_cert and tls_key:
@@ -315,7 +359,10 @@ def serve(
         ssl_keyfile=tls_key,
         timeout_graceful_shutdown=30,
         server_header=False,
-        proxy_headers=False,
+        # uvicorn's own middleware: the client and scheme become what a trusted proxy says, for
+        # every part of the server alike (throttling, the session cookie, the request log).
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=list(forwarded_allow_ips) if forwarded_allow_ips else None,
         lifespan="on",
     )
     scheme = "https" if tls_cert else "http"
@@ -331,4 +378,4 @@ def serve(
         sock.close()
 
 
-__all__ = ["build", "create_app", "parse_listen", "serve"]
+__all__ = ["METRICS_ACCESS", "build", "create_app", "parse_listen", "serve", "trusted_proxies"]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .events import Hub
     from .metrics import Metrics
     from .notifications import Notifier
+    from .plans import Plans
     from .runs import Tracker
     from .sources import Sources
     from .webhooks import Replays
@@ -90,6 +91,9 @@ class Context:
     sources: Sources | None = None  # what the server saw of each Git server (GET /api/v1/sources)
     webhook_secret: bytes | None = field(default=None, repr=False)
     max_body: int = MAX_BODY
+    plans: Plans = field(default_factory=lambda: _plans())  # the last plan of each workflow, for viewers
+    metrics_access: str = "open"  # open | token | off (slipway server --metrics)
+    secure_cookies: bool = False  # the session cookie is Secure even over plain HTTP (behind a TLS proxy)
     # Set on SIGTERM: syncs and plans the server started stop at their next safe point.
     cancel: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -132,6 +136,12 @@ def _replays() -> Replays:
     from .webhooks import Replays
 
     return Replays()
+
+
+def _plans() -> Plans:
+    from .plans import Plans
+
+    return Plans()
 
 
 def context(request: Request) -> Context:

@@ -11,6 +11,10 @@ A slow client never holds up a sync: the engine's thread only appends to the cli
 buffer and, when it was empty, wakes the client's coroutine. A client whose buffer is full
 loses the newest events and is told so with a ``dropped`` event (how many) before the next one
 it gets. ``?workflow=ID`` narrows the stream to one workflow.
+
+A stream lasts as long as what let it in: about once a second it asks whether its token is still
+valid (and its dashboard session still there, :mod:`.revocation`), and ends with an ``ended``
+event when not. A token holds at most :data:`MAX_STREAMS` streams at once (429 past that).
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 
 from .auth import Viewer
-from .context import Ctx
+from .context import ApiError, Ctx
+from .revocation import EVERY, watch
 
 log = logging.getLogger("slipway.server")
 
@@ -36,12 +41,16 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 # Metrics-only events, too frequent to stream (one per repository per poll).
 _NOT_STREAMED = {"check"}
+MAX_STREAMS = 10  # open streams per token (a browser tab holds one)
 
 
 class Client:
-    def __init__(self, loop: asyncio.AbstractEventLoop, workflow: str | None, capacity: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, workflow: str | None, capacity: int, owner: str | None = None
+    ) -> None:
         self.loop = loop
         self.workflow = workflow
+        self.owner = owner  # the token's name: its streams are counted together
         self.capacity = capacity
         self.buffer: deque[tuple[str, dict[str, Any]]] = deque()
         self.dropped = 0
@@ -78,8 +87,9 @@ class Client:
 class Hub:
     """Fans the engine's events out to every connected client."""
 
-    def __init__(self, capacity: int = 1000, workflows_of: Any = None) -> None:
+    def __init__(self, capacity: int = 1000, workflows_of: Any = None, per_owner: int = MAX_STREAMS) -> None:
         self.capacity = capacity
+        self.per_owner = per_owner
         self.clients: set[Client] = set()
         self.lock = threading.Lock()
         self.dropped_total = 0
@@ -103,9 +113,12 @@ class Hub:
                 with self.lock:
                     self.dropped_total += 1
 
-    def connect(self, loop: asyncio.AbstractEventLoop, workflow: str | None) -> Client:
-        client = Client(loop, workflow, self.capacity)
+    def connect(self, loop: asyncio.AbstractEventLoop, workflow: str | None, owner: str | None = None) -> Client | None:
+        """A new client; None when ``owner`` already holds :attr:`per_owner` streams."""
+        client = Client(loop, workflow, self.capacity, owner)
         with self.lock:
+            if owner is not None and sum(1 for c in self.clients if c.owner == owner) >= self.per_owner:
+                return None
             self.clients.add(client)
         return client
 
@@ -119,10 +132,20 @@ class Hub:
             return self._seq
 
 
-async def stream(hub: Hub, client: Client) -> AsyncIterator[dict[str, Any]]:
+async def stream(
+    hub: Hub, client: Client, ended: Callable[[], Awaitable[str | None]] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     try:
         yield {"event": "hello", "data": json.dumps({"message": "connected; events follow as they happen"})}
         while True:
+            if ended is not None and loop.time() - checked >= EVERY:
+                checked = loop.time()
+                why = await ended()
+                if why is not None:
+                    yield {"event": "ended", "data": json.dumps({"message": f"{why}; this stream is closed"})}
+                    return
             items, dropped = client.take()
             if dropped:
                 note = {"dropped": dropped, "message": f"this client was too slow: {dropped} event(s) were dropped"}
@@ -135,7 +158,8 @@ async def stream(hub: Hub, client: Client) -> AsyncIterator[dict[str, Any]]:
             with client.lock:
                 pending = bool(client.buffer) or bool(client.dropped)
             if not pending:
-                await client.wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.wake.wait(), EVERY if ended is not None else None)
     finally:
         hub.disconnect(client)
 
@@ -151,8 +175,12 @@ async def events(
     who: Viewer,
     workflow: Annotated[str | None, Query(description="Only this workflow's events")] = None,
 ) -> EventSourceResponse:
-    client = ctx.hub.connect(asyncio.get_running_loop(), workflow)
-    return EventSourceResponse(stream(ctx.hub, client), ping=15, send_timeout=30, headers={"Cache-Control": "no-store"})
+    client = ctx.hub.connect(asyncio.get_running_loop(), workflow, owner=who.name)
+    if client is None:
+        raise ApiError(429, f"token {who.name!r} already has {ctx.hub.per_owner} event streams open; close one first")
+    return EventSourceResponse(
+        stream(ctx.hub, client, watch(request)), ping=15, send_timeout=30, headers={"Cache-Control": "no-store"}
+    )
 
 
 __all__ = ["Client", "Hub", "router"]

@@ -5,6 +5,8 @@ with the server's webhook secret (never a bearer token): GitHub ``X-Hub-Signatur
 Bitbucket Server ``X-Hub-Signature`` (``sha256=`` HMAC-SHA256), Gitea ``X-Gitea-Signature`` (hex
 HMAC-SHA256), GitLab ``X-Gitlab-Token`` (the secret itself). A bad or missing signature is 401
 and does nothing; a delivery id seen before is answered and ignored (the last 10,000 are kept).
+An id is remembered only once its delivery was processed: a provider's retry after a 5xx is
+processed, not taken for a duplicate.
 
 A push names its repository by several URLs (HTTPS, SSH, web) and its branch by ref. Every
 registered repository whose URL matches one of them — compared normalised: no scheme, no
@@ -80,14 +82,17 @@ class Replays:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def first_time(self, key: str) -> bool:
+    def seen(self, key: str) -> bool:
         with self._lock:
-            if key in self._seen:
-                return False
+            return key in self._seen
+
+    def remember(self, key: str) -> None:
+        """Called once a delivery was processed: one that failed (5xx) is processed when sent again."""
+        with self._lock:
             self._seen[key] = None
+            self._seen.move_to_end(key)
             while len(self._seen) > self.capacity:
                 self._seen.popitem(last=False)
-            return True
 
 
 def _hmac_hex(secret: bytes, body: bytes) -> str:
@@ -180,9 +185,12 @@ def push_of(provider: Provider, payload: Any) -> tuple[list[str], set[str]]:
 @router.post("/{provider}", summary="A push from GitHub, GitLab, Gitea or Bitbucket: check its repositories now")
 async def receive(provider: Provider, request: Request, ctx: Ctx) -> JSONResponse:
     metrics = ctx.metrics
+    seen_key: str | None = None  # the delivery's id, remembered once the delivery was processed
 
     def answer(status: int, outcome: str, body: dict[str, Any]) -> JSONResponse:
         metrics.webhooks.labels(provider.value, outcome).inc()
+        if seen_key is not None and status < 500:
+            ctx.webhooks_seen.remember(seen_key)
         if status >= 400:
             body = {"error": body.pop("error", outcome), "status": status, **body}
         return JSONResponse(body, status_code=status)
@@ -202,8 +210,9 @@ async def receive(provider: Provider, request: Request, ctx: Ctx) -> JSONRespons
         )
         return answer(401, "bad_signature", {"error": "bad or missing signature"})
     delivery = delivery_id(provider, request.headers)
-    if delivery and not ctx.webhooks_seen.first_time(f"{provider.value}:{delivery}"):
+    if delivery and ctx.webhooks_seen.seen(f"{provider.value}:{delivery}"):
         return answer(200, "duplicate", {"status": "duplicate", "delivery": delivery})
+    seen_key = f"{provider.value}:{delivery}" if delivery else None
     kind = event_kind(provider, request.headers)
     if kind == "ping":
         return answer(200, "ping", {"status": "pong"})

@@ -3,13 +3,13 @@
 Each page is a Jinja2 template (autoescaped) that lays the page out and names who is logged in;
 its script reads the API for the rest. A page asked for without a session goes to the login
 form, which comes back to it after. Logging in and out are HTML forms posted here: the login
-checks the token as the API does (slowing down an address that keeps failing), and answers with
-the session cookie; both refuse a request from another site.
+checks the token as the API does (slowing down a client or a token name that keeps failing), and
+answers with the session cookie (``Secure`` over HTTPS, when a trusted proxy says the browser
+used HTTPS, or always with ``--secure-cookies``); both refuse a request from another site.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from ..auth import ROLES, Principal
+from ..auth import ROLES, Principal, authenticate_token
 from ..context import ApiError, Context
 from .sessions import COOKIE, Session, Sessions, check_same_origin
 
@@ -119,21 +119,15 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     target = _next(form.get("next"))
     token = form.get("token", "").strip()
-    throttle = request.app.state.throttle
-    address = request.client.host if request.client else "unknown"
-    wait = throttle.delay(address)
-    if wait is None:
-        return _render(request, "login.html", 429, next=target, title="Log in",
-                       error="Too many failed attempts from this address; try again later.")  # fmt: skip
-    if wait:
-        await asyncio.sleep(wait)
     ctx: Context = request.app.state.slipway
-    who: Principal | None = await run_in_threadpool(ctx.engine.authenticate, token) if token else None
-    if who is None:
-        throttle.failed(address)
-        error = "Enter a token." if not token else "That token is not valid (unknown or revoked)."
-        return _render(request, "login.html", 401, next=target, title="Log in", error=error)
-    throttle.succeeded(address)
+    if not token:
+        return _render(request, "login.html", 401, next=target, title="Log in", error="Enter a token.")
+    try:
+        who = await authenticate_token(request, ctx, token)  # throttled as the API is: per client and name
+    except ApiError as e:
+        error = ("Too many failed attempts from this client or with this token; try again later."
+                 if e.status_code == 429 else "That token is not valid (unknown or revoked).")  # fmt: skip
+        return _render(request, "login.html", e.status_code, next=target, title="Log in", error=error)
     sessions: Sessions = request.app.state.sessions
     # A new id on every login: an old cookie never carries over.
     await run_in_threadpool(sessions.drop, request.cookies.get(COOKIE))
@@ -147,9 +141,15 @@ async def login(request: Request) -> Response:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_secure(request),
     )
     return response
+
+
+def _secure(request: Request) -> bool:
+    """HTTPS as the browser sees it: served so, said so by a trusted proxy, or set (--secure-cookies)."""
+    ctx: Context = request.app.state.slipway
+    return ctx.secure_cookies or request.url.scheme == "https"
 
 
 @router.post("/logout")
@@ -165,7 +165,7 @@ async def logout(request: Request) -> Response:
         await run_in_threadpool(sessions.drop, session_id)
         log.info("token:%s logged out of the dashboard", session.name)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
     return response
 
 

@@ -148,6 +148,29 @@ class Sessions:
             self._swept = now
             self.store.expire_sessions(now, self.idle)
 
+    def peek(self, session_id: str | None) -> Session | None:
+        """The live session of this id without counting it as used (an open event stream asks)."""
+        if not session_id:
+            return None
+        now = self.clock()
+        if self.store is not None:
+            row = self.store.get_session(_key(session_id))
+            if (
+                row is None
+                or now > row["expires"]
+                or now - row["created"] > self.lifetime
+                or now - row["seen"] > self.idle
+            ):
+                return None
+            return Session(
+                "", row["name"], row["role"], _csrf(session_id), row["created"], row["seen"], row["token_id"]
+            )
+        with self._lock:
+            session = self._table.get(_key(session_id))
+        if session is None or now - session.created > self.lifetime or now - session.seen > self.idle:
+            return None
+        return session
+
     def drop(self, session_id: str | None) -> None:
         if session_id and self.store is not None:
             self.store.delete_session(_key(session_id))

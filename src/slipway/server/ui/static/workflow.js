@@ -97,13 +97,17 @@ function yamlView(obj) {
 
 async function loadObjects() {
   const box = $("objects");
-  let rows;
+  let rows, computed;
   try {
-    rows = (await api(`${base}/resources?manifests=true`)).resources;
+    ({ resources: rows, computed } = await api(`${base}/resources?manifests=true`));
   } catch (error) {
     errorText(box, error);
     return;
   }
+  // A viewer never makes the server plan: say whose plan, and when, this is.
+  const note = !operator && computed
+    ? h("p", { class: "muted small" }, "As planned for ", h("code", {}, computed.by), " ", when(computed.at), ".")
+    : "";
   if (!rows.length) {
     fill(box, h("p", { class: "muted" }, "This workflow declares no objects."));
     return;
@@ -113,7 +117,7 @@ async function loadObjects() {
     if (!kinds.has(r.kind)) kinds.set(r.kind, []);
     kinds.get(r.kind).push(r);
   }
-  fill(box, [...kinds].map(([kind, list]) => h("section", { class: "kind", "aria-label": kind },
+  fill(box, note, [...kinds].map(([kind, list]) => h("section", { class: "kind", "aria-label": kind },
     h("h3", {}, `${kind} (${list.length})`),
     h("ul", { class: "objects" }, list.map((r) => h("li", { class: "object", "data-resource": r.resource },
       h("div", { class: "object-line" },
