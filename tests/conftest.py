@@ -18,6 +18,7 @@ import pytest
 from slipway.cluster import local
 from slipway.kube import Kube, forget_connections
 from tests.chartrepo import chart_repo
+from tests.registry import oci_registry
 from tests.gitservers import git_config, git_http_server, git_ssh_server, slipway_env
 from tests.kubestore import slipway_crds, slipway_namespace
 
@@ -25,6 +26,7 @@ from tests.kubestore import slipway_crds, slipway_namespace
 # tests/gitservers.py, tests/chartrepo.py and tests/kubestore.py.
 __all__ = [
     "chart_repo",
+    "oci_registry",
     "git_config",
     "git_http_server",
     "git_ssh_server",

@@ -133,6 +133,10 @@ MIGRATIONS = [
     );
     CREATE INDEX syncs_by_seq ON syncs (seq);
     """,
+    # A chart repository's plain_http and ca_file, as JSON: settings a Git repository has none of.
+    """
+    ALTER TABLE repositories ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 

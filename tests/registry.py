@@ -1,0 +1,142 @@
+"""A real OCI registry for tests: the CNCF distribution registry (``docker-registry``) on 127.0.0.1.
+
+``oci_registry`` (session-scoped) -> :class:`Registry`: plain HTTP, htpasswd basic auth with
+``.username``/``.password`` (a bcrypt hash made with the C library's ``crypt``). ``.push(files)``
+packages a chart with the real Helm and pushes it with ``helm push`` after ``helm registry login
+--password-stdin``; ``.url`` is ``oci://127.0.0.1:PORT/charts``. ``.requests()`` reads the
+registry's access log, so a test can count blob downloads.
+"""
+
+from __future__ import annotations
+
+import crypt
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slipway import tools
+from tests.chartrepo import write_tree
+from tests.gitservers import free_port
+
+
+class Registry:
+    def __init__(self, base: Path) -> None:
+        self.dir = base
+        self.username = "oci-user"
+        self.password = "ocipw-" + secrets.token_hex(10)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = base / "registry.log"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"oci://{self.host}/charts"
+
+    def start(self) -> None:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            pytest.fail("docker-registry is not installed: run scripts/setup.sh")
+        hashed = crypt.crypt(self.password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+        (self.dir / "htpasswd").write_text(f"{self.username}:{hashed}\n")
+        config = {
+            "version": 0.1,
+            "log": {"level": "info", "formatter": "json", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}},
+            "http": {"addr": self.host, "secret": secrets.token_hex(16)},
+            "auth": {"htpasswd": {"realm": "slipway-tests", "path": str(self.dir / "htpasswd")}},
+        }
+        (self.dir / "config.yml").write_text(yaml.safe_dump(config))
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([binary, "serve", str(self.dir / "config.yml")], stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+            except urllib.error.HTTPError as e:
+                if e.code == 401:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                pytest.fail(f"docker-registry exited: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        pytest.fail("docker-registry did not start")
+
+    def helm(self, *args: str | Path, stdin: str | None = None) -> str:
+        binary = tools.built("helm")
+        if binary is None:
+            pytest.fail("helm is not built: run `slipway cluster build`")
+        home = self.dir / "helm-home"
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+        proc = subprocess.run([str(binary), *map(str, args)], env=env, capture_output=True, text=True, timeout=120,
+                              input=stdin)  # fmt: skip
+        if proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(map(str, args))} failed: {proc.stderr}")
+        return proc.stdout
+
+    def login(self) -> None:
+        self.helm("registry", "login", self.host, "--username", self.username, "--password-stdin", "--insecure",
+                  stdin=self.password)  # fmt: skip
+
+    def push(self, files: Mapping[str, str], to: str = "charts") -> None:
+        """Package the chart ``files`` and ``helm push`` it to ``oci://HOST/<to>``."""
+        work = self.dir / "src" / secrets.token_hex(4)
+        write_tree(work, files)
+        out = self.dir / "pkg" / secrets.token_hex(4)
+        out.mkdir(parents=True)
+        self.helm("package", work, "--destination", out)
+        (package,) = out.iterdir()
+        self.login()
+        self.helm("push", package, f"oci://{self.host}/{to}", "--plain-http")
+        shutil.rmtree(work)
+
+    def requests(self) -> list[str]:
+        """The request URIs the registry logged (its access log)."""
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            uri = entry.get("http.request.uri")
+            if uri and entry.get("msg", "").startswith("response completed"):
+                out.append(str(uri))
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    registry = Registry(tmp_path_factory.mktemp("oci-registry"))
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
