@@ -9,7 +9,7 @@ registry's access log, so a test can count blob downloads.
 
 from __future__ import annotations
 
-import crypt
+import importlib
 import json
 import os
 import secrets
@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class Registry:
         binary = shutil.which("docker-registry")
         if binary is None:
             pytest.fail("docker-registry is not installed: run scripts/setup.sh")
+        with warnings.catch_warnings():  # the registry takes bcrypt only; the C library's crypt makes it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            crypt = importlib.import_module("crypt")
         hashed = crypt.crypt(self.password, crypt.mksalt(crypt.METHOD_BLOWFISH))
         (self.dir / "htpasswd").write_text(f"{self.username}:{hashed}\n")
         config = {
