@@ -18,18 +18,18 @@ import pytest
 from slipway.cluster import local
 from slipway.kube import Kube, forget_connections
 from tests.chartrepo import chart_repo
-from tests.registry import oci_registry
 from tests.gitservers import git_config, git_http_server, git_ssh_server, slipway_env
 from tests.kubestore import slipway_crds, slipway_namespace
+from tests.registry import oci_registry
 
 # The real Git servers, the chart repository, the kubernetes store's CRDs and namespaces: helpers of
 # tests/gitservers.py, tests/chartrepo.py and tests/kubestore.py.
 __all__ = [
     "chart_repo",
-    "oci_registry",
     "git_config",
     "git_http_server",
     "git_ssh_server",
+    "oci_registry",
     "slipway_crds",
     "slipway_env",
     "slipway_namespace",
