@@ -201,9 +201,7 @@ class Engine(Rendering):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         if repo.type == "helm":  # a chart version names a revision of the chart
-            from dataclasses import replace as changed
-
-            return self.chart_revision(changed(wf, chart_version=ref.lstrip("v")), repo)
+            return self.chart_revision(replace(wf, chart_version=ref.lstrip("v")), repo)
         return with_retry(lambda: self.source.revision(repo, ref), wf.sync_policy.retry, what=f"fetch {ref}")
 
     def planner(
@@ -292,11 +290,17 @@ class Engine(Rendering):
         result = new_result(wf, trigger)
         result.id, result.actor = sync_id or result.id, actor
         if revision and trigger == "manual":
-            from .revisions import admit
+            from .revisions import admit, admit_composite
+            from .workflowrev import values_repositories
 
-            revision, result.reason = admit(
-                self.source, self.store, wf, repo, revision, admin=admin, actor=actor, cancel=cancel
-            )
+            if repo.type == "helm" or ";" in revision or values_repositories(wf):
+                chart = lambda version: self.chart_revision(replace(wf, chart_version=version), repo)  # noqa: E731
+                revision, result.reason = admit_composite(self.source, self.store, wf, repo, revision, admin=admin,
+                                                          actor=actor, chart_revision=chart)  # fmt: skip
+            else:
+                revision, result.reason = admit(
+                    self.source, self.store, wf, repo, revision, admin=admin, actor=actor, cancel=cancel
+                )
         self._claim(wf, result, wait)
         cancel = cancel or threading.Event()
         try:

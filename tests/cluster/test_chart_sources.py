@@ -18,7 +18,7 @@ import pytest
 
 from slipway.controller import Controller
 from slipway.engine import Engine
-from slipway.errors import ConfigError, ManifestError, SlipwayError
+from slipway.errors import ConfigError, ManifestError, NotPermitted, SlipwayError
 from slipway.kube import Kube
 from slipway.render import helm
 from tests.chartrepo import ChartRepo
@@ -104,6 +104,14 @@ def test_a_chart_from_an_http_repository_follows_its_range(
     finally:
         ctl.stop(10)
     assert str(engine.live_state(wf)["applied_revision"]).startswith("1.3.0@sha256:")
+
+    # An explicit version: inside the range as a person may sync it; outside, only an admin.
+    engine.update_workflow(wf, {"auto_sync": False})
+    back = engine.sync(wf, revision="1.0.0")
+    assert back.status == "succeeded" and str(back.commit_hash).startswith("1.0.0@sha256:"), back.message
+    with pytest.raises(NotPermitted, match=r"chart version 2.1.0 is outside the range '\^1.0.0'"):
+        engine.sync(wf, revision="2.1.0")
+    assert (configmap(kube, namespace, f"{name}-wf-cm") or {})["data"]["version"] == "1.0.0"
 
 
 def test_an_exact_version_pins_the_chart_and_bad_input_is_refused(
@@ -237,3 +245,14 @@ def test_values_from_git_for_a_chart_in_git(engine: Engine, kube: Kube, namespac
     assert result.status == "succeeded", result.message
     assert re.match(rf"^[0-9a-f]{{40}};{vals}@[0-9a-f]{{40}}$", str(result.commit_hash))
     assert (configmap(kube, namespace, "gitvals-cm") or {})["data"]["color"] == "teal"
+
+    # The controller follows the values repository too: a commit there is a change of the workflow.
+    engine.register_repository({"id": vals, "url": values.url, "poll_interval": "1s"})
+    engine.update_workflow(wf, {"auto_sync": True})
+    ctl = Controller(engine, tick=0.1)
+    ctl.start()
+    try:
+        values.commit({"prod.yaml": "color: olive\n"})
+        wait_until(lambda: (configmap(kube, namespace, "gitvals-cm") or {})["data"]["color"] == "olive", 30)
+    finally:
+        ctl.stop(10)
