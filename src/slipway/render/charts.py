@@ -34,6 +34,7 @@ import io
 import os
 import re
 import shutil
+import ssl
 import tarfile
 import threading
 import urllib.error
@@ -353,7 +354,11 @@ class Fetcher:
             raise ManifestError(f"{what}: {_redact(url)} is not an http(s) URL")
         creds = self.credentials(repo) if self.credentials else None
         auth = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode() if creds else None
-        opener = urllib.request.build_opener(_Redirects(_origin(repo), auth, self.allowed))
+        handlers: list[Any] = [_Redirects(_origin(repo), auth, self.allowed)]
+        ca_file = self.access(repo).ca_file if self.access else None
+        if ca_file:  # a registered repository's private CA
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
+        opener = urllib.request.build_opener(*handlers)
         request = urllib.request.Request(url, headers={"User-Agent": "slipway"})
         if auth and _origin(url) == _origin(repo):
             # Like Helm without --pass-credentials: the password goes only to the repository's own host.
