@@ -21,7 +21,8 @@ from slipway.engine import Engine
 from slipway.errors import ConfigError, ManifestError, NotPermitted, SlipwayError
 from slipway.kube import Kube
 from slipway.render import helm
-from tests.chartrepo import ChartRepo
+from tests.chartrepo import ChartRepo, write_tree
+from tests.chartrepo import helm as chart_repo_helm
 from tests.registry import Registry
 
 from .conftest import Repo
@@ -126,6 +127,20 @@ def test_an_exact_version_pins_the_chart_and_bad_input_is_refused(
     nothing = chart_workflow(engine, repo, name, ">=5", namespace, id="nothing")
     with pytest.raises(ManifestError, match=rf"chart {name}.*no version matches '>=5' \(it has 1.1.0, 1.0.0\)"):
         engine.plan(nothing)
+    pinned = engine.sync(wf)
+    assert pinned.status == "succeeded", pinned.message
+
+    # The repository republishes 1.0.0 as another package: that revision is refused, never applied.
+    package = chart_repo.root / f"{name}-1.0.0.tgz"
+    other = chart_repo.dir / "other"
+    write_tree(other / name, {**chart(name, "1.0.0"), "values.yaml": "color: red\n"})
+    chart_repo_helm("package", other / name, "--destination", chart_repo.root, home=chart_repo.dir / "helm-home")
+    chart_repo_helm("repo", "index", chart_repo.root, home=chart_repo.dir / "helm-home")
+    assert package.is_file()
+    helm.cache_clear()
+    with pytest.raises(ManifestError, match=rf"chart {name} 1.0.0 is no longer the package of revision"):
+        engine.render(engine.workflow(wf), engine.repository(repo), str(pinned.commit_hash))
+    assert str(engine.plan(wf).revision) != pinned.commit_hash  # the new package is a new revision
     with pytest.raises(ConfigError, match=r"chart_version: '\^1\.x\.\+' .*not a version range"):
         chart_workflow(engine, repo, name, "^1.x.+", namespace, id="bad-range")
     git = engine.register_repository({"id": "plain-git", "url": "https://example.invalid/x.git"}).id
@@ -150,7 +165,17 @@ def test_a_chart_from_an_oci_registry_with_basic_auth(
         "credentials": {"type": "userpass", "username": oci.username, "password": oci.password},
     }).id  # fmt: skip
     wf = chart_workflow(engine, repo, name, "<1.0.0", namespace)
-    result = engine.sync(wf)
+    seen: list[str] = []
+
+    def record(argv: list[str], env: dict[str, str]) -> None:
+        seen.extend([*argv, *env.values()])
+
+    helm.on_run.append(record)
+    try:
+        result = engine.sync(wf)
+    finally:
+        helm.on_run.remove(record)
+    assert seen and not any(oci.password in x for x in seen)
     assert result.status == "succeeded", result.message
     m = REVISION.match(result.commit_hash or "")
     assert m and m["version"] == "0.2.0+build.7", result.commit_hash  # tag 0.2.0_build.7, as Helm stores it
