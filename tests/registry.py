@@ -9,11 +9,14 @@ registry's access log, so a test can count blob downloads.
 
 from __future__ import annotations
 
+import datetime
 import importlib
+import ipaddress
 import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -30,8 +33,10 @@ from tests.gitservers import free_port
 
 
 class Registry:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, tls: bool = False) -> None:
         self.dir = base
+        self.tls = tls
+        self.ca_file = base / "tls.crt"  # with tls: self-signed, its own CA
         self.username = "oci-user"
         self.password = "ocipw-" + secrets.token_hex(10)
         self.port = free_port()
@@ -62,6 +67,9 @@ class Registry:
             "http": {"addr": self.host, "secret": secrets.token_hex(16)},
             "auth": {"htpasswd": {"realm": "slipway-tests", "path": str(self.dir / "htpasswd")}},
         }
+        if self.tls:
+            _self_signed(self.ca_file, self.dir / "tls.key")
+            config["http"]["tls"] = {"certificate": str(self.ca_file), "key": str(self.dir / "tls.key")}  # type: ignore[index]
         (self.dir / "config.yml").write_text(yaml.safe_dump(config))
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([binary, "serve", str(self.dir / "config.yml")], stdout=log, stderr=log,
@@ -69,7 +77,9 @@ class Registry:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                context = ssl.create_default_context(cafile=self.ca_file) if self.tls else None
+                scheme = "https" if self.tls else "http"
+                urllib.request.urlopen(f"{scheme}://{self.host}/v2/", timeout=1, context=context)
             except urllib.error.HTTPError as e:
                 if e.code == 401:
                     return
@@ -99,7 +109,8 @@ class Registry:
         return proc.stdout
 
     def login(self) -> None:
-        self.helm("registry", "login", self.host, "--username", self.username, "--password-stdin", "--insecure",
+        tls = ["--ca-file", str(self.ca_file)] if self.tls else ["--insecure"]
+        self.helm("registry", "login", self.host, "--username", self.username, "--password-stdin", *tls,
                   stdin=self.password)  # fmt: skip
 
     def push(self, files: Mapping[str, str], to: str = "charts") -> None:
@@ -111,7 +122,8 @@ class Registry:
         self.helm("package", work, "--destination", out)
         (package,) = out.iterdir()
         self.login()
-        self.helm("push", package, f"oci://{self.host}/{to}", "--plain-http")
+        tls = ["--ca-file", str(self.ca_file)] if self.tls else ["--plain-http"]
+        self.helm("push", package, f"oci://{self.host}/{to}", *tls)
         shutil.rmtree(work)
 
     def requests(self) -> list[str]:
@@ -134,6 +146,41 @@ class Registry:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def _self_signed(cert_path: Path, key_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+
+
+@pytest.fixture(scope="session")
+def oci_registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The registry over TLS, with a certificate of a CA the tests made (``.ca_file``)."""
+    registry = Registry(tmp_path_factory.mktemp("oci-registry-tls"), tls=True)
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ from .durations import parse_duration
 from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
 from .model import Repository, Workflow
 from .pushes import PushMarks
-from .workflowrev import values_repositories
+from .workflowrev import followed_head, values_repositories
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -304,26 +304,8 @@ class Controller:
                 repo_state.settled = mark  # every workflow of it settled at this version
 
     def _head_of(self, wf: Workflow) -> tuple[str, Any] | None:
-        """The revision ``wf`` should be at, from what its repositories' checks saw, and a version
-        that changes with any of them; None until each has been checked."""
-        from .workflowrev import compose
-
-        main = self._repos.get(wf.repository)
-        if main is None or main.head is None:
-            return None
         repo = self._repositories.get(wf.repository)
-        head = main.heads.get(wf.id) if repo is not None and repo.type == "helm" else main.head
-        if head is None:
-            return None
-        values: dict[str, str] = {}
-        versions: list[int] = [main.version]
-        for rid in values_repositories(wf):
-            other = self._repos.get(rid)
-            if other is None or other.head is None:
-                return None
-            values[rid] = other.head
-            versions.append(other.version)
-        return compose(head, values), tuple(versions)
+        return followed_head(wf, repo is not None and repo.type == "helm", self._repos)
 
     def _prefetch(self, workflow_ids: list[str], pool: ThreadPoolExecutor) -> dict[str, dict[str, Any]]:
         """Run states of many workflows at once (many look at once after a start or a hand-over of
@@ -393,7 +375,7 @@ class Controller:
         with self._lock:
             self._asap.update(repo_ids)
         self._loaded = -1e9  # a repository registered a moment ago is followed from the next tick
-        followed = {wf.repository for wf in self._workflows if self._mine(wf.id)}
+        followed = {r for wf in self._workflows if self._mine(wf.id) for r in (wf.repository, *values_repositories(wf))}
         return [r for r in repo_ids if r in self._repositories and r in followed]
 
     @property

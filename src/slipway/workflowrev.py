@@ -9,6 +9,8 @@ records every commit it rendered, and a rollback renders the values as they were
 
 from __future__ import annotations
 
+from typing import Any
+
 from .model import Workflow
 
 
@@ -36,3 +38,24 @@ def parse(revision: str) -> tuple[str, dict[str, str]]:
         if rid and sha:
             values[rid] = sha
     return main, values
+
+
+def followed_head(wf: Workflow, chart: bool, states: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
+    """The revision the controller should bring ``wf`` to, from what the checks of its repositories saw
+    (``states``: id -> ``head``, ``heads`` by workflow for a chart repository, ``version``), and a
+    version that changes with any of them; None until each of them has been checked."""
+    main = states.get(wf.repository)
+    if main is None or main.head is None:
+        return None
+    head = main.heads.get(wf.id) if chart else main.head
+    if head is None:
+        return None
+    values: dict[str, str] = {}
+    versions = [main.version]
+    for rid in values_repositories(wf):
+        other = states.get(rid)
+        if other is None or other.head is None:
+            return None
+        values[rid] = other.head
+        versions.append(other.version)
+    return compose(head, values), tuple(versions)

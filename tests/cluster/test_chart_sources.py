@@ -194,6 +194,22 @@ def test_a_chart_from_an_oci_registry_with_basic_auth(
     assert oci.password not in text
 
 
+def test_an_oci_registry_over_tls_with_a_private_ca(engine: Engine, namespace: str, oci_registry_tls: Registry) -> None:
+    oci = oci_registry_tls
+    name = f"tls{secrets.token_hex(3)}"
+    oci.push(chart(name, "0.3.0"))
+    creds = {"type": "userpass", "username": oci.username, "password": oci.password}
+    repo = engine.register_repository({"id": "oci-tls", "type": "helm", "url": oci.url, "credentials": creds}).id
+    wf = chart_workflow(engine, repo, name, "0.x", namespace)
+    with pytest.raises(ManifestError, match=r"cannot reach the registry 127\.0\.0\.1:\d+: TLS: .*ca_file"):
+        engine.plan(wf)
+    engine.register_repository({"id": "oci-tls", "type": "helm", "url": oci.url, "credentials": creds,
+                                "ca_file": str(oci.ca_file)})  # fmt: skip
+    plan = engine.plan(wf)
+    assert str(plan.revision).startswith("0.3.0@sha256:")
+    assert [c.resource for c in plan.changes] == [f"ConfigMap/{name}-wf-cm"]
+
+
 def test_oci_chart_dependencies_use_the_registered_credentials_and_are_cached_by_digest(
     engine: Engine, kube: Kube, namespace: str, oci_registry: Registry, make_git: Any
 ) -> None:
