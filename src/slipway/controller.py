@@ -34,7 +34,6 @@ from .durations import parse_duration
 from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
 from .model import Repository, Workflow
 from .pushes import PushMarks
-from .workflowrev import followed_head, values_repositories
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -208,7 +207,7 @@ class Controller:
             return  # nobody added, changed or removed a workflow or repository
         self._config_version = version
         self._workflows = [wf for wf in self.engine.workflows() if wf.auto_sync]
-        wanted = {rid for wf in self._workflows for rid in (wf.repository, *values_repositories(wf))}
+        wanted = {rid for wf in self._workflows for rid in (wf.repository, *wf.values_repositories())}
         self._repositories = {r.id: r for r in self.engine.repositories() if r.id in wanted}
         # Forget what was removed, so months of churn do not grow the controller.
         ids = {wf.id for wf in self._workflows}
@@ -248,7 +247,7 @@ class Controller:
             for wf in self._workflows:
                 if self._mine(wf.id):
                     # A repository its values come from is followed too: a commit there is a change of it.
-                    for rid in (wf.repository, *values_repositories(wf)):
+                    for rid in (wf.repository, *wf.values_repositories()):
                         self._ours.setdefault(rid, []).append(wf)
             self._healing = [wf for wfs in self._ours.values() for wf in wfs if wf.sync_policy.self_heal]
         return key
@@ -298,14 +297,14 @@ class Controller:
             if self._consider(sync_pool, wf, head, states.get(wf.id)):
                 ws.considered = (wf.repository, version)
             else:
-                unsettled.update((wf.repository, *values_repositories(wf)))
+                unsettled.update((wf.repository, *wf.values_repositories()))
         for repo_id, repo_state, mark in looked:
             if repo_id not in unsettled and mark[0] == repo_state.version:
                 repo_state.settled = mark  # every workflow of it settled at this version
 
     def _head_of(self, wf: Workflow) -> tuple[str, Any] | None:
         repo = self._repositories.get(wf.repository)
-        return followed_head(wf, repo is not None and repo.type == "helm", self._repos)
+        return self.engine.followed_head(wf, repo is not None and repo.type == "helm", self._repos)
 
     def _prefetch(self, workflow_ids: list[str], pool: ThreadPoolExecutor) -> dict[str, dict[str, Any]]:
         """Run states of many workflows at once (many look at once after a start or a hand-over of
@@ -375,7 +374,9 @@ class Controller:
         with self._lock:
             self._asap.update(repo_ids)
         self._loaded = -1e9  # a repository registered a moment ago is followed from the next tick
-        followed = {r for wf in self._workflows if self._mine(wf.id) for r in (wf.repository, *values_repositories(wf))}
+        followed = {
+            r for wf in self._workflows if self._mine(wf.id) for r in (wf.repository, *wf.values_repositories())
+        }
         return [r for r in repo_ids if r in self._repositories and r in followed]
 
     @property

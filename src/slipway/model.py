@@ -463,6 +463,12 @@ class Workflow:
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
 
+    def values_repositories(self) -> list[str]:
+        """The Git repositories its ``$<repository id>/<path>`` values files come from (see :mod:`.workflowrev`)."""
+        from .workflowrev import values_repositories
+
+        return values_repositories(self)
+
     def public(self) -> dict[str, Any]:
         """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
         return {**self.to_config(), "notify": self.notify.public() if self.notify else None}

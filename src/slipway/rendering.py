@@ -118,6 +118,13 @@ class Rendering(Catalog):
             out[wf.id] = seen[key]
         return out
 
+    @staticmethod
+    def followed_head(wf: Workflow, chart: bool, states: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
+        """What the controller brings ``wf`` to, from its repositories' checks (:func:`.workflowrev.followed_head`)."""
+        from .workflowrev import followed_head
+
+        return followed_head(wf, chart, states)
+
     def remote_head(self, repo: Repository) -> str:
         """A Git repository's branch head; for a chart repository, a digest of what its workflows'
         ranges resolve to (it changes when a new release in one of them appears)."""
