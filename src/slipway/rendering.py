@@ -1,6 +1,11 @@
 """The render stage as the engine runs it: a workflow's path materialized from Git (or a local
 directory, for ``diff --local``) into a scratch directory and rendered with its options.
 
+A workflow of a repository of type helm renders a chart pulled from that chart repository (HTTP or
+OCI) at the revision ``<version>@sha256:<digest>`` (:mod:`slipway.render.chartsource`); values files
+``$<repository id>/<path>`` are read from other Git repositories at the commits the revision names
+(:mod:`slipway.workflowrev`).
+
 A render that reads the rest of the repository (Jsonnet libraries, a chart's dependency by path)
 gets the whole work tree; a chart repository's login comes from the registered repository of
 type helm whose URL is the longest prefix of the chart's. What a render may reach is decided here,

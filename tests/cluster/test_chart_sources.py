@@ -124,6 +124,7 @@ def test_an_exact_version_pins_the_chart_and_bad_input_is_refused(
     repo = engine.register_repository({"id": f"charts-{name}", "type": "helm", "url": chart_repo.public_url}).id
     wf = chart_workflow(engine, repo, name, "1.0.0", namespace)
     assert str(engine.plan(wf).revision).startswith("1.0.0@sha256:")
+    assert engine.resolve_revision(wf, "1.1.0").startswith("1.1.0@sha256:")  # diff --revision 1.1.0
     nothing = chart_workflow(engine, repo, name, ">=5", namespace, id="nothing")
     with pytest.raises(ManifestError, match=rf"chart {name}.*no version matches '>=5' \(it has 1.1.0, 1.0.0\)"):
         engine.plan(nothing)
