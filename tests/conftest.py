@@ -20,6 +20,7 @@ from slipway.kube import Kube, forget_connections
 from tests.chartrepo import chart_repo
 from tests.gitservers import git_config, git_http_server, git_ssh_server, slipway_env
 from tests.kubestore import slipway_crds, slipway_namespace
+from tests.registry import oci_registry, oci_registry_tls
 
 # The real Git servers, the chart repository, the kubernetes store's CRDs and namespaces: helpers of
 # tests/gitservers.py, tests/chartrepo.py and tests/kubestore.py.
@@ -28,6 +29,8 @@ __all__ = [
     "git_config",
     "git_http_server",
     "git_ssh_server",
+    "oci_registry",
+    "oci_registry_tls",
     "slipway_crds",
     "slipway_env",
     "slipway_namespace",

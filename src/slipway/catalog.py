@@ -39,10 +39,10 @@ class Catalog(Tokens):
         repo = Repository.from_config(config)
         if check and repo.type == "git":
             self.source.remote_head(repo)
-        if repo.type == "helm":
-            users = [wf.id for wf in self.store.list_workflows() if wf.repository == repo.id]
-            if users:
-                raise ConfigError(f"type: repository {repo.id} is read by workflow(s) {', '.join(users)}; it stays git")
+        users = [wf.id for wf in self.store.list_workflows() if wf.repository == repo.id]
+        if users and any((wf.chart is None) == (repo.type == "helm") for wf in self.store.list_workflows()
+                         if wf.id in users):  # fmt: skip
+            raise ConfigError(f"type: repository {repo.id} is read by workflow(s) {', '.join(users)}; its type stays")
         self.store.put_repository(repo)
         log.debug("registered repository %s (%s)", repo.id, repo.url)
         return repo
@@ -76,11 +76,27 @@ class Catalog(Tokens):
             repo = self.store.get_repository(wf.repository)  # one read, not every repository's
         except NotFoundError:
             return  # the store says so, naming it
-        if repo.type == "helm":
+        if repo.type == "helm" and wf.chart is None:
             raise ConfigError(
-                f"repository: {wf.repository} is a Helm chart repository; a workflow reads a Git repository "
-                "(a chart from a chart repository is a dependency in a Chart.yaml)"
+                f"chart: required for a workflow of repository {wf.repository}, a Helm chart repository "
+                "(name the chart, and its chart_version range)"
             )
+        if repo.type == "git" and wf.chart is not None:
+            raise ConfigError(
+                f"chart: repository {wf.repository} is a Git repository; a chart there is a path (target_path), "
+                "chart is for a repository of type helm"
+            )
+        from .render.options import values_ref
+
+        for i, ref in enumerate(wf.helm.values_files if wf.helm else []):
+            if ref.startswith("$"):
+                rid, _ = values_ref(ref, f"helm.values_files[{i + 1}]")
+                try:
+                    kind = self.store.get_repository(rid).type
+                except NotFoundError:
+                    raise ConfigError(f"helm.values_files[{i + 1}]: repository {rid} is not registered") from None
+                if kind != "git":
+                    raise ConfigError(f"helm.values_files[{i + 1}]: repository {rid} is not a Git repository")
 
     def credential_values(self, *extra: Repository) -> list[str]:
         """The secret values of every registered repository's credentials (and of ``extra``): what to scrub."""

@@ -19,6 +19,7 @@ at what it gains, and cancels the syncs of a shard it hands over or loses.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -59,6 +60,7 @@ class _RepoState:
     next_check: float = 0.0
     failures: int = 0
     head: str | None = None
+    heads: dict[str, str] = field(default_factory=dict)  # a chart repository: each workflow's chart revision
     checking: bool = False
     version: int = 0  # bumped when the head moves or the repository recovers: news to its workflows
     recheck: bool = False  # check_now() asked: look at the next tick (again, if a check is running)
@@ -72,7 +74,9 @@ class _WorkflowState:
     failures: int = 0
     not_before: float = 0.0
     next_heal: float = 0.0
-    considered: tuple[str, int] | None = None  # (repository, version) last looked at, with nothing left to do
+    considered: tuple[str, Any] | None = (
+        None  # (repository, versions of its repositories) last looked at, with nothing left to do
+    )
 
 
 @dataclass
@@ -204,7 +208,7 @@ class Controller:
             return  # nobody added, changed or removed a workflow or repository
         self._config_version = version
         self._workflows = [wf for wf in self.engine.workflows() if wf.auto_sync]
-        wanted = {wf.repository for wf in self._workflows}
+        wanted = {rid for wf in self._workflows for rid in (wf.repository, *wf.values_repositories())}
         self._repositories = {r.id: r for r in self.engine.repositories() if r.id in wanted}
         # Forget what was removed, so months of churn do not grow the controller.
         ids = {wf.id for wf in self._workflows}
@@ -243,7 +247,9 @@ class Controller:
             self._ours = {}
             for wf in self._workflows:
                 if self._mine(wf.id):
-                    self._ours.setdefault(wf.repository, []).append(wf)
+                    # A repository its values come from is followed too: a commit there is a change of it.
+                    for rid in (wf.repository, *wf.values_repositories()):
+                        self._ours.setdefault(rid, []).append(wf)
             self._healing = [wf for wfs in self._ours.values() for wf in wfs if wf.sync_policy.self_heal]
         return key
 
@@ -283,18 +289,23 @@ class Controller:
             looked.append((repo_id, repo_state, mark))
             for wf in wfs:
                 ws = self._wfs.setdefault(wf.id, _WorkflowState())
-                if ws.considered != (wf.repository, repo_state.version):
-                    news.append((wf, repo_state.head, repo_state.version, ws))
+                found = self._head_of(wf)
+                if found is not None and ws.considered != (wf.repository, found[1]) and wf not in [n[0] for n in news]:
+                    news.append((wf, found[0], found[1], ws))
         states = self._prefetch([n[0].id for n in news if n[0].id not in self._inflight], check_pool)
         unsettled: set[str] = set()
         for wf, head, version, ws in news:
             if self._consider(sync_pool, wf, head, states.get(wf.id)):
                 ws.considered = (wf.repository, version)
             else:
-                unsettled.add(wf.repository)
+                unsettled.update((wf.repository, *wf.values_repositories()))
         for repo_id, repo_state, mark in looked:
             if repo_id not in unsettled and mark[0] == repo_state.version:
                 repo_state.settled = mark  # every workflow of it settled at this version
+
+    def _head_of(self, wf: Workflow) -> tuple[str, Any] | None:
+        repo = self._repositories.get(wf.repository)
+        return self.engine.followed_head(wf, repo is not None and repo.type == "helm", self._repos)
 
     def _prefetch(self, workflow_ids: list[str], pool: ThreadPoolExecutor) -> dict[str, dict[str, Any]]:
         """Run states of many workflows at once (many look at once after a start or a hand-over of
@@ -315,7 +326,12 @@ class Controller:
         interval = parse_duration(repo.poll_interval)
         started = time.monotonic()
         try:
-            head = self.engine.remote_head(repo)
+            if repo.type == "helm":  # each workflow's chart in range is its "branch head"
+                ours = [wf for wf in self._workflows if wf.repository == repo.id and self._mine(wf.id)]
+                state.heads = self.engine.chart_heads(repo, ours)
+                head = json.dumps(state.heads, sort_keys=True)
+            else:
+                head = self.engine.remote_head(repo)
         except SlipwayError as e:
             self.engine.events.publish(
                 "check",
@@ -359,7 +375,9 @@ class Controller:
         with self._lock:
             self._asap.update(repo_ids)
         self._loaded = -1e9  # a repository registered a moment ago is followed from the next tick
-        followed = {wf.repository for wf in self._workflows if self._mine(wf.id)}
+        followed = {
+            r for wf in self._workflows if self._mine(wf.id) for r in (wf.repository, *wf.values_repositories())
+        }
         return [r for r in repo_ids if r in self._repositories and r in followed]
 
     @property

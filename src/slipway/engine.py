@@ -160,19 +160,34 @@ class Engine(Rendering):
         *,
         cancel: threading.Event | None = None,
         policy: RetryPolicy | None = None,
+        workflow: Workflow | None = None,
     ) -> str:
         """Bring the mirror up to date and return the branch's head; or return ``revision`` as it is.
 
         A revision someone already saw on the remote (the controller's check) needs no fetch of its
         own: materializing it fetches once if the mirror lacks it, and several workflows of one
-        repository then share a single fetch.
+        repository then share a single fetch. For a ``workflow``, its revision: the chart version in
+        range for a repository of type helm, and the commit of each values repository after it
+        (:mod:`.workflowrev`), the heads' for what ``revision`` does not name.
         """
-        if revision:
-            return revision
-        head = with_retry(
-            lambda: self.source.fetch(repo), policy or RetryPolicy(), what=f"fetch {repo.id}", cancel=cancel
-        )
-        return head
+        from .workflowrev import compose, parse, values_repositories
+
+        policy = policy or RetryPolicy()
+        if workflow is None:
+            return revision or with_retry(lambda: self.source.fetch(repo), policy, what=f"fetch {repo.id}",
+                                          cancel=cancel)  # fmt: skip
+        main, values = parse(revision) if revision else ("", {})
+        if not main and repo.type == "helm":
+            main = with_retry(lambda: self.chart_revision(workflow, repo), policy, what=f"fetch {repo.id}",
+                              cancel=cancel)  # fmt: skip
+        elif not main:
+            main = with_retry(lambda: self.source.fetch(repo), policy, what=f"fetch {repo.id}", cancel=cancel)
+        for rid in values_repositories(workflow):
+            if rid not in values:
+                other = self.store.get_repository(rid)
+                values[rid] = with_retry(lambda r=other: self.source.fetch(r), policy, what=f"fetch {rid}",  # type: ignore[misc]
+                                         cancel=cancel)  # fmt: skip
+        return compose(main, values)
 
     def plan_local(self, workflow_id: str, directory: str | Path, *, cancel: threading.Event | None = None) -> Plan:
         """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
@@ -186,6 +201,8 @@ class Engine(Rendering):
         """The commit a branch, tag or commit of the workflow's repository names (``diff --revision``)."""
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
+        if repo.type == "helm":  # a chart version names a revision of the chart
+            return self.chart_revision(replace(wf, chart_version=ref.lstrip("v")), repo)
         return with_retry(lambda: self.source.revision(repo, ref), wf.sync_policy.retry, what=f"fetch {ref}")
 
     def planner(
@@ -216,7 +233,7 @@ class Engine(Rendering):
         """
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
-        revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel)
+        revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel, workflow=wf)
         manifests = self.render(wf, repo, revision, cancel)
         kube = self.kube_for(wf)
         planner = self.planner(wf, kube, cancel, local_checks=local_checks)
@@ -278,11 +295,17 @@ class Engine(Rendering):
         result = new_result(wf, trigger)
         result.id, result.actor = sync_id or result.id, actor
         if revision and trigger == "manual":
-            from .revisions import admit
+            from .revisions import admit, admit_composite
+            from .workflowrev import values_repositories
 
-            revision, result.reason = admit(
-                self.source, self.store, wf, repo, revision, admin=admin, actor=actor, cancel=cancel
-            )
+            if repo.type == "helm" or ";" in revision or values_repositories(wf):
+                chart = lambda version: self.chart_revision(replace(wf, chart_version=version), repo)  # noqa: E731
+                revision, result.reason = admit_composite(self.source, self.store, wf, repo, revision, admin=admin,
+                                                          actor=actor, chart_revision=chart)  # fmt: skip
+            else:
+                revision, result.reason = admit(
+                    self.source, self.store, wf, repo, revision, admin=admin, actor=actor, cancel=cancel
+                )
         self._claim(wf, result, wait)
         cancel = cancel or threading.Event()
         try:
@@ -325,7 +348,7 @@ class Engine(Rendering):
             if not state["applied_revision"]:
                 raise HeldBack(f"workflow {wf.id}: nothing to heal to (no revision is live)")
             return str(state["applied_revision"])
-        revision = revision or self.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel)
+        revision = revision or self.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel, workflow=wf)
         if state["hold_revision"] and revision == state["hold_revision"]:
             raise HeldBack(f"workflow {wf.id}: rolled back from {revision[:12]}; auto-sync waits for a newer commit")
         if revision == state["applied_revision"] and state["status"] == "synced":

@@ -138,13 +138,19 @@ def expand_url(url: str) -> str:
     return url
 
 
-REPOSITORY_TYPES = {"git": "a Git repository workflows read", "helm": "a Helm chart repository for chart dependencies"}
+REPOSITORY_TYPES = {
+    "git": "a Git repository workflows read",
+    "helm": "a Helm chart repository (http(s) or oci://): charts workflows deploy, and chart dependencies",
+}
 
 
 @dataclass
 class Repository:
-    """A Git repository workflows read from, or (``type = "helm"``) a Helm chart repository whose
-    credentials chart dependencies under its URL are fetched with."""
+    """A Git repository workflows read from, or (``type = "helm"``) a Helm chart repository, over
+    HTTP or an OCI registry (``oci://HOST/PATH``): workflows deploy its charts (polled every
+    ``poll_interval`` for new releases), chart dependencies under its URL are fetched with its
+    credentials. ``plain_http`` (an OCI registry without TLS) and ``ca_file`` (a private CA) are Helm's
+    ``--plain-http`` and ``--ca-file``."""
 
     id: str
     url: str
@@ -152,6 +158,8 @@ class Repository:
     poll_interval: str = "30s"
     credentials: Credentials | None = None
     type: str = "git"
+    plain_http: bool = False
+    ca_file: str | None = None
 
     @classmethod
     def from_config(cls, data: Any) -> Repository:
@@ -181,8 +189,16 @@ class Repository:
             poll_interval=r.duration("poll_interval", "30s"),
             credentials=Credentials.from_config(creds_cfg) if creds_cfg else None,
             type=kind,
+            plain_http=r.get("plain_http", bool, False) or False,
+            ca_file=r.get("ca_file", str) or None,
         )
         r.done()
+        if repo.plain_http and not repo.url.startswith("oci://"):
+            raise ConfigError(
+                "plain_http: only for an OCI registry (oci://); an http:// chart repository is plain already"
+            )
+        if repo.ca_file and (kind != "helm" or repo.url.startswith("http://") or repo.plain_http):
+            raise ConfigError("ca_file: only for a Helm chart repository reached over TLS (https:// or oci://)")
         if repo.type == "helm" and repo.credentials is not None and repo.credentials.type == "ssh":
             raise ConfigError("credentials.type: a Helm chart repository takes userpass or token credentials")
         if parse_duration(repo.poll_interval) < 1:
@@ -199,15 +215,19 @@ class Repository:
             "branch": self.branch,
             "poll_interval": self.poll_interval,
             "credentials": self.credentials.public() if self.credentials else None,
+            **({"plain_http": True} if self.plain_http else {}),
+            **({"ca_file": self.ca_file} if self.ca_file else {}),
         }
 
 
 def _check_chart_repository(r: _Reader, url: str) -> None:
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(f"url: {url!r} is not an http(s) URL; a Helm chart repository is served over HTTP")
-    for name in ("branch", "poll_interval"):
-        if r.data.get(name) is not None:
-            raise ConfigError(f"{name}: a Helm chart repository has no {name.replace('_', ' ')}")
+    if not re.match(r"^(https?|oci)://[^/\s]+", url):
+        raise ConfigError(
+            f"url: {url!r} is not an http(s) or oci:// URL; a Helm chart repository is served over HTTP or from "
+            "an OCI registry"
+        )
+    if r.data.get("branch") is not None:
+        raise ConfigError("branch: a Helm chart repository has no branch (a workflow names its chart and version)")
 
 
 # -- workflows ------------------------------------------------------------------------------------
@@ -396,6 +416,9 @@ class Workflow:
     helm: HelmOptions | None = None
     jsonnet: JsonnetOptions | None = None
     notify: Notify | None = None
+    # A repository of type helm: the chart deployed and Helm's version range (an exact version pins it).
+    chart: str | None = None
+    chart_version: str | None = None
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -428,8 +451,11 @@ class Workflow:
             helm=_optional(r, "helm", "HelmOptions"),
             jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
             notify=Notify.from_config(r.get("notify", dict)),
+            chart=r.get("chart", str) or None,
+            chart_version=r.get("chart_version", str) or None,
         )
         r.done()
+        _check_chart(out)
         if out.history_limit < 1:
             raise ConfigError(f"history_limit: {out.history_limit} must be 1 or more (the syncs kept per workflow)")
         return out
@@ -437,9 +463,31 @@ class Workflow:
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
 
+    def values_repositories(self) -> list[str]:
+        """The Git repositories its ``$<repository id>/<path>`` values files come from (see :mod:`.workflowrev`)."""
+        from .workflowrev import values_repositories
+
+        return values_repositories(self)
+
     def public(self) -> dict[str, Any]:
         """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
         return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
+
+
+def _check_chart(wf: Workflow) -> None:
+    if wf.chart is not None and (not re.match(r"^[a-zA-Z0-9._-]+$", wf.chart) or wf.chart in (".", "..")):
+        raise ConfigError(f"chart: {wf.chart!r} is not a chart name (letters, digits, '.', '_' and '-')")
+    if wf.chart_version is not None:
+        if wf.chart is None:
+            raise ConfigError("chart_version: only with chart (a workflow of a repository of type helm)")
+        from .render.semver import Constraint, SemverError
+
+        try:
+            Constraint(wf.chart_version)
+        except SemverError as e:
+            raise ConfigError(f"chart_version: {wf.chart_version!r} is not a version range ({e})") from None
+    if wf.chart is not None and wf.target_path:
+        raise ConfigError("target_path: a chart from a chart repository has no path; leave target_path empty")
 
 
 def _optional(r: _Reader, name: str, cls: str) -> Any:

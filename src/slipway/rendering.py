@@ -1,6 +1,11 @@
 """The render stage as the engine runs it: a workflow's path materialized from Git (or a local
 directory, for ``diff --local``) into a scratch directory and rendered with its options.
 
+A workflow of a repository of type helm renders a chart pulled from that chart repository (HTTP or
+OCI) at the revision ``<version>@sha256:<digest>`` (:mod:`slipway.render.chartsource`); values files
+``$<repository id>/<path>`` are read from other Git repositories at the commits the revision names
+(:mod:`slipway.workflowrev`).
+
 A render that reads the rest of the repository (Jsonnet libraries, a chart's dependency by path)
 gets the whole work tree; a chart repository's login comes from the registered repository of
 type helm whose URL is the longest prefix of the chart's. What a render may reach is decided here,
@@ -16,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .catalog import Catalog
@@ -26,6 +31,7 @@ from .model import Repository, Workflow
 if TYPE_CHECKING:
     from .kube import Kube
     from .render import Manifest, RenderContext
+    from .render.charts import Fetcher
 
 
 class Rendering(Catalog):
@@ -41,15 +47,119 @@ class Rendering(Catalog):
         or files no renderer reads), unless the workflow allows an empty render.
         """
         from . import render as render_stage
+        from .workflowrev import parse
 
         context = self._render_context(wf, cancel)
-        with _scratch(f"repository {repo.id} at {revision[:12]}") as tmp:
-            root = self.source.materialize(repo, revision, wf.target_path, tmp / "path")
+        main, values = parse(revision)
+        shown = main if repo.type == "helm" else main[:12]
+        with _scratch(f"repository {repo.id} at {shown}") as tmp:
+            context.values_refs = self._values_refs(wf, values, tmp / "values")
+            if repo.type == "helm":
+                from .render.chartsource import pull
+
+                with self._chart_fetcher() as fetcher:
+                    root = pull(fetcher, repo.url, str(wf.chart), main, tmp / "chart", f"chart {wf.chart}")
+                context.repository_root = root
+                return self._render_root(wf, root, context)
+            root = self.source.materialize(repo, main, wf.target_path, tmp / "path")
             if render_stage.needs_whole_repository(root, context):
-                whole = self.source.materialize(repo, revision, "", tmp / "repo")
+                whole = self.source.materialize(repo, main, "", tmp / "repo")
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
             return self._render_root(wf, root, context)
+
+    def _values_refs(self, wf: Workflow, values: dict[str, str], tmp: Path) -> dict[str, Path]:
+        """The workflow's ``$<repository id>/<path>`` values files, each read from its repository at the
+        commit the revision names (the branch's head, fetched, when it names none)."""
+        from .errors import SlipwayError, describe
+        from .render.options import values_ref
+
+        out: dict[str, Path] = {}
+        for ref in wf.helm.values_files if wf.helm else []:
+            if not ref.startswith("$"):
+                continue
+            rid, path = values_ref(ref, "helm.values_files")
+            try:
+                repo = self.store.get_repository(rid)
+                sha = values.get(rid) or self.source.fetch(repo)
+                where = tmp / rid / sha[:12]
+                folder = self.source.materialize(repo, sha, path, where)
+            except SlipwayError as e:
+                raise ManifestError(f"helm.values_files: values file {ref}: {describe(e)}") from None
+            file = folder / Path(path).name
+            if not file.is_file():
+                raise ManifestError(f"helm.values_files: values file {ref}: {path} is not a file of repository {rid}")
+            out[ref] = file
+        return out
+
+    @contextlib.contextmanager
+    def _chart_fetcher(self) -> Iterator[Fetcher]:
+        from .render.charts import Fetcher
+
+        tmp = Path(tempfile.mkdtemp(prefix="slipway-chart-"))
+        try:
+            yield Fetcher(settings.helm_cache(), self.chart_credentials, tmp, self.chart_repository_registered,
+                          self.chart_access)  # fmt: skip
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def chart_revision(self, wf: Workflow, repo: Repository) -> str:
+        """The revision of the newest chart in the workflow's range: ``<version>@sha256:<digest>``."""
+        from .render.chartsource import resolve
+
+        with self._chart_fetcher() as fetcher:
+            return resolve(fetcher, repo.url, str(wf.chart), wf.chart_version or "*",
+                           f"repository {repo.id}: chart {wf.chart}")  # fmt: skip
+
+    def chart_heads(self, repo: Repository, workflows: list[Workflow]) -> dict[str, str]:
+        """For a repository of type helm, each of ``workflows``' newest chart in range: what the controller
+        follows as it follows a branch's head (one read of the index or tag list per chart)."""
+        out: dict[str, str] = {}
+        seen: dict[tuple[str, str], str] = {}
+        for wf in workflows:
+            key = (str(wf.chart), wf.chart_version or "*")
+            if key not in seen:
+                seen[key] = self.chart_revision(wf, repo)
+            out[wf.id] = seen[key]
+        return out
+
+    @staticmethod
+    def followed_head(wf: Workflow, chart: bool, states: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
+        """What the controller brings ``wf`` to, from its repositories' checks (:func:`.workflowrev.followed_head`)."""
+        from .workflowrev import followed_head
+
+        return followed_head(wf, chart, states)
+
+    def remote_head(self, repo: Repository) -> str:
+        """A Git repository's branch head; for a chart repository, a digest of what its workflows'
+        ranges resolve to (it changes when a new release in one of them appears)."""
+        if repo.type != "helm":
+            return super().remote_head(repo)
+        import hashlib
+        import json
+
+        heads = self.chart_heads(repo, [wf for wf in self.store.list_workflows() if wf.repository == repo.id])
+        return "sha256:" + hashlib.sha256(json.dumps(heads, sort_keys=True).encode()).hexdigest()
+
+    def chart_access(self, url: str) -> Any:
+        """How the registry of an ``oci://`` URL is reached: the login, plain HTTP and CA file of the
+        registered repository of type helm whose URL is the longest prefix of it."""
+        from .render.oci import Access
+
+        best = self._chart_repository(url)
+        if best is None:
+            return Access()
+        return Access(self.chart_credentials(url), best.plain_http, best.ca_file)
+
+    def _chart_repository(self, url: str) -> Repository | None:
+        url = url.rstrip("/")
+        best: Repository | None = None
+        for repo in self.store.list_repositories():
+            base = repo.url.rstrip("/")
+            matches = repo.type == "helm" and (url == base or url.startswith(base + "/"))
+            if matches and (best is None or len(base) > len(best.url.rstrip("/"))):
+                best = repo
+        return best
 
     def _render_context(self, wf: Workflow, cancel: threading.Event | None = None) -> RenderContext:
         from .render import RenderContext
@@ -66,6 +176,7 @@ class Rendering(Catalog):
             # Trust, decided here for every front: never by the workflow's own configuration.
             allow_remote=settings.kustomize_allow_remote(wf.id),
             chart_repository_allowed=self.chart_repository_registered,
+            chart_access=self.chart_access,
         )
 
     def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
@@ -123,13 +234,7 @@ class Rendering(Catalog):
     def chart_credentials(self, url: str) -> tuple[str, str] | None:
         """The login for a chart repository: that of the registered repository of type helm whose URL is
         the longest prefix of ``url`` (on a path boundary); None when there is none or it has no credentials."""
-        url = url.rstrip("/")
-        best: Repository | None = None
-        for repo in self.store.list_repositories():
-            base = repo.url.rstrip("/")
-            matches = repo.type == "helm" and (url == base or url.startswith(base + "/"))
-            if matches and (best is None or len(base) > len(best.url.rstrip("/"))):
-                best = repo
+        best = self._chart_repository(url)
         creds = best.credentials if best is not None else None
         secret = creds and (creds.password or creds.token)
         return (creds.username or "", secret) if creds and secret else None

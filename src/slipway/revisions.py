@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,61 @@ def admit(
     reason = f'revision {sha[:12]} is not on branch "{repo.branch}": applied by admin {actor or "(unnamed)"}'
     log.warning("workflow %s: %s", wf.id, reason)
     return sha, reason
+
+
+def admit_composite(
+    source: GitSource,
+    store: StateStore,
+    wf: Workflow,
+    repo: Repository,
+    revision: str,
+    *,
+    admin: bool,
+    actor: str | None,
+    chart_revision: Callable[[str], str],
+) -> tuple[str, str | None]:
+    """:func:`admit` for a workflow whose revision is more than one commit (:mod:`.workflowrev`): a chart
+    version (a version alone, or ``<version>@sha256:<digest>``) inside the workflow's range, and each
+    values repository's commit on its branch; or what this workflow applied before. ``chart_revision``
+    names an exact chart version's revision."""
+    from .render.semver import Constraint, SemverError, Version
+    from .workflowrev import compose, parse
+
+    if any(s.commit_hash == revision and s.status == "succeeded" for s in store.history(wf.id)):
+        return revision, None
+    main, values = parse(revision)
+    outside: list[str] = []
+    if repo.type == "helm":
+        main = main if "@" in main else chart_revision(main.lstrip("v"))
+        version = main.partition("@")[0]
+        try:
+            inside = Constraint(wf.chart_version or "*").check(Version.parse(version))
+        except SemverError:
+            inside = False
+        if not inside:
+            outside.append(f"chart version {version} is outside the range {wf.chart_version or '*'!r}")
+    else:
+        sha, reachable = source.on_branch(repo, main)
+        if not reachable:
+            outside.append(f'revision {main[:12]} is not on branch "{repo.branch}" of repository {repo.id}')
+        main = sha or main
+    for rid, commit in list(values.items()):
+        other = store.get_repository(rid)
+        sha, reachable = source.on_branch(other, commit)
+        if not reachable:
+            outside.append(f'values revision {commit[:12]} is not on branch "{other.branch}" of repository {rid}')
+        values[rid] = sha or commit
+    revision = compose(main, values)
+    if not outside:
+        return revision, None
+    if not admin:
+        raise NotPermitted(
+            f"workflow {wf.id}: {'; '.join(outside)}, and this workflow never applied it; only an admin may sync it",
+            hint="sync a release in the workflow's range (or a commit of the branch), or ask an admin",
+        )
+    reason = f"{'; '.join(outside)}: applied by admin {actor or '(unnamed)'}"
+    log.warning("workflow %s: %s", wf.id, reason)
+    return revision, reason
 
 
 def local_admin(store: StateStore) -> bool:

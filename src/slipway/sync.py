@@ -46,7 +46,9 @@ class SyncRun(Run):
         try:
             with self.failures("sync") as failed:
                 self.stage("fetch")
-                rev = self.engine.fetch(self.repo, revision, cancel=self.cancel, policy=wf.sync_policy.retry)
+                rev = self.engine.fetch(
+                    self.repo, revision, cancel=self.cancel, policy=wf.sync_policy.retry, workflow=wf
+                )
                 result.commit_hash = rev
                 store.update_sync(result)
                 self.stage("render")

@@ -217,7 +217,8 @@ def bad(files: dict[str, str], **options: Any) -> dict[str, Any]:
         ({"web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n- name: x\n  version: 1.0.0\n  repository: file://../../elsewhere\n"},
          r"^web \(helm\): dependency x: file://../../elsewhere is outside the repository$"),
         ({"web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n- name: x\n  version: 1.0.0\n  repository: oci://registry.invalid/charts\n"},
-         r"^web \(helm\): Chart.yaml: dependency x: OCI chart registries"),
+         r"^web \(helm\): Chart.yaml: dependency x from oci://registry.invalid/charts: not a chart repository slipway "
+         "may fetch from"),
         ({"web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n- name: x\n  version: 1.0.0\n  repository: '@stable'\n"},
          r"^web \(helm\): Chart.yaml: dependency x: repository '@stable' is a name from `helm repo add`"),
         ({"web/Chart.yaml": "name: [\n"}, r"^web \(helm\): Chart.yaml: invalid YAML"),

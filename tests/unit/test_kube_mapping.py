@@ -101,7 +101,12 @@ def test_a_workflow_with_every_field_set_survives_the_round_trip() -> None:
                     walk(item, f.children, prefix + f.model + ".")
 
     walk(spec, mapping.WORKFLOW, "")
-    assert written == table_paths(mapping.WORKFLOW) - {"destination.kubeconfig"}
+    # A chart from a chart repository has no target_path: its fields round-trip on their own below.
+    assert written == table_paths(mapping.WORKFLOW) - {"destination.kubeconfig", "chart", "chart_version"}
+    charted = Workflow.from_config({"id": "c", "repository": "charts", "chart": "web", "chart_version": "^1.2"})
+    spec = mapping.workflow_spec(charted.to_config())
+    assert spec["chart"] == "web" and spec["chartVersion"] == "^1.2"
+    assert Workflow.from_config(mapping.workflow_config("c", spec)) == charted
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def test_bad_tables_name_the_key(config: dict, message: str) -> None:
 @pytest.mark.parametrize(
     "config,message",
     [
-        ({"url": "git@host:charts.git", "type": "helm"}, r"url: .* is not an http\(s\) URL"),
+        ({"url": "git@host:charts.git", "type": "helm"}, r"url: .* is not an http\(s\) or oci:// URL"),
         ({"url": "https://charts.example.org", "type": "helm", "branch": "main"}, r"branch: a Helm chart repository"),
         ({"url": "https://charts.example.org", "type": "oci"}, r"type: 'oci' is not one of git, helm"),
         (
@@ -90,7 +90,7 @@ def test_chart_credentials_come_from_the_longest_registered_helm_prefix(tmp_path
         "id": "team", "type": "helm", "url": "https://charts.example.org/team", "branch": "main",
         "poll_interval": "30s", "credentials": {"type": "token", "username": "x-access-token"},
     }  # fmt: skip
-    with pytest.raises(ConfigError, match=r"repository: team is a Helm chart repository; a workflow reads a Git"):
+    with pytest.raises(ConfigError, match=r"chart: required for a workflow of repository team, a Helm chart"):
         eng.create_workflow({"id": "w", "repository": "team"})
     eng.create_workflow({"id": "w", "repository": "git"})
     with pytest.raises(ConfigError, match=r"type: repository git is read by workflow\(s\) w"):

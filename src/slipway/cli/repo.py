@@ -19,9 +19,14 @@ def repo() -> None:
 @click.argument("url")
 @click.option("--id", "repo_id", help="Repository id (generated when omitted). An existing id is updated.")
 @click.option("--type", "repo_type", type=click.Choice(list(REPOSITORY_TYPES)), default="git", show_default=True,
-              help="helm: a chart repository whose credentials serve chart dependencies under its URL.")  # fmt: skip
+              help="helm: a chart repository (https:// or oci://HOST/PATH): workflows deploy its charts, chart "
+              "dependencies under its URL use its credentials.")  # fmt: skip
 @click.option("--branch", help="Branch to follow (git; default: main).")
-@click.option("--poll-interval", help='How often auto-sync checks (git; "30s", "5m"; default: 30s).')
+@click.option(
+    "--poll-interval", help='How often auto-sync checks for a new commit or chart release ("30s", "5m"; default: 30s).'
+)
+@click.option("--plain-http", is_flag=True, default=None, help="helm, oci://: the registry speaks HTTP, without TLS.")
+@click.option("--ca-file", metavar="FILE", help="helm: the CA that signed the chart repository's TLS certificate.")
 @click.option("--username", help="HTTPS username (userpass), or the token's username.")
 @click.option("--token-env", metavar="VAR", help="Name of the environment variable holding an access token.")
 @click.option("--password-env", metavar="VAR", help="Name of the environment variable holding the password.")
@@ -42,6 +47,8 @@ def add(
     ssh_key: str | None,
     known_hosts: str | None,
     no_check: bool,
+    plain_http: bool | None,
+    ca_file: str | None,
 ) -> None:
     """Register a repository (URL, or owner/name on the default Git host).
 
@@ -49,7 +56,8 @@ def add(
     an error now, not at the first diff, and registers nothing. --no-check skips that, e.g. to
     register a repository whose server cannot be reached from here yet.
     """
-    config: dict[str, object] = {"url": url, "type": repo_type, "branch": branch, "poll_interval": poll_interval}
+    config: dict[str, object] = {"url": url, "type": repo_type, "branch": branch, "poll_interval": poll_interval,
+                                 "plain_http": plain_http, "ca_file": ca_file}  # fmt: skip
     if repo_id:
         config["id"] = repo_id
     token = secret_from_env(token_env, "--token-env")
@@ -88,7 +96,7 @@ def list_() -> None:
     rows = [["ID", "TYPE", "URL", "BRANCH", "POLL", "CREDENTIALS"]]
     for r in repos:
         git = r.type == "git"
-        rows.append([r.id, r.type, r.public()["url"], r.branch if git else "-", r.poll_interval if git else "-",
+        rows.append([r.id, r.type, r.public()["url"], r.branch if git else "-", r.poll_interval,
                      r.credentials.type if r.credentials else "-"])  # fmt: skip
     for line in table(rows, [[""] * 6 for _ in rows], False):
         out(line)

@@ -35,6 +35,9 @@ def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         click.option("--name", help="Human-readable name (default: the id)."),
         click.option("--repository", required=create, help="Repository id (see `slipway repo list`)."),
         click.option("--path", "target_path", default=d(""), help="Path inside the repository (default: its root)."),
+        click.option("--chart", help="A repository of type helm: the chart to deploy."),
+        click.option("--chart-version", help='With --chart: a version range as Helm takes it ("^1.2", "~4.0.1"); '
+                     "an exact version pins it (default: the newest release)."),
         click.option("--namespace", default=d("default"), help="Namespace for objects that name none (default: default)."),
         click.option("--context", help="kubeconfig context of the destination cluster."),
         click.option("--kubeconfig", help="kubeconfig file of the destination cluster."),
@@ -90,6 +93,8 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
         "name": opts["name"],
         "repository": opts["repository"],
         "target_path": opts["target_path"],
+        "chart": opts["chart"],
+        "chart_version": opts["chart_version"],
         "auto_sync": opts["auto_sync"],
         "diff_preview": opts["diff_preview"],
         "rollback_on_failure": opts["rollback_on_failure"],

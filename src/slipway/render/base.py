@@ -59,6 +59,10 @@ class RenderContext:
     # resources; a chart repository URL may be fetched (registered or listed) -- None: none may.
     allow_remote: bool = False
     chart_repository_allowed: Callable[[str], bool] | None = field(default=None, repr=False)
+    # oci:// URL -> how its registry is reached (login, plain HTTP, CA file): a registered repository's.
+    chart_access: Callable[[str], Any] | None = field(default=None, repr=False)
+    # ``$<repository id>/<path>`` values files, read from Git by the engine: the reference -> the file.
+    values_refs: dict[str, Path] = field(default_factory=dict)
 
     def bounds(self) -> tuple[Limits, float]:
         """The limits of a render process, and the deadline of the whole render."""

@@ -9,7 +9,9 @@ chart), in a working copy of the chart:
 - ``http(s)://<repository>``: the repository's ``index.yaml`` is read, the version picked as
   Helm picks it (the ``Chart.lock`` version when there is one, else the highest that satisfies the
   range), and the package downloaded once into ``<cache>/charts/<name>-<version>-<digest>.tgz``,
-  checked against the index's sha256 digest.
+  checked against the index's sha256 digest;
+- ``oci://<registry>/<path>``: the same pick among the chart's tags, pulled and checked by digest
+  and cached by it (:mod:`.chartsource`, :mod:`.oci`).
 
 Credentials for a chart repository come from a lookup the engine gives (registered repositories
 of type ``helm`` whose URL prefixes the chart repository's); they go in an HTTP header only, and
@@ -32,6 +34,7 @@ import io
 import os
 import re
 import shutil
+import ssl
 import tarfile
 import threading
 import urllib.error
@@ -45,6 +48,7 @@ import yaml
 
 from .. import settings
 from ..errors import ManifestError
+from .oci import Access
 from .semver import Constraint, SemverError, Version
 
 Credentials = Callable[[str], "tuple[str, str] | None"]  # chart repository URL -> (username, password)
@@ -195,8 +199,10 @@ class Fetcher:
         credentials: Credentials | None,
         scratch: Path,
         allowed: Callable[[str], bool] | None = None,
+        access: Callable[[str], Access] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
+        self.access = access  # oci:// URL -> how to reach its registry (login, plain HTTP, CA)
         self.credentials = credentials
         self.allowed = allowed  # chart repository URL -> may be fetched from (see repository_allowed)
         self.scratch = scratch  # removed with the render's work directory
@@ -230,10 +236,12 @@ class Fetcher:
                 package, version = self.fetch(repo, name, constraint, locked.get((name, repo.rstrip("/"))), at)
                 shutil.copyfile(package, inside(work / "charts", work / "charts" / f"{name}-{version}.tgz", at))
             elif repo.startswith("oci://"):
-                raise ManifestError(
-                    f"{at}: OCI chart registries ({repo}) are not supported; vendor the chart under charts/ or "
-                    "serve it from an HTTP chart repository"
+                from .chartsource import oci_dependency
+
+                package, version = oci_dependency(
+                    self, repo, name, constraint, locked.get((name, repo.rstrip("/"))), at
                 )
+                shutil.copyfile(package, inside(work / "charts", work / "charts" / f"{name}-{version}.tgz", at))
             else:
                 raise ManifestError(
                     f"{at}: repository {repo!r} is a name from `helm repo add`; give the chart repository's URL "
@@ -301,6 +309,19 @@ class Fetcher:
         self._download(repo, url, tmp, "", f"{what}: {name}-{version}")
         return tmp, version
 
+    def entries(self, repo: str, name: str, what: str) -> dict[str, dict[str, Any]]:
+        """The index's entries of chart ``name`` by version (a chart repository slipway may fetch from)."""
+        if not repository_allowed(repo, self.allowed):
+            raise ManifestError(
+                f"{what}: not a chart repository slipway may fetch from; register it as a repository of type helm "
+                "(or list it in SLIPWAY_HELM_REPOSITORIES)"
+            )
+        index = self._index(repo, what)
+        entries = [e for e in (index.get("entries") or {}).get(name) or [] if isinstance(e, dict)]
+        if not entries:
+            raise ManifestError(f"{what}: the chart repository has no chart {name}")
+        return {str(e.get("version")): e for e in entries}
+
     def _index(self, repo: str, what: str) -> dict[str, Any]:
         if repo not in self._indexes:
             body = self._get(repo, repo + "/index.yaml", MAX_INDEX, f"{what}: index.yaml")
@@ -333,7 +354,11 @@ class Fetcher:
             raise ManifestError(f"{what}: {_redact(url)} is not an http(s) URL")
         creds = self.credentials(repo) if self.credentials else None
         auth = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode() if creds else None
-        opener = urllib.request.build_opener(_Redirects(_origin(repo), auth, self.allowed))
+        handlers: list[Any] = [_Redirects(_origin(repo), auth, self.allowed)]
+        ca_file = self.access(repo).ca_file if self.access else None
+        if ca_file:  # a registered repository's private CA
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
+        opener = urllib.request.build_opener(*handlers)
         request = urllib.request.Request(url, headers={"User-Agent": "slipway"})
         if auth and _origin(url) == _origin(repo):
             # Like Helm without --pass-credentials: the password goes only to the repository's own host.

@@ -65,7 +65,7 @@ class Helm:
         where = f"{display} (helm)"
         opts = _options(context)
         boundary = context.repository_root or directory
-        values_files = [_values_file(directory, f, boundary, where) for f in opts["values_files"]]
+        values_files = [_values_file(directory, f, boundary, where, context) for f in opts["values_files"]]
         sources = local_sources(directory, boundary, where)
         try:
             binary = tools.find("helm")
@@ -103,7 +103,12 @@ def _escapes(chart: Path, rel: str) -> bool:
     return os.path.normpath(rel).startswith("..") or os.path.isabs(rel)
 
 
-def _values_file(chart: Path, rel: str, boundary: Path, where: str) -> Path:
+def _values_file(chart: Path, rel: str, boundary: Path, where: str, context: RenderContext) -> Path:
+    if rel.startswith("$"):  # Argo CD's $values: a file of another registered Git repository
+        ref = context.values_refs.get(rel)
+        if ref is None or not ref.is_file():
+            raise ManifestError(f"{where}: values file {rel}: not read from its repository")
+        return ref
     path = Path(os.path.normpath(chart / rel))
     try:
         path.resolve().relative_to(boundary.resolve())
@@ -177,7 +182,7 @@ def _run(
         work = scratch / "chart"
         shutil.copytree(chart, work, symlinks=False, ignore=shutil.ignore_patterns(".git"))
         fetcher = Fetcher(context.cache_dir or settings.helm_cache(), context.credentials, _mkdir(scratch / "dl"),
-                          context.chart_repository_allowed)  # fmt: skip
+                          context.chart_repository_allowed, context.chart_access)  # fmt: skip
         fetcher.prepare(work, chart, boundary, where)
         argv = [helm, "template", opts["release_name"], str(work), "--namespace", context.namespace]
         argv.append("--skip-crds" if opts["skip_crds"] else "--include-crds")

@@ -32,12 +32,29 @@ def _data(value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: a {type(value).__name__} cannot be passed; use strings, numbers, booleans and tables")
 
 
-def _relative_paths(r: _Reader, name: str) -> list[str]:
+def _relative_paths(r: _Reader, name: str, refs: bool = False) -> list[str]:
     paths = r.strings(name)
     for i, path in enumerate(paths):
-        if not path.strip() or path.startswith("/"):
+        if refs and path.startswith("$"):
+            values_ref(path, f"{r.key(name)}[{i + 1}]")
+        elif not path.strip() or path.startswith("/"):
             raise ConfigError(f"{r.key(name)}[{i + 1}]: {path!r} must be a relative path")
     return paths
+
+
+_ID = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+
+
+def values_ref(text: str, where: str) -> tuple[str, str]:
+    """``$<repository id>/<path>`` (Argo CD's ``$values``): the repository id and the clean path in it."""
+    repo, _, path = text[1:].partition("/")
+    parts = path.split("/")
+    if not _ID.match(repo) or not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(
+            f"{where}: {text!r} is not a values file of another repository; write $<repository id>/<path> "
+            "(a path inside that repository)"
+        )
+    return repo, path
 
 
 @dataclass
@@ -45,7 +62,8 @@ class HelmOptions:
     """How a chart of the workflow's path is rendered (``helm template``)."""
 
     release_name: str | None = None  # default: the workflow id, made a valid release name
-    values_files: list[str] = field(default_factory=list)  # relative to the chart, in order
+    # relative to the chart, in order; ``$<repository id>/<path>``: a file of another Git repository
+    values_files: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)  # merged last
     skip_crds: bool = False
 
@@ -60,7 +78,7 @@ class HelmOptions:
             )
         out = cls(
             release_name=release,
-            values_files=_relative_paths(r, "values_files"),
+            values_files=_relative_paths(r, "values_files", refs=True),
             values=_data(r.get("values", dict, {}), r.key("values")),
             skip_crds=r.get("skip_crds", bool, False),
         )

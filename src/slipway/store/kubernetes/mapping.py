@@ -56,6 +56,8 @@ WORKFLOW: tuple[Field, ...] = (
     F("name", "string", "Display name; the id (metadata.name) when omitted."),
     F("repository", "string", "The Repository (its id, the object's name) the workflow reads."),
     F("target_path", "string", "Path in the repository to render; the repository root when omitted."),
+    F("chart", "string", "A Repository of type helm: the chart deployed."),
+    F("chart_version", "string", "With chart: Helm's version range (an exact version pins it); default the newest."),
     F("auto_sync", "boolean", "Sync whenever the branch moves."),
     F("diff_preview", "boolean", "Log what a sync will change before it changes it (default true)."),
     F("rollback_on_failure", "boolean", "Roll back automatically when a sync fails."),
@@ -163,8 +165,10 @@ WORKFLOW: tuple[Field, ...] = (
 REPOSITORY: tuple[Field, ...] = (
     F("url", "string", "Git URL (https, ssh, file) or, for type helm, the chart repository's URL."),
     F("branch", "string", "Branch to follow (default main)."),
-    F("poll_interval", "duration", "How often the branch is checked (default 30s)."),
+    F("poll_interval", "duration", "How often the branch (or a chart's releases) is checked (default 30s)."),
     F("type", "string", "git (workflows read it) or helm (a chart repository).", enum=tuple(REPOSITORY_TYPES)),
+    F("plain_http", "boolean", "type helm, oci://: the registry speaks HTTP without TLS."),
+    F("ca_file", "string", "type helm: a CA file (on slipway's machine) for the repository's TLS."),
 )
 
 # Credentials: the model's key -> the key in the Secret a Repository names.
@@ -180,10 +184,11 @@ CREDENTIAL_KEYS: dict[str, str] = {
 
 REPOSITORY_RULES = (
     ("!has(self.pollInterval) || " + _DURATION_MIN_1S[0], _DURATION_MIN_1S[1]),
-    ("!has(self.type) || self.type != 'helm' || (!has(self.branch) && !has(self.pollInterval))",
-     "a Helm chart repository has no branch or pollInterval"),
-    ("!has(self.type) || self.type != 'helm' || self.url.matches('^https?://')",
-     "a Helm chart repository is served over http(s)"),
+    ("!has(self.type) || self.type != 'helm' || !has(self.branch)", "a Helm chart repository has no branch"),
+    ("!has(self.type) || self.type != 'helm' || self.url.matches('^(https?|oci)://')",
+     "a Helm chart repository is served over http(s) or from an OCI registry (oci://)"),
+    ("!has(self.plainHttp) || !self.plainHttp || self.url.startsWith('oci://')",
+     "plainHttp is for an OCI registry (oci://)"),
     ("!has(self.type) || self.type != 'helm' || !has(self.credentials) || !has(self.credentials.type) || "
      "self.credentials.type != 'ssh'", "a Helm chart repository takes token or userpass credentials"),
 )  # fmt: skip
@@ -279,8 +284,16 @@ def workflow_config(workflow_id: str, spec: dict[str, Any], secret: SecretReader
 
 def repository_spec(config: dict[str, Any]) -> dict[str, Any]:
     # Written whole (branch, poll interval, type), so `kubectl get repositories` shows them; a chart
-    # repository has no branch nor poll interval.
-    keep = ("url", "type") if config.get("type") == "helm" else ("url", "branch", "poll_interval", "type")
+    # repository has no branch.
+    if config.get("type") == "helm":
+        keep: tuple[str, ...] = (
+            "url",
+            "poll_interval",
+            "type",
+            *(k for k in ("plain_http", "ca_file") if config.get(k)),
+        )
+    else:
+        keep = ("url", "branch", "poll_interval", "type")
     return _to_spec({k: config.get(k) for k in keep}, REPOSITORY, None, {})
 
 

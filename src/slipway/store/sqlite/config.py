@@ -39,22 +39,26 @@ class Config(Base):
 
     def put_repository(self, repo: Repository) -> None:
         creds = self._seal(repo.credentials.to_dict()) if repo.credentials else None
+        options = {k: v for k, v in (("plain_http", repo.plain_http), ("ca_file", repo.ca_file)) if v}
         t = now()
         with self.tx() as c:
             c.execute(
-                """INSERT INTO repositories (id, url, branch, poll_interval, credentials, created_at, updated_at, type)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO repositories (id, url, branch, poll_interval, credentials, created_at, updated_at, type,
+                                            options)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET url=excluded.url, branch=excluded.branch,
                      poll_interval=excluded.poll_interval, credentials=excluded.credentials,
-                     updated_at=excluded.updated_at, type=excluded.type""",
-                (repo.id, repo.url, repo.branch, repo.poll_interval, creds, t, t, repo.type),
+                     updated_at=excluded.updated_at, type=excluded.type, options=excluded.options""",
+                (repo.id, repo.url, repo.branch, repo.poll_interval, creds, t, t, repo.type, json.dumps(options)),
             )
 
     def _repo(self, row: sqlite3.Row) -> Repository:
         creds = None
         if row["credentials"] is not None:
             creds = Credentials(**self._open(row["credentials"]))
-        return Repository(row["id"], row["url"], row["branch"], row["poll_interval"], creds, row["type"])
+        options = json.loads(row["options"] or "{}")
+        return Repository(row["id"], row["url"], row["branch"], row["poll_interval"], creds, row["type"],
+                          bool(options.get("plain_http")), options.get("ca_file"))  # fmt: skip
 
     def get_repository(self, repo_id: str) -> Repository:
         row = self._conn().execute("SELECT * FROM repositories WHERE id = ?", (repo_id,)).fetchone()

@@ -135,6 +135,10 @@ MIGRATIONS = [
     """,
     # The workflow's sync status and health as last computed (JSON, with when): lists show it with its age.
     "ALTER TABLE workflows ADD COLUMN assessment TEXT",
+    # A chart repository's plain_http and ca_file, as JSON: settings a Git repository has none of.
+    """
+    ALTER TABLE repositories ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 
