@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .durations import parse_duration
 from .errors import Cancelled, HeldBack, SlipwayError, SourceError, SyncInProgress, describe
 from .model import Repository, Workflow
-from .pushes import PushMarks
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -118,7 +117,7 @@ class Controller:
         self._inflight: dict[str, Future[None]] = {}
         self._checks: dict[str, Future[None]] = {}
         self._asap: set[str] = set()  # repositories check_now() asked for
-        self._pushes = PushMarks(engine.store)  # ... or a webhook on another process
+        self._pushes = engine.replicas.push_marks()  # ... or a webhook on another process
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._workflows: list[Workflow] = []

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import settings
+from . import installation
 from .errors import (
     ConfigError,
     HeldBack,
@@ -27,6 +27,7 @@ from .errors import (
 )
 from .events import EventBus
 from .model import Repository, RetryPolicy, Workflow, new_id
+from .pushes import Replicas
 from .rendering import Rendering
 from .results import SyncResult
 from .retry import with_retry
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .plan.model import Plan
     from .plan.planner import Planner
     from .run import Progress
+    from .store.protocol import SessionRows  # noqa: F401  (the server's session table names it through the engine)
 
 log = logging.getLogger("slipway.engine")
 
@@ -58,6 +60,7 @@ class Engine(Rendering):
         self.concurrency = concurrency
         self._kube_factory = kube_factory or _connect
         self.events = EventBus()
+        self.replicas = Replicas(self.store)  # what processes sharing the store tell each other
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
         """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing, and
@@ -471,41 +474,10 @@ class Engine(Rendering):
 
         return axes.report(self, workflow_id, live=live, cancel=cancel)
 
-    # -- slipway's own objects in a cluster (the kubernetes store) --------------------------------------
-
-    @staticmethod
-    def install_manifests(
-        namespace: str | None = None, targets: tuple[str, ...] = (), cluster_wide: bool = False
-    ) -> list[dict[str, Any]]:
-        """The CRDs, namespace and RBAC ``slipway install`` applies (``--print`` writes them)."""
-        from .store.kubernetes import install, names
-
-        return install.manifests(namespace or names.namespace(), targets, cluster_wide)
-
-    @staticmethod
-    def install(namespace: str | None = None, targets: tuple[str, ...] = (), cluster_wide: bool = False) -> list[str]:
-        """Apply :meth:`install_manifests` to the cluster of ``KUBECONFIG``; refuses to downgrade a CRD."""
-        from .store.kubernetes import install, names
-
-        return install.install(_connect(None, None), namespace or names.namespace(), targets, cluster_wide)
-
-    @staticmethod
-    def migrate(to: str, home: Path | None = None, say: Callable[[str], None] = lambda _: None) -> dict[str, int]:
-        """Copy the SQLite store of ``home`` into the store ``to`` names (``kubernetes``); idempotent."""
-        if to != "kubernetes":
-            raise ConfigError(f"--to: {to!r}: slipway migrates a SQLite store to kubernetes")
-        from .store import Store
-        from .store.kubernetes import KubernetesStore
-        from .store.kubernetes.migrate import migrate
-
-        home = home or settings.home()
-        if not (home / "state.db").is_file():
-            raise ConfigError(f"there is no SQLite store to migrate in {home} (set SLIPWAY_HOME, or --home)")
-        source = Store(home=home)
-        try:
-            return migrate(source, KubernetesStore(), say)
-        finally:
-            source.close()
+    # slipway's own objects in a cluster, for ``slipway install`` and ``slipway migrate`` (:mod:`.installation`)
+    install_manifests = staticmethod(installation.manifests)
+    install = staticmethod(installation.install)
+    migrate = staticmethod(installation.migrate)
 
     def _watched(self, result: SyncResult, progress: Progress | None) -> Progress:
         """The run's progress, for its caller and for every subscriber of :attr:`events`."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import SlipwayError, describe
 from .store.sqlite.claims import owner_id
 
 if TYPE_CHECKING:
     from .store import StateStore
+    from .store.protocol import SessionRows
 
 log = logging.getLogger("slipway.controller")
 
@@ -49,4 +50,24 @@ class PushMarks:
         return [r for r, mark in marks.items() if seen.get(r) != mark and not mark.endswith(f":{self._me}")]
 
 
-__all__ = ["PushMarks"]
+class Replicas:
+    """What processes sharing a store tell each other, as the fronts reach it (``engine.replicas``):
+    pushes a webhook saw, the syncs other processes ran, dashboard sessions."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def note_push(self, repo_ids: list[str]) -> None:
+        self._store.note_push(repo_ids)
+
+    def push_marks(self) -> PushMarks:
+        return PushMarks(self._store)
+
+    def sync_feed(self, cursor: Any) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+        return self._store.sync_feed(cursor)
+
+    def session_rows(self) -> SessionRows:
+        return self._store
+
+
+__all__ = ["PushMarks", "Replicas"]

@@ -124,6 +124,11 @@ class Tokens:
     def tokens(self) -> list[ApiToken]:
         return [_row_token(r) for r in self.store.list_tokens()]
 
+    def token_by_id(self, token_id: str) -> ApiToken | None:
+        """The token of this id as stored now (its role may have changed); None once revoked."""
+        row = self.store.get_token(token_id)
+        return _row_token(row) if row is not None else None
+
     def revoke_token(self, name: str) -> None:
         if not self.store.delete_token(name):
             raise NotFoundError(f"token {name!r} does not exist (see `slipway token list`)")

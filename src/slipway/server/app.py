@@ -108,7 +108,9 @@ def create_app(ctx: Context, *, ui: Callable[[FastAPI], None] | None = None) -> 
         if ctx.sources is not None:
             listeners.append(ctx.sources.listen)
         stops = [bus.subscribe(_safe(fn)) for fn in listeners]
-        stops.append(Feed(ctx.engine.store, _safe(ctx.hub.listen)).start().stop)  # syncs other processes run
+        stops.append(
+            Feed(ctx.engine.replicas.sync_feed, _safe(ctx.hub.listen)).start().stop
+        )  # syncs other processes run
         if ctx.notifier is not None:
             ctx.notifier.start()
         if ctx.controller is not None:

@@ -3,7 +3,7 @@
 In the shipped layout a server replica runs no syncs of its own for auto-sync (the controllers
 do), and a manual sync runs on whichever replica took the request; yet every replica's
 ``/api/v1/events`` must show them all. A thread follows the store's records of syncs
-(:meth:`StateStore.sync_feed`: a one-second watch of their metadata on the kubernetes store, a
+(the engine's ``sync_feed``: a one-second watch of their metadata on the kubernetes store, a
 read by sequence number on SQLite) and hands their ``started`` and ``finished`` to the stream's hub
 only — never to the engine's bus, so notifications and metrics stay with the process that ran the
 sync (each sent once). Progress events (``applied``, ``wave``...) stay with that process too.
@@ -15,12 +15,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import SlipwayError, describe
-
-if TYPE_CHECKING:
-    from ..store import StateStore
 
 log = logging.getLogger("slipway.server")
 
@@ -29,8 +26,12 @@ RETRY = 5.0
 
 
 class Feed:
-    def __init__(self, store: StateStore, deliver: Callable[[str, dict[str, Any]], None]) -> None:
-        self.store = store
+    def __init__(
+        self,
+        read: Callable[[Any], tuple[list[tuple[str, dict[str, Any]]], Any]],
+        deliver: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.read = read  # the engine's sync_feed: (events, cursor) since cursor
         self.deliver = deliver
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -50,7 +51,7 @@ class Feed:
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
-                events, cursor = self.store.sync_feed(cursor)
+                events, cursor = self.read(cursor)
             except SlipwayError as e:
                 log.warning("events: cannot follow the syncs other processes run: %s", describe(e))
                 self.stop_event.wait(RETRY)

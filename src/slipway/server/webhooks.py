@@ -234,7 +234,7 @@ async def receive(provider: Provider, request: Request, ctx: Ctx) -> JSONRespons
                                        "branch of this repository", "branches": sorted(branches)})  # fmt: skip
     # Noted in the store for whichever controller replica owns them (another process, or another
     # shard); the controller in this process, if any, looks at once without waiting for the note.
-    await run_in_threadpool(ctx.engine.store.note_push, matched)
+    await run_in_threadpool(ctx.engine.replicas.note_push, matched)
     if ctx.controller is not None and ctx.controller.shards is None:
         checking = ctx.controller.check_now(matched)
     else:

@@ -36,7 +36,7 @@ def mount(app: FastAPI, sessions: Sessions | None = None) -> None:
     """Serve the dashboard on ``app`` (the ``ui=`` of :func:`slipway.server.app.create_app`)."""
     ctx = getattr(app.state, "slipway", None)
     # In the store: a session made on one server replica works on every other.
-    app.state.sessions = sessions or Sessions(store=ctx.engine.store if ctx is not None else None)
+    app.state.sessions = sessions or Sessions(store=ctx.engine.replicas.session_rows() if ctx is not None else None)
     app.include_router(pages.router)
     app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
     app.add_middleware(SecurityHeaders)

@@ -33,12 +33,10 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from ...tokens import _row_token
 from ..context import ApiError
 
 if TYPE_CHECKING:
-    from ...engine import Engine
-    from ...store import StateStore
+    from ...engine import Engine, SessionRows
     from ..auth import Principal
 
 COOKIE = "slipway_session"
@@ -82,7 +80,7 @@ class Sessions:
         lifetime: float = LIFETIME,
         idle: float = IDLE,
         clock: Callable[[], float] = time.time,
-        store: StateStore | None = None,
+        store: SessionRows | None = None,
     ) -> None:
         self.lifetime = lifetime
         self.idle = idle
@@ -182,8 +180,7 @@ class Sessions:
         """Who the session's token is now (its role may have changed); None when it was revoked."""
         if not session.token_id:
             return engine.authenticate(session.token)
-        row = engine.store.get_token(session.token_id)
-        return _row_token(row) if row is not None else None
+        return engine.token_by_id(session.token_id)
 
     def __len__(self) -> int:
         return len(self._table)
