@@ -1,0 +1,80 @@
+"""One health script run: a fresh Lua state per run, bounded in CPU time and memory.
+
+A script written for Argo CD (``health.lua``) sees ``obj`` (a copy of the live object) and
+returns ``{status=..., message=...}``. It runs in the environment those scripts expect of
+gopher-lua (``sandbox.lua``: Lua 5.1 idioms such as ``table.getn`` and ``unpack``, ``os.time`` and
+``os.date`` and nothing else of ``os``, no ``io``, no loading of files) on a fresh Lua 5.4 state,
+so runs share nothing. A debug hook every 1000 instructions checks the thread's CPU time against
+the budget (a ``pcall`` cannot swallow that), and the state's allocator is capped. A script that
+fails to compile, errors, runs out of its budget or returns anything but a table with one of the
+six statuses gives ``Unknown``, with a message naming the script.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import Any
+
+import lupa.lua54 as lupa
+
+from ..kube import Obj
+from ..lua.convert import Converter
+from .registry import STATUSES, UNKNOWN, Health
+
+SANDBOX = (resources.files(__package__) / "sandbox.lua").read_text(encoding="utf-8")
+CPU_SECONDS = 1.0
+MEMORY = 64 << 20
+
+
+def _deny_attributes(obj: Any, name: str, is_setting: bool) -> str:
+    del obj, is_setting
+    raise AttributeError(f"health scripts cannot access Python attributes ({name!r})")
+
+
+def run(text: str, name: str, obj: Obj, *, cpu_seconds: float = CPU_SECONDS, memory: int = MEMORY) -> Health:
+    """Run one script on one object; never raises for anything the script does."""
+    try:
+        return _run(text, name, obj, cpu_seconds, memory)
+    except lupa.LuaMemoryError:
+        return Health(UNKNOWN, f"health script {name}: ran out of memory (limit {memory >> 20} MiB)")
+    except lupa.LuaError as e:
+        return Health(UNKNOWN, f"health script {name}: {e}")
+
+
+def _run(text: str, name: str, obj: Obj, cpu_seconds: float, memory: int) -> Health:
+    rt = lupa.LuaRuntime(
+        max_memory=memory,
+        unpack_returned_tuples=True,
+        register_eval=False,
+        register_builtins=False,
+        attribute_filter=_deny_attributes,
+    )
+    rt.globals().python = None
+    runner = rt.execute(SANDBOX)
+    where = f"health script {name}"
+    outcome = runner(text, "=" + name, Converter(rt).to_lua(obj), cpu_seconds, time.thread_time)
+    kind, value = (outcome + (None, None))[:2] if isinstance(outcome, tuple) else (outcome, None)
+    if kind == "timeout":
+        return Health(UNKNOWN, f"{where}: stopped after {cpu_seconds:g}s of CPU (does it loop?)")
+    if kind == "error":
+        text = str(value)
+        if "not enough memory" in text:
+            return Health(UNKNOWN, f"{where}: ran out of memory (limit {memory >> 20} MiB)")
+        return Health(UNKNOWN, text if text.startswith(name) else f"{where}: {text}")
+    if value is None:
+        return Health(UNKNOWN, f"{where} returned no health (it must return a table with a status)")
+    if lupa.lua_type(value) != "table":
+        kind_name = type(value).__name__ if lupa.lua_type(value) is None else lupa.lua_type(value)
+        kind_name = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}.get(kind_name, kind_name)
+        return Health(UNKNOWN, f"{where} returned a {kind_name}, not a table with a status")
+    status, message = value["status"], value["message"]
+    if status not in STATUSES:
+        return Health(UNKNOWN, f"{where} returned an invalid health status {status!r} (one of {', '.join(STATUSES)})")
+    if message is None:
+        message = ""
+    elif isinstance(message, (int, float)) and not isinstance(message, bool):
+        message = str(message)
+    elif not isinstance(message, str):
+        return Health(UNKNOWN, f"{where} returned a message that is not a string")
+    return Health(status, message)

@@ -1,0 +1,76 @@
+-- The environment a health script runs in: what Argo CD's scripts expect of gopher-lua (Lua 5.1
+-- idioms, a safe os with time and date only, no io, no loading of files), on Lua 5.4. Called
+-- once per run in a fresh Lua state: run(text, chunkname, obj, budget, clock).
+local raw_pcall, raw_xpcall, sethook, pack, unpack = pcall, xpcall, debug.sethook, table.pack, table.unpack
+local TIMEOUT = setmetatable({}, {__tostring = function() return "CPU budget exceeded" end})
+local timed_out = false
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
+local env = {}
+for _, name in ipairs({"assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen", "rawset",
+                       "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "print"}) do
+  env[name] = _G[name]
+end
+env._VERSION = "Lua 5.1"
+env.print = function() end  -- a health script has no output
+
+-- A script must not swallow its own timeout with pcall: the protected call ends, then it is raised again.
+local function rethrow(r)
+  if timed_out then error(TIMEOUT, 0) end
+  return unpack(r, 1, r.n)
+end
+env.pcall = function(...) return rethrow(pack(raw_pcall(...))) end
+env.xpcall = function(f, handler, ...) return rethrow(pack(raw_xpcall(f, handler, ...))) end
+env.unpack = unpack
+
+env.string = copy(string)
+env.string.gfind = string.gmatch
+env.table = copy(table)
+env.table.getn = function(t) return #t end
+env.table.maxn = function(t)
+  local n = 0
+  for k in pairs(t) do if type(k) == "number" and k > n then n = k end end
+  return n
+end
+env.math = copy(math)
+env.math.pow = function(a, b) return a ^ b end
+env.math.mod = math.fmod
+env.math.log10 = function(x) return math.log(x, 10) end
+env.math.ldexp = function(m, e) return m * 2.0 ^ e end
+env.os = {time = os.time, date = os.date}
+local modules = {os = env.os, string = env.string, table = env.table, math = env.math}
+env.require = function(name)
+  local m = modules[name]
+  if m == nil then error("module '" .. tostring(name) .. "' not found: a health script may require os, string, table and math only", 2) end
+  return m
+end
+env._G = env
+-- Strings' methods ("x"):len() look in the string table the script sees.
+getmetatable("").__index = env.string
+
+return function(text, chunkname, obj, budget, clock)
+  local fn, err = load(text, chunkname, "t", env)
+  if fn == nil then return "error", "syntax error: " .. tostring(err) end
+  env.obj = obj
+  local deadline = clock() + budget
+  sethook(function()
+    if timed_out or clock() > deadline then
+      timed_out = true
+      error(TIMEOUT, 0)
+    end
+  end, "", 1000)
+  local r = pack(raw_pcall(fn))
+  sethook()
+  if timed_out then return "timeout" end
+  if not r[1] then
+    local e = r[2]
+    if type(e) ~= "string" then e = tostring(e) end
+    return "error", e
+  end
+  return "ok", r[2], r.n
+end
