@@ -57,6 +57,10 @@ class Engine(Rendering):
         self.concurrency = concurrency
         self._kube_factory = kube_factory or _connect
         self.events = EventBus()
+        from .health import customizations
+
+        # Health scripts kept in the store's ConfigMaps (the kubernetes store has them) join every health.
+        customizations.configure(configmaps=getattr(self.store, "health_customizations", None))
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
         """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing, and

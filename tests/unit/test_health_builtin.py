@@ -12,7 +12,9 @@ H, P, D = health.HEALTHY, health.PROGRESSING, health.DEGRADED
 S, U, M = health.SUSPENDED, health.UNKNOWN, health.MISSING
 
 
-def obj(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+def obj(
+    spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, generation: int = 1
+) -> dict[str, Any]:
     return {"metadata": {"name": "x", "generation": generation}, "spec": spec or {}, "status": status or {}}
 
 
@@ -61,24 +63,37 @@ def test_pod_restart_policies() -> None:
     for reason in ("ErrImageNeverPull", "RunContainerError", "ImagePullBackOff"):
         bad = {"phase": "Pending", "containerStatuses": [{"name": "a", "state": {"waiting": {"reason": reason}}}]}
         assert health.assess("", "Pod", obj({}, bad)).status == D, reason
-    creating = {"phase": "Pending", "containerStatuses": [{"name": "a", "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+    creating = {
+        "phase": "Pending",
+        "containerStatuses": [{"name": "a", "state": {"waiting": {"reason": "ContainerCreating"}}}],
+    }
     assert health.assess("", "Pod", obj({}, creating)).status == P
 
 
 def test_hpa_ingress_apiservice_pvc() -> None:
     hpa = "autoscaling", "HorizontalPodAutoscaler"
     assert health.assess(*hpa, obj(status={})).status == P
-    failed = [cond("AbleToScale", "True", "SucceededGetScale"), cond("ScalingActive", "False", "FailedGetResourceMetric", "no metrics")]
+    failed = [
+        cond("AbleToScale", "True", "SucceededGetScale"),
+        cond("ScalingActive", "False", "FailedGetResourceMetric", "no metrics"),
+    ]
     assert health.assess(*hpa, obj(status={"conditions": failed})) == health.Health(D, "no metrics")
-    fine = [cond("AbleToScale", "True", "ReadyForNewScale"), cond("ScalingActive", "True", "ValidMetricFound"),
-            cond("ScalingLimited", "False", "DesiredWithinRange", "the desired count is within the acceptable range")]
+    fine = [
+        cond("AbleToScale", "True", "ReadyForNewScale"),
+        cond("ScalingActive", "True", "ValidMetricFound"),
+        cond("ScalingLimited", "False", "DesiredWithinRange", "the desired count is within the acceptable range"),
+    ]
     assert health.assess(*hpa, obj(status={"conditions": fine})).status == H
     ing = "networking.k8s.io", "Ingress"
     assert health.assess(*ing, obj(status={})).status == P
     assert health.assess(*ing, obj(status={"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}})).status == H
     api = "apiregistration.k8s.io", "APIService"
     assert health.assess(*api, obj(status={"conditions": [cond("Available", "True", "Passed")]})).status == H
-    down = obj(status={"conditions": [cond("Available", "False", "MissingEndpoints", "endpoints for service/x have no addresses")]})
+    down = obj(
+        status={
+            "conditions": [cond("Available", "False", "MissingEndpoints", "endpoints for service/x have no addresses")]
+        }
+    )
     assert health.assess(*api, down) == health.Health(P, "endpoints for service/x have no addresses")
     assert health.assess("", "PersistentVolumeClaim", obj(status={"phase": "Lost"})).status == D
 

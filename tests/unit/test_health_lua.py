@@ -56,7 +56,9 @@ def judge(c: Customizations, o: dict[str, Any], group: str = CERT[0], kind: str 
 def test_a_script_decides_and_its_message_is_kept_verbatim(tmp_path: Path) -> None:
     write(tmp_path, *CERT, READY_SCRIPT)
     c = Customizations([tmp_path])
-    assert judge(c, cert("False", "  Issuer  \"le\" not found\n")) == health.Health("Degraded", "  Issuer  \"le\" not found\n")
+    assert judge(c, cert("False", '  Issuer  "le" not found\n')) == health.Health(
+        "Degraded", '  Issuer  "le" not found\n'
+    )
     assert judge(c, cert("True", "ok")) == health.Health("Healthy", "ok")
     assert judge(c, cert()) == health.Health("Progressing", "Waiting for certificate")
     # Missing and being deleted come before any script, as in Argo CD.
@@ -96,16 +98,21 @@ def test_later_sources_come_first(tmp_path: Path) -> None:
     write(tmp_path / "c", "_", "_", 'return {status="Healthy", message="c"}')
     assert judge(Customizations([tmp_path / "a", tmp_path / "c"]), cert()).message == "a"
     # argocd-cm keys from ConfigMaps come before every directory.
-    cm = {"resource.customizations.health.cert-manager.io_Certificate": 'return {status="Healthy", message="cm"}',
-          "resource.customizations.health.PersistentVolumeClaim": 'return {status="Healthy", message="core"}',
-          "resource.customizations.ignoreDifferences.all": "jsonPointers: []"}
+    cm = {
+        "resource.customizations.health.cert-manager.io_Certificate": 'return {status="Healthy", message="cm"}',
+        "resource.customizations.health.PersistentVolumeClaim": 'return {status="Healthy", message="core"}',
+        "resource.customizations.ignoreDifferences.all": "jsonPointers: []",
+    }
     c = Customizations([tmp_path / "a"], configmaps=lambda: {"cm/x": cm})
     assert judge(c, cert()).message == "cm"
     assert judge(c, {"metadata": {}}, "", "PersistentVolumeClaim").message == "core"
 
 
 def test_lua_5_1_idioms_and_the_safe_os(tmp_path: Path) -> None:
-    write(tmp_path, *CERT, """
+    write(
+        tmp_path,
+        *CERT,
+        """
 local os = require("os")
 local t = {}
 table.insert(t, "a"); table.insert(t, "b")
@@ -116,7 +123,8 @@ if io == nil and os.execute == nil and os.getenv == nil and dofile == nil and lo
   return {status = "Healthy", message = n .. " items at " .. stamp}
 end
 return {status = "Degraded", message = "sandbox leaks"}
-""")
+""",
+    )
     assert judge(Customizations([tmp_path]), cert()) == health.Health("Healthy", "2 items at 1970-01-02T00:00:00Z")
 
 
@@ -152,11 +160,15 @@ def test_an_endless_loop_is_stopped_by_its_cpu_bound(tmp_path: Path) -> None:
 
 
 def test_scripts_see_a_copy_and_share_nothing(tmp_path: Path) -> None:
-    write(tmp_path, *CERT, """
+    write(
+        tmp_path,
+        *CERT,
+        """
 counter = (counter or 0) + 1
 obj.metadata.name = "changed"
 return {status="Healthy", message=tostring(counter)}
-""")
+""",
+    )
     c = Customizations([tmp_path])
     o = cert()
     assert judge(c, o).message == "1"

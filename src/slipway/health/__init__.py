@@ -10,8 +10,20 @@ from __future__ import annotations
 from . import apiextensions, apps, batch, core, network  # noqa: F401  (importing registers their rules)
 from .kstatus import generic
 from .registry import (
-    DEGRADED, HEALTHY, MISSING, PROGRESSING, RULES, SETTLED, STATUSES, SUSPENDED, UNKNOWN, Health, assess,
-    hook_outcome, rule, worst,
+    DEGRADED,
+    HEALTHY,
+    MISSING,
+    PROGRESSING,
+    RULES,
+    SETTLED,
+    STATUSES,
+    SUSPENDED,
+    UNKNOWN,
+    Health,
+    assess,
+    hook_outcome,
+    rule,
+    worst,
 )  # fmt: skip
 from .wait import JUDGED_ONCE, Target, check, wait
 

@@ -32,7 +32,6 @@ import yaml
 
 from ..errors import ConfigError
 from ..kube import Obj
-from . import lua
 from .registry import Health
 
 log = logging.getLogger("slipway.health")
@@ -42,6 +41,8 @@ KEY_PREFIX = "resource.customizations.health."
 BLOCK_KEY = "resource.customizations"
 WILDCARD = "_"
 CONFIGMAP_TTL = 10.0  # seconds a read of the ConfigMaps is used before it is read again
+CPU_SECONDS = 1.0  # each run's CPU budget
+MEMORY = 64 << 20  # each run's Lua heap
 
 # name ("namespace/name") -> the ConfigMap's data
 ConfigMapSource = Callable[[], dict[str, dict[str, str]]]
@@ -51,10 +52,12 @@ ConfigMapSource = Callable[[], dict[str, dict[str, str]]]
 class Script:
     name: str  # what messages call it: a file, or a ConfigMap and key
     text: str
-    cpu_seconds: float = lua.CPU_SECONDS
-    memory: int = lua.MEMORY
+    cpu_seconds: float = CPU_SECONDS
+    memory: int = MEMORY
 
     def run(self, obj: Obj) -> Health:
+        from . import lua  # lupa, loaded when a script first runs
+
         return lua.run(self.text, self.name, obj, cpu_seconds=self.cpu_seconds, memory=self.memory)
 
 
@@ -99,8 +102,8 @@ class Customizations:
         dirs: Iterable[Path | str] = (),
         *,
         configmaps: ConfigMapSource | None = None,
-        cpu_seconds: float = lua.CPU_SECONDS,
-        memory: int = lua.MEMORY,
+        cpu_seconds: float = CPU_SECONDS,
+        memory: int = MEMORY,
     ) -> None:
         self.cpu_seconds, self.memory = cpu_seconds, memory
         self.dirs = [Path(d) for d in dirs]
@@ -197,7 +200,9 @@ _configmaps: ConfigMapSource | None = None
 _default: tuple[tuple[Any, ...], Customizations] | None = None
 
 
-def configure(dirs: Iterable[Path | str] | None = None, *, configmaps: ConfigMapSource | None | bool = False) -> Customizations:
+def configure(
+    dirs: Iterable[Path | str] | None = None, *, configmaps: ConfigMapSource | bool | None = False
+) -> Customizations:
     """Set the process's ``--customizations`` directories and/or its ConfigMap source (``None`` drops
     it; ``False`` leaves it); returns the set now in force, so a bad directory fails here."""
     global _flag_dirs, _configmaps

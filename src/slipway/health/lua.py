@@ -20,11 +20,10 @@ import lupa.lua54 as lupa
 
 from ..kube import Obj
 from ..lua.convert import Converter
+from .customizations import CPU_SECONDS, MEMORY
 from .registry import STATUSES, UNKNOWN, Health
 
 SANDBOX = (resources.files(__package__) / "sandbox.lua").read_text(encoding="utf-8")
-CPU_SECONDS = 1.0
-MEMORY = 64 << 20
 
 
 def _deny_attributes(obj: Any, name: str, is_setting: bool) -> str:

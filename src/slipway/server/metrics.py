@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..health.registry import STATUSES, worst
+
 if TYPE_CHECKING:
     from ..controller import Controller
     from ..engine import Engine
@@ -28,22 +30,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.server")
 
 WORKFLOW_STATUSES = ("active", "syncing", "synced", "failed", "degraded")
-HEALTH_STATUSES = ("Healthy", "Progressing", "Degraded", "Unknown")
+HEALTH_STATUSES = STATUSES  # Argo CD's six, best first
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 _GIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 def workflow_health(health: list[dict[str, Any]]) -> str:
-    """One word for a workflow from its last sync's per-object health."""
+    """One word for a workflow from its last sync's per-object health: the worst, in Argo CD's order."""
     if not health:
         return "Unknown"
-    states = {h.get("status") for h in health}
-    if "Degraded" in states:
-        return "Degraded"
-    if states - {"Healthy"}:
-        return "Progressing"
-    return "Healthy"
+    return worst(str(h.get("status")) for h in health)
 
 
 class _State(Collector):
