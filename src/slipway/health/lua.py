@@ -53,7 +53,7 @@ def _run(text: str, name: str, obj: Obj, cpu_seconds: float, memory: int) -> Hea
     runner = rt.execute(SANDBOX)
     where = f"health script {name}"
     outcome = runner(text, "=" + name, Converter(rt).to_lua(obj), cpu_seconds, time.thread_time)
-    kind, value = (outcome + (None, None))[:2] if isinstance(outcome, tuple) else (outcome, None)
+    kind, value = (*outcome, None)[:2] if isinstance(outcome, tuple) else (outcome, None)
     if kind == "timeout":
         return Health(UNKNOWN, f"{where}: stopped after {cpu_seconds:g}s of CPU (does it loop?)")
     if kind == "error":
