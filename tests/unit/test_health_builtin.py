@@ -59,6 +59,11 @@ def test_pod_restart_policies() -> None:
     assert health.assess("", "Pod", obj({"restartPolicy": "Never"}, {"phase": "Succeeded"})).status == H
     assert health.assess("", "Pod", obj({}, {"phase": "Failed", "message": "OOM"})) == health.Health(D, "OOM")
     assert health.assess("", "Pod", obj({}, {"phase": "Unknown"})).status == U
+    crashed = {"phase": "Running", "conditions": [cond("Ready", "False")],
+               "containerStatuses": [{"name": "a", "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}
+    assert health.assess("", "Pod", obj({}, crashed)) == health.Health(D, "container a terminated: OOMKilled")
+    starting = {"phase": "Running", "conditions": [cond("Ready", "False")], "containerStatuses": [{"name": "a"}]}
+    assert health.assess("", "Pod", obj({}, starting)).status == P
     # Argo CD's reading of a waiting reason: Err*, *Error and *BackOff are failures.
     for reason in ("ErrImageNeverPull", "RunContainerError", "ImagePullBackOff"):
         bad = {"phase": "Pending", "containerStatuses": [{"name": "a", "state": {"waiting": {"reason": reason}}}]}

@@ -34,6 +34,11 @@ def pod(o: Obj) -> Health:
             return Health(PROGRESSING, "running")
         if true(o, "Ready"):
             return Health(HEALTHY, "running and ready")
+        for cs in st.get("containerStatuses") or []:
+            ended = (cs.get("lastState") or {}).get("terminated")
+            if ended:  # it ran and stopped, and is not ready again: a crash, before the back-off says so
+                why = ended.get("message") or ended.get("reason") or f"exit code {ended.get('exitCode')}"
+                return Health(DEGRADED, f"container {cs.get('name')} terminated: {why}")
         return Health(PROGRESSING, "running, not ready")
     scheduled = conditions(o).get("PodScheduled", {})
     if scheduled.get("status") == "False":
