@@ -415,6 +415,20 @@ class Engine(Rendering):
 
         return resources.of_plan(self.plan(workflow_id, cancel=cancel), manifests=manifests)
 
+    @staticmethod
+    def health_of(objects: list[dict[str, Any]], customizations: list[Path] | None = None) -> list[dict[str, Any]]:
+        """Each object's health, offline, as a sync judges it live (``slipway health check``)."""
+        from .health.customizations import judge_offline
+
+        return judge_offline(objects, customizations or [])
+
+    @staticmethod
+    def use_customizations(dirs: list[str]) -> None:
+        """``--customizations``: directories of health scripts for every health this process judges."""
+        from .health.customizations import configure
+
+        configure(dirs)
+
     # -- slipway's own objects in a cluster (the kubernetes store) --------------------------------------
 
     @staticmethod

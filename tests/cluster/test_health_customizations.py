@@ -3,6 +3,7 @@ writes the resource's status through the status subresource, as an operator does
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -57,7 +58,9 @@ def gadget_crd(kube: Kube) -> Iterator[Any]:
     }, field_manager="tests")  # fmt: skip
     deadline = time.monotonic() + 30
     while True:
-        conds = {c["type"]: c["status"] for c in ((kube.get(crds, "", name) or {}).get("status") or {}).get("conditions", [])}
+        conds = {
+            c["type"]: c["status"] for c in ((kube.get(crds, "", name) or {}).get("status") or {}).get("conditions", [])
+        }
         if conds.get("Established") == "True":
             break
         assert time.monotonic() < deadline, "the CRD was never established"
@@ -83,10 +86,8 @@ def gadget_controller(kube: Kube, gadget_crd: Any, namespace: str) -> Iterator[N
                     {"type": "Ready", "status": "True" if spec.get("ready") else "False",
                      "reason": "Test", "message": spec.get("message", "")}]}  # fmt: skip
                 if g.get("status") != want:
-                    try:
+                    with contextlib.suppress(Exception):  # deleted meanwhile: the next round sees it gone
                         kube.patch_merge(gadget_crd, namespace, meta["name"], {"status": want}, subresource="status")
-                    except Exception:
-                        pass  # deleted meanwhile: the next round sees it gone
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
@@ -114,7 +115,7 @@ def test_a_script_from_a_directory_fails_and_passes_a_sync(
     scripts.mkdir(parents=True)
     (scripts / "health.lua").write_text(SCRIPT)
     monkeypatch.setenv("SLIPWAY_CUSTOMIZATIONS", str(tmp_path / "resource_customizations"))
-    bad = "Issuer \"letsencrypt\" not found:  quota  exceeded"
+    bad = 'Issuer "letsencrypt" not found:  quota  exceeded'
     repo = make_git({"k8s/g.yaml": gadget(False, bad)})
     wf = add_workflow(engine, repo, namespace)
     failed = engine.sync(wf)

@@ -59,8 +59,11 @@ def test_pod_restart_policies() -> None:
     assert health.assess("", "Pod", obj({"restartPolicy": "Never"}, {"phase": "Succeeded"})).status == H
     assert health.assess("", "Pod", obj({}, {"phase": "Failed", "message": "OOM"})) == health.Health(D, "OOM")
     assert health.assess("", "Pod", obj({}, {"phase": "Unknown"})).status == U
-    crashed = {"phase": "Running", "conditions": [cond("Ready", "False")],
-               "containerStatuses": [{"name": "a", "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}
+    crashed = {
+        "phase": "Running",
+        "conditions": [cond("Ready", "False")],
+        "containerStatuses": [{"name": "a", "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}],
+    }
     assert health.assess("", "Pod", obj({}, crashed)) == health.Health(D, "container a terminated: OOMKilled")
     starting = {"phase": "Running", "conditions": [cond("Ready", "False")], "containerStatuses": [{"name": "a"}]}
     assert health.assess("", "Pod", obj({}, starting)).status == P
@@ -125,3 +128,13 @@ def test_any_custom_resource_as_kstatus_reads_it(status: dict[str, Any], generat
 
 def test_hooks_never_count_suspended_as_done() -> None:
     assert health.hook_outcome("batch", "Job", obj({"suspend": True})).status == P
+
+
+def test_metrics_and_the_api_speak_the_same_six_words_and_pick_the_worst() -> None:
+    from slipway.server.metrics import HEALTH_STATUSES, workflow_health
+
+    assert HEALTH_STATUSES == health.STATUSES
+    assert workflow_health([{"status": "Healthy"}, {"status": "Suspended"}]) == S
+    assert workflow_health([{"status": "Missing"}, {"status": "Progressing"}]) == M
+    assert workflow_health([{"status": "Degraded"}, {"status": "Unknown"}]) == U
+    assert workflow_health([]) == U  # never synced

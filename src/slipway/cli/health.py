@@ -67,20 +67,10 @@ def _documents(path: Path) -> list[tuple[str, dict[str, Any]]]:
               help="A directory of Argo CD health scripts (<group>/<Kind>/health.lua); repeatable, later ones first.")  # fmt: skip
 def check(files: tuple[Path, ...], dirs: tuple[Path, ...]) -> None:
     """Judge the health of each object in FILES, offline; exit 0 when all are Healthy, 1 when one is not."""
-    from ..health import HEALTHY, assess
-    from ..health.customizations import Customizations, default
+    from ..engine import Engine
 
-    custom = Customizations([*default().dirs, *dirs])
-    results = []
-    for f in files:
-        for _, o in _documents(f):
-            group = o["apiVersion"].rpartition("/")[0]
-            meta = o.get("metadata") or {}
-            verdict = assess(group, o["kind"], o, customizations=custom)
-            results.append({
-                "apiVersion": o["apiVersion"], "kind": o["kind"], "name": meta.get("name"),
-                "namespace": meta.get("namespace"), "status": verdict.status, "message": verdict.message,
-            })  # fmt: skip
+    objects = [o for f in files for _, o in _documents(f)]
+    results = Engine.health_of(objects, list(dirs))
     if json_mode():
         emit_json(results)
     else:
@@ -89,4 +79,4 @@ def check(files: tuple[Path, ...], dirs: tuple[Path, ...]) -> None:
             name = f"{r['kind']}/{r['name'] or '(no name)'}" + (f" -n {r['namespace']}" if r["namespace"] else "")
             status = paint(f"{r['status']:<11}", _COLOR.get(r["status"], "red"), color)
             out(f"{status} {name}" + (f": {r['message']}" if r["message"] else ""))
-    sys.exit(0 if all(r["status"] == HEALTHY for r in results) else 1)
+    sys.exit(0 if all(r["status"] == "Healthy" for r in results) else 1)

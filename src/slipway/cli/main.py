@@ -45,9 +45,9 @@ def cli(ctx: click.Context, output: str | None, debug: bool, customizations: tup
     set_format(output)
     ctx.obj["debug"] = debug
     if customizations:
-        from ..health.customizations import configure
+        from ..engine import Engine
 
-        configure(customizations)
+        Engine.use_customizations(list(customizations))
     # Commands print their own results; the log says only what went wrong, unless --debug.
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

@@ -232,3 +232,18 @@ def default() -> Customizations:
         built = Customizations([*key[0], *key[1]], configmaps=key[2])
         _default = (key, built)
         return built
+
+
+def judge_offline(objects: list[Obj], dirs: Iterable[Path | str]) -> list[dict[str, Any]]:
+    """``slipway health check``: each object (with an apiVersion and a kind) judged with the process's
+    directories and ``dirs`` (later first), no ConfigMaps: one entry each, in order."""
+    from .registry import assess
+
+    custom = Customizations([*default().dirs, *dirs])
+    out = []
+    for o in objects:
+        meta = o.get("metadata") or {}
+        verdict = assess(str(o["apiVersion"]).rpartition("/")[0], str(o["kind"]), o, customizations=custom)
+        out.append({"apiVersion": o["apiVersion"], "kind": o["kind"], "name": meta.get("name"),
+                    "namespace": meta.get("namespace"), "status": verdict.status, "message": verdict.message})  # fmt: skip
+    return out

@@ -21,8 +21,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..health.registry import STATUSES, worst
-
 if TYPE_CHECKING:
     from ..controller import Controller
     from ..engine import Engine
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.server")
 
 WORKFLOW_STATUSES = ("active", "syncing", "synced", "failed", "degraded")
-HEALTH_STATUSES = STATUSES  # Argo CD's six, best first
+HEALTH_STATUSES = ("Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown")  # Argo CD's, best first
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 _GIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -40,7 +38,8 @@ def workflow_health(health: list[dict[str, Any]]) -> str:
     """One word for a workflow from its last sync's per-object health: the worst, in Argo CD's order."""
     if not health:
         return "Unknown"
-    return worst(str(h.get("status")) for h in health)
+    rank = {s: i for i, s in enumerate(HEALTH_STATUSES)}
+    return max((str(h.get("status")) for h in health), key=lambda s: rank.get(s, len(rank)))
 
 
 class _State(Collector):
