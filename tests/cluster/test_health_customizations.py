@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from slipway.engine import Engine
 from slipway.health import customizations
 from slipway.kube import Kube
+from slipway.store.kubernetes import KubernetesStore
 
 from .conftest import add_workflow, dump
 
@@ -48,6 +50,10 @@ def gadget_crd(kube: Kube) -> Iterator[Any]:
     crds = kube.discovery.lookup("apiextensions.k8s.io/v1", "CustomResourceDefinition")
     name = f"{PLURAL}.{GROUP}"
     free = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    deadline = time.monotonic() + 60
+    while ((kube.get(crds, "", name) or {}).get("metadata") or {}).get("deletionTimestamp"):
+        assert time.monotonic() < deadline, "the CRD of an earlier run is still being deleted"
+        time.sleep(0.3)  # an earlier run's: let it go before making it again
     kube.apply(crds, {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
         "spec": {"group": GROUP, "scope": "Namespaced",
@@ -56,10 +62,10 @@ def gadget_crd(kube: Kube) -> Iterator[Any]:
                                "schema": {"openAPIV3Schema": {"type": "object",
                                                               "properties": {"spec": free, "status": free}}}}]},
     }, field_manager="tests")  # fmt: skip
-    deadline = time.monotonic() + 30
     while True:
         conds = {
-            c["type"]: c["status"] for c in ((kube.get(crds, "", name) or {}).get("status") or {}).get("conditions", [])
+            c["type"]: c["status"]
+            for c in ((kube.get(crds, "", name) or {}).get("status") or {}).get("conditions") or []
         }
         if conds.get("Established") == "True":
             break
@@ -152,3 +158,30 @@ def test_a_script_in_a_labelled_configmap_of_the_kubernetes_store(
     passed = engine.sync(wf)
     assert passed.status == "succeeded", passed.message
     assert any(h["status"] == "Healthy" and h["message"] == "cooled down" for h in passed.health)
+
+
+def test_the_kubernetes_stores_configmap_source_decides_a_sync(
+    engine: Engine, kube: Kube, make_git, namespace: str,  # type: ignore[no-untyped-def]
+    gadget_controller: None, reset_customizations: None,
+) -> None:  # fmt: skip
+    """What the kubernetes store reads (its labelled ConfigMaps), as the source of the health a sync waits on,
+    on any store: only labelled ConfigMaps count, and a later name comes first."""
+    cms = kube.discovery.lookup("v1", "ConfigMap")
+    key = f"resource.customizations.health.{GROUP}_{KIND}"
+    for name, labelled, message in [("a-health", True, "from a"), ("b-health", True, None), ("c-health", False, "c")]:
+        text = SCRIPT if message is None else f'return {{status = "Degraded", message = "{message}"}}'
+        labels = {"slipway.dev/customizations": "yes"} if labelled else {}
+        kube.apply(cms, {"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": name, "namespace": namespace, "labels": labels}, "data": {key: text}},
+                   field_manager="tests")  # fmt: skip
+    store_like = SimpleNamespace(kube=kube, namespace=namespace)
+    found = KubernetesStore.health_customizations(store_like)  # type: ignore[arg-type]
+    assert sorted(found) == [f"{namespace}/a-health", f"{namespace}/b-health"]
+    customizations.configure(configmaps=lambda: KubernetesStore.health_customizations(store_like))  # type: ignore[arg-type]
+    repo = make_git({"k8s/g.yaml": gadget(False, "the gadget is on fire")})
+    wf = add_workflow(engine, repo, namespace)
+    failed = engine.sync(wf)
+    assert failed.status == "failed" and f"{KIND}/g1 is degraded: the gadget is on fire" in failed.message
+    repo.commit({"k8s/g.yaml": gadget(True, "cooled down")})
+    passed = engine.sync(wf)
+    assert passed.status == "succeeded", passed.message
