@@ -181,3 +181,50 @@ def test_a_bad_configmap_key_is_named_and_skipped(caplog: pytest.LogCaptureFixtu
     c = Customizations([], configmaps=lambda: {"cm/x": cm})
     assert c.find("", "Pod") is None
     assert "cm/x" in caplog.text and "resource.customizations.health." in caplog.text
+
+
+PATTERN_CASES = [
+    ("hello world", "o w"), ("hello world", "(o)(r)"), ("hello", "l+"), ("hello", "l*"), ("hello", "x*"),
+    ("hello", "^h"), ("hello", "^e"), ("hello", "o$"), ("hello", "l$"), ("key=value; k2=v2", "(%w+)=(%w+)"),
+    ("THE (quick) fox", "%((%a+)%)"), ("f(a(b)c)d", "%b()"), ("THE (quick) fox", "%f[%a]%a+"),
+    ("abcabc", "(a)(b)c%1"), ("  trim  ", "^%s*(.-)%s*$"), ("a.b.c", "[%.]"), ("a-b_c", "[a-c_]+"),
+    ("x = 10, y = 20", "(%a)%s*=%s*(%d+)"), ("ratio 3/4", "()(%d+)/(%d+)()"), ("", ".-"), ("", "^$"),
+    ("aaa", "a-b"), ("aaa", "a?a?a?a"), ("[x]", "[]]"), ("[x]", "[^]]+"), ("nginx:1.25@sha256:abc", "^(.-):(.-)@(.*)$"),
+    ("abc", "[^%a]"), ("tab\there", "%c"), ("Ready=True", "(%u%l+)=(%u%l+)"), ("a,b,,c", "([^,]*)"),
+]  # fmt: skip
+
+
+def _pattern_script(s: str, p: str) -> str:
+    q = lambda v: "'" + v.replace("\\", "\\\\").replace("'", "\\'").replace("\t", "\\t") + "'"  # noqa: E731
+    return f"""
+local function show(...) local t = table.pack(...) local out = {{}}
+  for i = 1, t.n do out[#out + 1] = tostring(t[i]) end return table.concat(out, ",") end
+local parts = {{show(string.find({q(s)}, {q(p)})), show(string.find({q(s)}, {q(p)}, 3)), show(string.match({q(s)}, {q(p)})),
+  show(string.gsub({q(s)}, {q(p)}, "<%0>")), show(string.gsub({q(s)}, {q(p)}, function(a) return "[" .. tostring(a) .. "]" end, 2))}}
+for a, b in string.gmatch({q(s)}, {q(p)}) do parts[#parts + 1] = show(a, b) end
+return {{status = "Healthy", message = table.concat(parts, " | ")}}
+"""
+
+
+@pytest.mark.parametrize("subject,pattern", PATTERN_CASES)
+def test_the_lua_pattern_matcher_agrees_with_lua_s_own(subject: str, pattern: str) -> None:
+    from slipway.health import lua
+
+    script = _pattern_script(subject, pattern)
+    c = lua.run(script, "p.lua", {}, pattern_cost=float("inf"))
+    mine = lua.run(script, "p.lua", {}, pattern_cost=0)
+    assert c.status == "Healthy", c.message
+    assert mine == c
+
+
+def test_a_costly_pattern_is_stopped_by_the_cpu_bound_not_hung(tmp_path: Path) -> None:
+    # The C matcher would backtrack here for minutes, out of the debug hook's reach.
+    path = write(
+        tmp_path,
+        *CERT,
+        'local s = string.rep("a", 400) return {status = "Healthy", message = tostring(s:find(".-.-.-.-b"))}',
+    )
+    started = time.monotonic()
+    h = judge(Customizations([tmp_path], cpu_seconds=0.3), cert())
+    assert time.monotonic() - started < 10
+    assert h.status == health.UNKNOWN and str(path) in h.message and "CPU" in h.message

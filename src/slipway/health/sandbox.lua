@@ -1,6 +1,8 @@
 -- The environment a health script runs in: what Argo CD's scripts expect of gopher-lua (Lua 5.1
 -- idioms, a safe os with time and date only, no io, no loading of files), on Lua 5.4. Called
--- once per run in a fresh Lua state: run(text, chunkname, obj, budget, clock).
+-- once per run in a fresh Lua state: this chunk gets the Lua pattern matcher (patterns.lua) and the
+-- cost above which a match uses it, and returns run(text, chunkname, obj, budget, clock).
+local patterns, pattern_budget = ...
 local raw_pcall, raw_xpcall, sethook, pack, unpack = pcall, xpcall, debug.sethook, table.pack, table.unpack
 local TIMEOUT = setmetatable({}, {__tostring = function() return "CPU budget exceeded" end})
 local timed_out = false
@@ -29,7 +31,30 @@ env.xpcall = function(f, handler, ...) return rethrow(pack(raw_xpcall(f, handler
 env.unpack = unpack
 
 env.string = copy(string)
-env.string.gfind = string.gmatch
+local s_find, s_match, s_gmatch, s_gsub, math_type = string.find, string.match, string.gmatch, string.gsub, math.type
+-- The C matcher for what is cheap, the hooked Lua one for what could run for minutes (patterns.lua).
+local function plain_int(x) return x == nil or math_type(x) == "integer" end
+env.string.find = function(s, p, init, plain)
+  if plain or not plain_int(init) or patterns.cheap(s, p, pattern_budget) then return s_find(s, p, init, plain) end
+  return patterns.find(s, p, init)
+end
+env.string.match = function(s, p, init)
+  if not plain_int(init) or patterns.cheap(s, p, pattern_budget) then return s_match(s, p, init) end
+  return patterns.match(s, p, init)
+end
+env.string.gmatch = function(s, p, init)
+  if not plain_int(init) or patterns.cheap(s, p, pattern_budget) then return s_gmatch(s, p, init) end
+  return patterns.gmatch(s, p, init)
+end
+env.string.gsub = function(s, p, repl, n)
+  local tr = type(repl)
+  if not plain_int(n) or (tr ~= "string" and tr ~= "number" and tr ~= "table" and tr ~= "function")
+     or patterns.cheap(s, p, pattern_budget) then
+    return s_gsub(s, p, repl, n)
+  end
+  return patterns.gsub(s, p, repl, n)
+end
+env.string.gfind = env.string.gmatch
 env.table = copy(table)
 env.table.getn = function(t) return #t end
 env.table.maxn = function(t)
