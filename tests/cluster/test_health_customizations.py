@@ -29,6 +29,9 @@ PLURAL = "healthgadgets"  # no other test uses it
 # Argo CD's shape: the script sees obj, returns {status=..., message=...}; it keeps the controller's words.
 SCRIPT = """
 local hs = {}
+if obj.spec.paused then
+  return {status = "Suspended", message = "paused by its owner"}
+end
 if obj.status == nil or obj.status.conditions == nil then
   hs.status = "Progressing"
   hs.message = "waiting for the gadget controller"
@@ -137,6 +140,16 @@ def test_a_script_from_a_directory_fails_and_passes_a_sync(
     # What workflow status and the API show of it now: the same script's word.
     rows = {r["resource"]: r for r in engine.resources(wf)}
     assert rows[f"{KIND}/g1"]["health"] == {"status": "Healthy", "message": "all gadgets go"}
+
+    # Suspended settles the wait: the sync succeeds at once and records the word.
+    repo.commit({"k8s/g.yaml": dump({"apiVersion": f"{GROUP}/v1", "kind": KIND, "metadata": {"name": "g1"},
+                                     "spec": {"ready": False, "message": "never", "paused": True}})})  # fmt: skip
+    started = time.monotonic()
+    paused = engine.sync(wf)
+    assert paused.status == "succeeded", paused.message
+    assert time.monotonic() - started < 30  # not the 60 s timeout
+    assert {"resource": f"{KIND}/g1", "namespace": namespace, "status": "Suspended",
+            "message": "paused by its owner"} in paused.health  # fmt: skip
 
 
 @pytest.mark.parametrize("store_backend", ["kubernetes"], indirect=True)

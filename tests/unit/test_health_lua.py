@@ -136,9 +136,16 @@ return {status = "Degraded", message = "sandbox leaks"}
         ("", "returned no health"),
         ('return {status="Fine"}', "invalid health status"),
         ('return "Healthy"', "returned a string"),
+        ("return 42", "returned a number"),
         ("this is not lua", "syntax error"),
         ('local s = string.rep("x", 1024 * 1024) local t = {} for i = 1, 1e9 do t[i] = s .. i end', "memory"),
         ('return {status="Healthy", message=io.open("/etc/passwd"):read("*a")}', "io"),
+        ("return {status={}}", "invalid health status 'a table'"),
+        ('return {status="Healthy", message={}}', "message that is a table"),
+        # Code of the script's that would run after its bound: refused, or still bounded.
+        ("setmetatable({}, {__gc = function() while true do end end}) return {status='Healthy'}", "__gc"),
+        ("return setmetatable({}, {__index = function() while true do end end})", "invalid health status 'a nil'"),
+        ("error(setmetatable({}, {__tostring = function() while true do end end}))", "CPU"),
     ],
 )
 def test_a_broken_script_is_unknown_naming_it(tmp_path: Path, script: str, expected: str) -> None:

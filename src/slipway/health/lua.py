@@ -66,27 +66,21 @@ def _run(text: str, name: str, obj: Obj, cpu_seconds: float, memory: int, patter
     runner = load(SANDBOX, "=slipway.sandbox")(load(PATTERNS, "=slipway.patterns")(), pattern_cost)
     where = f"health script {name}"
     outcome = runner(text, "=" + name, Converter(rt).to_lua(obj), cpu_seconds, time.thread_time)
-    kind, value = (*outcome, None)[:2] if isinstance(outcome, tuple) else (outcome, None)
+    kind, a, b = (*outcome, None, None)[:3] if isinstance(outcome, tuple) else (outcome, None, None)
     if kind == "timeout":
         return Health(UNKNOWN, f"{where}: stopped after {cpu_seconds:g}s of CPU (does it loop?)")
     if kind == "error":
-        text = str(value)
+        text = str(a)
         if "not enough memory" in text:
             return Health(UNKNOWN, f"{where}: ran out of memory (limit {memory >> 20} MiB)")
         return Health(UNKNOWN, text if text.startswith(name) else f"{where}: {text}")
-    if value is None:
-        return Health(UNKNOWN, f"{where} returned no health (it must return a table with a status)")
-    if lupa.lua_type(value) != "table":
-        kind_name = type(value).__name__ if lupa.lua_type(value) is None else lupa.lua_type(value)
-        kind_name = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}.get(kind_name, kind_name)
-        return Health(UNKNOWN, f"{where} returned a {kind_name}, not a table with a status")
-    status, message = value["status"], value["message"]
+    if kind == "value":
+        if a == "nil":
+            return Health(UNKNOWN, f"{where} returned no health (it must return a table with a status)")
+        return Health(UNKNOWN, f"{where} returned a {a}, not a table with a status")
+    if kind == "badmessage":
+        return Health(UNKNOWN, f"{where} returned a message that is a {a}, not a string")
+    status, message = str(a), str(b or "")
     if status not in STATUSES:
         return Health(UNKNOWN, f"{where} returned an invalid health status {status!r} (one of {', '.join(STATUSES)})")
-    if message is None:
-        message = ""
-    elif isinstance(message, (int, float)) and not isinstance(message, bool):
-        message = str(message)
-    elif not isinstance(message, str):
-        return Health(UNKNOWN, f"{where} returned a message that is not a string")
     return Health(status, message)

@@ -78,6 +78,33 @@ env._G = env
 -- Strings' methods ("x"):len() look in the string table the script sees.
 getmetatable("").__index = env.string
 
+-- A finalizer would run when the state is closed, outside any bound: none for scripts.
+local raw_setmetatable = setmetatable
+env.setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not available to health scripts", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
+local function judge(fn)
+  local r = pack(raw_pcall(fn))
+  if timed_out then return "timeout" end
+  if not r[1] then
+    local e = r[2]
+    if type(e) ~= "string" then e = tostring(e) end  -- a __tostring runs here, still under the hook
+    return "error", e
+  end
+  local v = r[2]
+  if type(v) ~= "table" then return "value", type(v) end
+  -- rawget: an __index of the script's must not run once the hook is gone.
+  local status, message = rawget(v, "status"), rawget(v, "message")
+  if type(status) ~= "string" then status = "a " .. type(status) end
+  if type(message) == "number" then message = tostring(message)
+  elseif message ~= nil and type(message) ~= "string" then return "badmessage", type(message) end
+  return "health", status, message
+end
+
 return function(text, chunkname, obj, budget, clock)
   local fn, err = load(text, chunkname, "t", env)
   if fn == nil then return "error", "syntax error: " .. tostring(err) end
@@ -89,13 +116,11 @@ return function(text, chunkname, obj, budget, clock)
       error(TIMEOUT, 0)
     end
   end, "", 1000)
-  local r = pack(raw_pcall(fn))
+  local ok, kind, a, b = raw_pcall(judge, fn)
   sethook()
   if timed_out then return "timeout" end
-  if not r[1] then
-    local e = r[2]
-    if type(e) ~= "string" then e = tostring(e) end
-    return "error", e
+  if not ok then
+    return "error", type(kind) == "string" and kind or "the script's error could not be shown"
   end
-  return "ok", r[2], r.n
+  return kind, a, b
 end
