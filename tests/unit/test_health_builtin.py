@@ -92,6 +92,10 @@ def test_hpa_ingress_apiservice_pvc() -> None:
         cond("ScalingLimited", "False", "DesiredWithinRange", "the desired count is within the acceptable range"),
     ]
     assert health.assess(*hpa, obj(status={"conditions": fine})).status == H
+    import json
+
+    v1 = {"metadata": {"name": "x", "annotations": {"autoscaling.alpha.kubernetes.io/conditions": json.dumps(fine)}}}
+    assert health.assess(*hpa, v1).status == H
     ing = "networking.k8s.io", "Ingress"
     assert health.assess(*ing, obj(status={})).status == P
     assert health.assess(*ing, obj(status={"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}})).status == H

@@ -2,11 +2,15 @@
 
 Argo CD's readings: an Ingress is Progressing until ``status.loadBalancer.ingress`` has an IP or a
 hostname; an autoscaler is Degraded when its conditions say it cannot read its target or its
-metrics, Healthy once it has scaled or found the desired count within range; an APIService is
+metrics, Healthy once it has scaled or found the desired count within range (autoscaling/v1
+keeps its conditions in an annotation); an APIService is
 Healthy when its ``Available`` condition is True, else Progressing with that condition's message.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from ..kube import Obj
 from ..kube.objects import conditions
@@ -34,9 +38,19 @@ _HPA_HEALTHY = {
 }  # fmt: skip
 
 
+def _v1_conditions(o: Obj) -> list[dict[str, Any]]:
+    # autoscaling/v1 has no status.conditions: the server keeps them, as JSON, in an annotation.
+    text = ((o.get("metadata") or {}).get("annotations") or {}).get("autoscaling.alpha.kubernetes.io/conditions")
+    try:
+        found = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+
+
 @rule("autoscaling", "HorizontalPodAutoscaler")
 def hpa(o: Obj) -> Health:
-    conds = (status(o).get("conditions")) or []
+    conds = (status(o).get("conditions")) or _v1_conditions(o)
     for c in conds:
         if (c.get("type"), c.get("reason")) in _HPA_DEGRADED:
             return Health(DEGRADED, c.get("message") or c.get("reason", ""))
