@@ -26,6 +26,7 @@ from .errors import (
     SyncInProgress,
 )
 from .events import EventBus
+from .health import customizations
 from .model import Repository, RetryPolicy, Workflow, new_id
 from .pushes import Replicas
 from .rendering import Rendering
@@ -61,6 +62,8 @@ class Engine(Rendering):
         self._kube_factory = kube_factory or _connect
         self.events = EventBus()
         self.replicas = Replicas(self.store)  # what processes sharing the store tell each other
+        # Health scripts kept in the store's ConfigMaps (the kubernetes store has them) join every health.
+        customizations.configure(configmaps=getattr(self.store, "health_customizations", None))
 
     def removal_plan(self, workflow_id: str, cancel: threading.Event | None = None) -> Plan:
         """What ``remove --cascade`` would delete: the inventory planned as if Git declared nothing, and
@@ -447,6 +450,10 @@ class Engine(Rendering):
         from . import resources
 
         return resources.of_plan(plan, manifests=manifests)
+
+    # ``slipway health check`` and ``--customizations``: health offline, the process's script directories
+    health_of = staticmethod(customizations.judge_offline)
+    use_customizations = staticmethod(customizations.configure)
 
     def assess(
         self, workflow_id: str, cancel: threading.Event | None = None, *, inventory: dict[Any, str] | None = None

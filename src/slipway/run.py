@@ -217,13 +217,13 @@ class Run:
         targets = [health.Target(it.ref, it.info) for it in items if it.info is not None and it.action != "blocked"]
 
         def report(states: dict[ObjectRef, health.Health]) -> None:
-            healthy = sum(1 for h in states.values() if h.status == health.HEALTHY)
+            healthy = sum(1 for h in states.values() if h.status in health.SETTLED)
             # What a person waits for, by name: the first few not healthy yet, with their state.
             waiting = [
                 {"resource": t.ref.resource, "namespace": t.ref.namespace or None,
                  "status": states[t.ref].status if t.ref in states else None,  # None: not looked at yet
                  "message": states[t.ref].message if t.ref in states else ""}
-                for t in targets if t.ref not in states or states[t.ref].status != health.HEALTHY
+                for t in targets if t.ref not in states or states[t.ref].status not in health.SETTLED
             ][:5]  # fmt: skip
             self.progress("health", {"total": len(targets), "healthy": healthy, "waiting": waiting})
 
@@ -250,7 +250,7 @@ class Run:
         self.result.health = earlier + list(latest.values())
         if ok:
             return True, ""
-        bad = [(ref, h) for ref, h in sorted(states.items()) if h.status != health.HEALTHY]
+        bad = [(ref, h) for ref, h in sorted(states.items()) if h.status not in health.SETTLED]
         worst = next(((r, h) for r, h in bad if h.status == health.DEGRADED), bad[0] if bad else None)
         if worst is None:
             return False, f"health check timed out after {policy.timeout}"

@@ -16,6 +16,7 @@ FIELD_MANAGER = "slipway"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_WORKFLOW = "slipway.dev/workflow"
 LABEL_INSTANCE = "slipway.dev/instance"  # the state store that applied it
+LABEL_CUSTOMIZATIONS = "slipway.dev/customizations"  # ConfigMaps of health scripts (kubernetes store)
 ANNOTATION_PREFIX = "slipway.dev/"
 HASH_ANNOTATION = ANNOTATION_PREFIX + "applied-hash"
 # slipway's own notes on an object, never shown in a diff (what a repository declares always is).

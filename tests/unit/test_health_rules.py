@@ -33,7 +33,7 @@ def cond(kind: str, value: str, reason: str = "", message: str = "") -> dict[str
         # Complete by the numbers: a stale deadline condition from an earlier rollout does not count.
         (obj({"replicas": 1}, {"observedGeneration": 1, "updatedReplicas": 1, "replicas": 1, "availableReplicas": 1,
                                "conditions": [cond("Progressing", "False", "ProgressDeadlineExceeded")]}), H),
-        (obj({"paused": True}, {"observedGeneration": 1}), H),
+        (obj({"paused": True}, {"observedGeneration": 1}), health.SUSPENDED),  # as Argo CD shows it
         (obj({"replicas": 0}, {"observedGeneration": 1}), H),
     ],
 )  # fmt: skip

@@ -21,6 +21,7 @@ from ..errors import SlipwayError, describe
 from .admin import install, migrate
 from .cluster import cluster
 from .controller import controller
+from .health import health
 from .output import FORMATS, error, guard_pipes, json_mode, output_option, set_format
 from .repo import repo
 from .run import run
@@ -34,13 +35,19 @@ from .workflow import workflow
 @click.option("-o", "--output", type=click.Choice(FORMATS), default=None,
               help="Output format: text, wide (more columns), json or yaml. Also accepted after the command.")  # fmt: skip
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--customizations", multiple=True, metavar="DIR", type=click.Path(exists=True, file_okay=False),
+              help="A directory of Argo CD health scripts (<group>/<Kind>/health.lua); repeatable, later ones first.")  # fmt: skip
 @click.version_option(slipway.__version__, "--version", prog_name="slipway", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, output: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, output: str | None, debug: bool, customizations: tuple[str, ...]) -> None:
     """slipway: GitOps for Kubernetes you can script, read and trust."""
     ctx.ensure_object(dict)
     set_format(output)
     ctx.obj["debug"] = debug
+    if customizations:
+        from ..engine import Engine
+
+        Engine.use_customizations(list(customizations))
     # Commands print their own results; the log says only what went wrong, unless --debug.
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -50,7 +57,8 @@ def cli(ctx: click.Context, output: str | None, debug: bool) -> None:
     )
 
 
-COMMANDS = (repo, workflow, diff, sync, rollback, history, controller, server, token, run, cluster, install, migrate)
+COMMANDS = (repo, workflow, diff, sync, rollback, history, controller, server, token, run, health, cluster, install,
+            migrate)  # fmt: skip
 for command in COMMANDS:
     cli.add_command(command)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..kube import Obj
 from ..kube.objects import conditions
-from .registry import DEGRADED, HEALTHY, PROGRESSING, Health, rule, spec, status, unobserved
+from .registry import DEGRADED, HEALTHY, PROGRESSING, SUSPENDED, Health, rule, spec, status, unobserved
 
 
 @rule("apps", "Deployment")
@@ -12,7 +12,7 @@ def deployment(o: Obj) -> Health:
     if (h := unobserved(o)) is not None:
         return h
     if spec(o).get("paused"):
-        return Health(HEALTHY, "paused")
+        return Health(SUSPENDED, "deployment is paused")
     want = spec(o).get("replicas", 1)
     st = status(o)
     updated, total, available = st.get("updatedReplicas", 0), st.get("replicas", 0), st.get("availableReplicas", 0)

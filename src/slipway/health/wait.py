@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Cancelled, KubeError
 from ..kube import Obj, ObjectRef, ResourceInfo
-from .registry import DEGRADED, HEALTHY, MISSING, Health, assess
+from .registry import DEGRADED, MISSING, SETTLED, Health, assess
 
 if TYPE_CHECKING:
     from ..kube import Kube
@@ -70,10 +70,11 @@ def wait(
     known: dict[ObjectRef, Obj] | None = None,
     judge: Judge = assess,
 ) -> tuple[bool, dict[ObjectRef, Health]]:
-    """Poll until every target is Healthy (True), or one stays Degraded, or the timeout passes (False).
+    """Poll until every target is Healthy or Suspended (True), or one stays Degraded, or the timeout
+    passes (False). Unknown and Missing are waited on like Progressing: they are no verdict yet.
 
     ``known`` holds objects as the apply just returned them: kinds in :data:`JUDGED_ONCE` are
-    judged from those without a request. A target once Healthy is not read again, and polls
+    judged from those without a request. A target once Healthy or Suspended is not read again, and polls
     come at most a second apart for the first five seconds, then at most a fifth of the time
     waited so far apart (5 s at most). A Degraded verdict must hold for ``degraded_grace`` seconds
     before the wait gives up early: controllers report a new generation before they have
@@ -89,11 +90,11 @@ def wait(
         obj = (known or {}).get(t.ref)
         if obj is not None and (t.info.group, t.info.kind) in JUDGED_ONCE:
             verdict = judge(t.info.group, t.info.kind, obj)
-            if verdict.status == HEALTHY:
+            if verdict.status in SETTLED:
                 last[t.ref] = verdict
     degraded_since: dict[ObjectRef, float] = {}
     while True:
-        pending = [t for t in targets if last.get(t.ref, Health(MISSING)).status != HEALTHY]
+        pending = [t for t in targets if last.get(t.ref, Health(MISSING)).status not in SETTLED]
         if pending:
             try:
                 last.update(check(kube, pending, selector, judge))
@@ -102,7 +103,7 @@ def wait(
                     raise
         if progress is not None and last:
             progress(last)
-        if len(last) == len(targets) and all(h.status == HEALTHY for h in last.values()):
+        if len(last) == len(targets) and all(h.status in SETTLED for h in last.values()):
             return True, last
         now = time.monotonic()
         for ref, h in last.items():

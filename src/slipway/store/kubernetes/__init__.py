@@ -40,7 +40,7 @@ from .claims import Claims
 from .config import Config
 from .executions import Executions
 from .inventory import Inventory
-from .names import SECRETS
+from .names import CONFIGMAPS, SECRETS
 from .records import Records
 from .replicas import Replicas
 from .tokens import Tokens
@@ -56,6 +56,14 @@ class KubernetesStore(Claims, Inventory, Records, Config, Executions, Tokens, Re
         self._files_lock = threading.Lock()
         self._dir: Path | None = None
         self.recover_interrupted()
+
+    def health_customizations(self) -> dict[str, dict[str, str]]:
+        """The data of the ConfigMaps in slipway's namespace labelled ``slipway.dev/customizations``:
+        Argo CD's ``argocd-cm`` health keys, read by :mod:`slipway.health.customizations`."""
+        from ...settings import LABEL_CUSTOMIZATIONS
+
+        found = self.kube.list(CONFIGMAPS, self.namespace, label_selector=LABEL_CUSTOMIZATIONS)
+        return {f"{self.namespace}/{cm['metadata']['name']}": cm.get("data") or {} for cm in found}
 
     def kubeconfig_file(self, secret_name: str) -> Path:
         """The ``kubeconfig`` key of a Secret in slipway's namespace, as a private file (mode 0600) of

@@ -88,6 +88,7 @@ const STATUS = {
   interrupted: ["Interrupted", "warn"],
   Healthy: ["Healthy", "good"],
   Progressing: ["Progressing", "busy"],
+  Suspended: ["Suspended", "neutral"],
   Degraded: ["Degraded", "bad"],
   Unknown: ["Unknown", "neutral"],
   Missing: ["Missing", "warn"],
