@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
+from .actions.service import Operations
 from .errors import (
     ConfigError,
     HeldBack,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.engine")
 
 
-class Engine(Rendering):
+class Engine(Rendering, Operations):
     def __init__(
         self,
         store: StateStore | None = None,
