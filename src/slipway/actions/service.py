@@ -195,6 +195,7 @@ class Operations:
         self, wf: Workflow, target: Target, action: str, params: dict[str, str], script: Path
     ) -> list[dict[str, Any]]:
         out = run_lua(script, "action", target.live, params)
+        impacted: list[dict[str, Any]]
         if isinstance(out, dict):
             impacted = [{"operation": "patch", "resource": out}]
         elif isinstance(out, list) and all(isinstance(i, dict) and "operation" in i for i in out):
@@ -224,7 +225,7 @@ class Operations:
                 )
         changes: list[dict[str, Any]] = []
         for item in impacted:
-            res: dict[str, Any] = item["resource"]
+            res = item["resource"]
             if item["operation"] == "patch":
                 patch = merge_patch(target.live, res) or {}
                 patch.pop("status", None)
@@ -238,7 +239,6 @@ class Operations:
                 changes.append({"type": "update", "resource": target.ref.resource, "namespace": target.ref.namespace,
                                 "api_version": target.api_version, "action": action, "params": params, "fields": fields})  # fmt: skip
             else:
-                res = dict(res)
                 res = {**res, "metadata": {**(res.get("metadata") or {}), "namespace": target.ref.namespace}}
                 info = kube.discovery.lookup(str(res.get("apiVersion") or ""), str(res.get("kind") or ""))
                 made = kube.create(info, res, field_manager=FIELD_MANAGER)
