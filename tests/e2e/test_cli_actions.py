@@ -37,6 +37,16 @@ def test_action_list_and_run_from_the_command_line(cli: Cli, namespace: str) -> 
     ran = cli("action", "run", "app-wf", "Deployment/web", "restart", "--yes", "-o", "json")
     assert ran.returncode == 0 and json.loads(ran.stdout)["status"] == "succeeded"
 
+    # A customization of the kind replaces the built-ins; a directory that is not one is refused.
+    custom = cli.cwd / "custom" / "apps" / "Deployment" / "actions"
+    (custom / "hello").mkdir(parents=True)
+    (custom / "discovery.lua").write_text("return {hello = {}}")
+    (custom / "hello" / "action.lua").write_text('obj.metadata.labels["hello"] = "yes"; return obj')
+    mine = cli("action", "--customizations", str(cli.cwd / "custom"), "list", "app-wf", "Deployment/web", "-o", "json")
+    assert [a["name"] for a in json.loads(mine.stdout)["actions"]] == ["hello"], mine.stderr
+    nowhere = cli("action", "--customizations", str(cli.cwd / "nowhere"), "list", "app-wf", "Deployment/web")
+    assert nowhere.returncode == 2 and "not a directory" in nowhere.stderr
+
     history = json.loads(cli("history", "app-wf", "-o", "json").stdout)
     actions = [h for h in history if h["kind"] == "action"]
     assert [h["message"].split()[0] for h in actions] == ["restart", "scale"]

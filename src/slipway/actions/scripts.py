@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, SlipwayError
+from ..errors import ConfigError, UserError
 
 BUILTIN = Path(__file__).parent / "builtin"
 SANDBOX = Path(__file__).parent / "sandbox.py"
@@ -30,7 +30,7 @@ TIMEOUT = 5.0  # seconds one script may run
 MEMORY = 512 * 1024 * 1024  # the child's whole address space; Lua itself gets 64 MiB of it
 
 
-class ActionError(SlipwayError):
+class ActionError(UserError):
     """An action script failed, or asked for something an action may not do; nothing was changed."""
 
 

@@ -18,8 +18,17 @@ from .output import emit_json, json_mode, out
 
 
 @click.group("action")
-def action() -> None:
+@click.option("--customizations", "dirs", multiple=True, metavar="DIR",
+              help="A directory of <group>/<Kind>/actions/ scripts (repeatable); before $SLIPWAY_CUSTOMIZATIONS.")  # fmt: skip
+def action(dirs: tuple[str, ...]) -> None:
     """Resource actions (restart, scale, pause, resume, create-job, your own Lua) on a workflow's objects."""
+    if dirs:
+        from pathlib import Path
+
+        for d in dirs:
+            if not Path(d).expanduser().is_dir():
+                raise ConfigError(f"--customizations: {d} is not a directory")
+        engine().customizations = tuple(Path(d).expanduser() for d in dirs)
 
 
 _namespace = click.option(
