@@ -9,12 +9,17 @@ from typing import Any
 import pytest
 
 from tests.manifests import configmap, deployment, dump
+from tests.server.test_events_metrics import metrics, value
 
 from .conftest import add_workflow, screenshot, wait_until
 
 pytestmark = pytest.mark.cluster
 
 NO_SIDEWAYS = "() => [document.documentElement.scrollWidth, window.innerWidth]"
+
+
+def metrics_value(server: Any, name: str, **labels: str) -> float | None:
+    return value(metrics(server), name, **labels)
 
 
 def _synced(server: Any, wf: str) -> None:
@@ -116,6 +121,9 @@ def test_a_viewer_sees_the_tree_without_buttons_and_the_api_refuses(
     assert bad.status_code == 400
     unknown = operator.post("/api/v1/workflows/shop/actions", json={**body, "action": "explode"})
     assert unknown.status_code == 400 and "no action 'explode'" in unknown.json()["error"]
+    # An action is no sync: the workflow's health in /metrics is still its last sync's.
+    assert operator.post("/api/v1/workflows/shop/actions", json=body).json()["status"] == "succeeded"
+    assert metrics_value(server, "slipway_workflow_health", workflow="shop", health="Healthy") == 1
     tree = server.client("viewer").get("/api/v1/workflows/shop/tree").json()["tree"]
     assert tree[0]["kind"] == "Deployment" and tree[0]["children"][0]["kind"] == "ReplicaSet"
     assert ui.errors == []

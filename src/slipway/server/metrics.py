@@ -70,7 +70,8 @@ class _State(Collector):
             for wf in self.engine.workflows():
                 try:
                     state = self.engine.run_state(wf.id)
-                    last = self.engine.history(wf.id, 1)
+                    # An action's record is no sync: the health is the last sync's or rollback's.
+                    last = [r for r in self.engine.history(wf.id, 20) if r.kind != "action"][:1]
                     owned = self.engine.owned_count(wf.id)
                 except Exception:
                     continue  # removed while we scraped
