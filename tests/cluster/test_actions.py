@@ -134,6 +134,7 @@ actions["greet"] = {["params"] = {{["name"] = "who"}}}
 actions["fail"] = {}
 actions["spin"] = {}
 actions["other"] = {}
+actions["grow"] = {}
 return actions
 """
 LUA_GREET = """
@@ -156,6 +157,7 @@ def test_lua_actions_in_argo_cds_format(
         "fail/action.lua": 'error("the greeting service is down")',
         "spin/action.lua": "while true do end",
         "other/action.lua": 'obj.metadata.name = "someone-else"\nreturn obj',
+        "grow/action.lua": 'local t = {}\nfor i = 1, 1e9 do t[i] = string.rep("x", 1000000) .. i end\nreturn obj',
     }.items():
         (actions / name).parent.mkdir(parents=True, exist_ok=True)
         (actions / name).write_text(text)
@@ -166,7 +168,7 @@ def test_lua_actions_in_argo_cds_format(
     cm_info = kube.discovery.lookup("v1", "ConfigMap")
 
     offered = engine.actions(wf, "ConfigMap/settings")["actions"]
-    assert [a["name"] for a in offered] == ["fail", "greet", "other", "spin"]
+    assert [a["name"] for a in offered] == ["fail", "greet", "grow", "other", "spin"]
     assert offered[1]["params"][0]["name"] == "who"
 
     with pytest.raises(ConfigError, match="'who' is required"):
@@ -183,16 +185,13 @@ def test_lua_actions_in_argo_cds_format(
     spun = engine.run_action(wf, "ConfigMap/settings", "spin")
     assert spun.status == "failed" and "stopped after 5s" in spun.message
     assert time.monotonic() - started < 30
+    grown = engine.run_action(wf, "ConfigMap/settings", "grow")
+    assert grown.status == "failed" and "ran out of memory" in grown.message
     other = engine.run_action(wf, "ConfigMap/settings", "other")
     assert other.status == "failed" and "may patch only ConfigMap/settings" in other.message
     after = kube.get(cm_info, namespace, "settings")
     assert after is not None and after["metadata"]["resourceVersion"] == cm["metadata"]["resourceVersion"]
-    assert [r.status for r in engine.history(wf, 10) if r.kind == "action"] == [
-        "failed",
-        "failed",
-        "failed",
-        "succeeded",
-    ]
+    assert [r.status for r in engine.history(wf, 10) if r.kind == "action"] == ["failed"] * 4 + ["succeeded"]
 
 
 def test_the_tree_nests_what_controllers_made(engine: Engine, kube: Kube, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]

@@ -81,7 +81,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     pcall = lua.eval("function(f) local ok, v = pcall(f); return ok, v end")
     ok, result = pcall(chunk)
     if not ok:
-        return {"error": str(result)}
+        text = str(result)
+        return {"error": "ran out of memory (the limit is 64 MiB)" if text == "not enough memory" else text}
     if result is None:
         return {"error": "returned nothing"}
     return {"result": from_lua(lua, result, obj if request.get("mode") == "action" else None)}
