@@ -210,3 +210,43 @@ def test_the_tree_nests_what_controllers_made(engine: Engine, kube: Kube, make_g
     assert all(p["containers"][0]["name"] == "app" and p["containers"][0]["restarts"] == 0 for p in pods)
     assert any(e["reason"] == "ScalingReplicaSet" for e in web["events"])
     assert "actions" not in tree["ConfigMap"]
+
+
+ARGO_CM_ACTIONS = """
+discovery.lua: |
+  local actions = {}
+  actions["stamp"] = {}
+  return actions
+definitions:
+- name: stamp
+  action.lua: |
+    obj.data["stamped"] = "yes"
+    return obj
+"""
+
+
+def test_actions_from_labelled_configmaps_in_argo_cds_format(kube: Kube, namespace: str) -> None:
+    from slipway.actions import configmaps
+    from slipway.actions.scripts import actions_dir, discover, search_path
+
+    info = kube.discovery.lookup("v1", "ConfigMap")
+
+    def put(name: str, data: dict[str, str], labelled: bool = True) -> None:
+        labels = {configmaps.LABEL: "true"} if labelled else {}
+        kube.apply(info, {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                          "metadata": {"name": name, "namespace": namespace, "labels": labels}})  # fmt: skip
+
+    assert configmaps.directory(kube, namespace) is None
+    put("not-ours", {"resource.customizations.actions._ConfigMap": ARGO_CM_ACTIONS}, labelled=False)
+    assert configmaps.directory(kube, namespace) is None
+    put("custom", {"resource.customizations.actions.ConfigMap": ARGO_CM_ACTIONS, "unrelated": "x"})
+    found = configmaps.directory(kube, namespace)
+    assert found is not None and actions_dir("", "ConfigMap", [found]) == found / "core/ConfigMap/actions"
+    assert configmaps.directory(kube, namespace) == found  # unchanged: the same directory
+    dirs = [found, *search_path()]
+    assert [a.name for a in discover("", "ConfigMap", {"data": {}}, dirs)] == ["stamp"]
+
+    put("custom", {"resource.customizations.actions.apps_Deployment": "definitions: [oops"})
+    with pytest.raises(ConfigError, match=f"ConfigMap custom in namespace {namespace}: key "
+                       "resource.customizations.actions.apps_Deployment: not YAML"):  # fmt: skip
+        configmaps.directory(kube, namespace)

@@ -121,7 +121,17 @@ class Operations:
         return Target(ref, inventory[ref], info, clean(live))
 
     def action_dirs(self) -> list[Path]:
-        return search_path(tuple(self.customizations))
+        """Where action scripts are looked up (:func:`.scripts.search_path`); in a cluster (the kubernetes
+        store), the labelled ConfigMaps of slipway's namespace come before the built-ins."""
+        dirs = search_path(tuple(self.customizations))
+        kube, namespace = getattr(self.store, "kube", None), getattr(self.store, "namespace", None)
+        if kube is not None and namespace:
+            from .configmaps import directory
+
+            found = directory(kube, namespace)
+            if found is not None:
+                dirs.insert(len(dirs) - 1, found)
+        return dirs
 
     def actions(self, workflow_id: str, ref_text: str, *, namespace: str | None = None) -> dict[str, Any]:
         """The actions ``discovery.lua`` offers for one object the workflow owns: ``{"object", "actions"}``."""
