@@ -135,6 +135,7 @@ actions["fail"] = {}
 actions["spin"] = {}
 actions["other"] = {}
 actions["grow"] = {}
+actions["elsewhere"] = {}
 return actions
 """
 LUA_GREET = """
@@ -157,6 +158,8 @@ def test_lua_actions_in_argo_cds_format(
         "fail/action.lua": 'error("the greeting service is down")',
         "spin/action.lua": "while true do end",
         "other/action.lua": 'obj.metadata.name = "someone-else"\nreturn obj',
+        "elsewhere/action.lua": 'return {{operation = "create", resource = {apiVersion = "v1", kind = "ConfigMap", '
+        'metadata = {name = "planted", namespace = "default"}, data = {a = "b"}}}}',
         "grow/action.lua": 'local t = {}\nfor i = 1, 1e9 do t[i] = string.rep("x", 1000000) .. i end\nreturn obj',
     }.items():
         (actions / name).parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +171,8 @@ def test_lua_actions_in_argo_cds_format(
     cm_info = kube.discovery.lookup("v1", "ConfigMap")
 
     offered = engine.actions(wf, "ConfigMap/settings")["actions"]
-    assert [a["name"] for a in offered] == ["fail", "greet", "grow", "other", "spin"]
-    assert offered[1]["params"][0]["name"] == "who"
+    assert [a["name"] for a in offered] == ["elsewhere", "fail", "greet", "grow", "other", "spin"]
+    assert offered[2]["params"][0]["name"] == "who"
 
     with pytest.raises(ConfigError, match="'who' is required"):
         engine.run_action(wf, "ConfigMap/settings", "greet")
@@ -189,9 +192,12 @@ def test_lua_actions_in_argo_cds_format(
     assert grown.status == "failed" and "ran out of memory" in grown.message
     other = engine.run_action(wf, "ConfigMap/settings", "other")
     assert other.status == "failed" and "may patch only ConfigMap/settings" in other.message
+    planted = engine.run_action(wf, "ConfigMap/settings", "elsewhere")
+    assert planted.status == "failed" and f"may create objects only in namespace {namespace}" in planted.message
+    assert kube.get(cm_info, "default", "planted") is None
     after = kube.get(cm_info, namespace, "settings")
     assert after is not None and after["metadata"]["resourceVersion"] == cm["metadata"]["resourceVersion"]
-    assert [r.status for r in engine.history(wf, 10) if r.kind == "action"] == ["failed"] * 4 + ["succeeded"]
+    assert [r.status for r in engine.history(wf, 10) if r.kind == "action"] == ["failed"] * 5 + ["succeeded"]
 
 
 def test_the_tree_nests_what_controllers_made(engine: Engine, kube: Kube, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]
