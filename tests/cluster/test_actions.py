@@ -256,3 +256,19 @@ def test_actions_from_labelled_configmaps_in_argo_cds_format(kube: Kube, namespa
     with pytest.raises(ConfigError, match=f"ConfigMap custom in namespace {namespace}: key "
                        "resource.customizations.actions.apps_Deployment: not YAML"):  # fmt: skip
         configmaps.directory(kube, namespace)
+
+
+def test_actions_never_push_syncs_out_of_a_short_history(engine: Engine, kube: Kube, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    repo = make_git({"k8s/app.yaml": dump(deployment("web", 1), configmap("settings", {"v": "1"}))})
+    wf = add_workflow(engine, repo, namespace, history_limit=2)
+    assert engine.sync(wf).status == "succeeded"
+    repo.commit({"k8s/app.yaml": dump(deployment("web", 1), configmap("settings", {"v": "2"}))})
+    assert engine.sync(wf).status == "succeeded"
+    for _ in range(3):
+        assert engine.run_action(wf, "Deployment/web", "restart").status == "succeeded"
+    kinds = [r.kind for r in engine.history(wf, 10)]
+    assert kinds == ["action", "action", "sync", "sync"]  # the limit holds for each, apart
+    rolled = engine.rollback(wf, "back to v1")
+    assert rolled.status == "succeeded", rolled.message
+    cm = kube.get(kube.discovery.lookup("v1", "ConfigMap"), namespace, "settings")
+    assert cm is not None and cm["data"] == {"v": "1"}

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..store import StateStore
 
 FIELD_MANAGER = "slipway-action"
+CONFLICT_RETRIES = 5
 _VOLATILE = ("managedFields",)
 
 
@@ -184,7 +185,7 @@ class Operations:
             self.store.start_sync(result)
             started = time.monotonic()
             try:
-                result.changes = self._apply(wf, target, action, values, script)
+                result.changes = self._apply_fresh(wf, target, action, values, script)
                 result.status = "succeeded"
                 touched = "; ".join(f"{c['type']} {c['resource']}" for c in result.changes) or "nothing to change"
                 result.message = f"{action} {target.ref}: {touched}"
@@ -200,6 +201,28 @@ class Operations:
         finally:
             self.store.release(wf.id, result.id)
         return result
+
+    def _apply_fresh(
+        self, wf: Workflow, target: Target, action: str, params: dict[str, str], script: Path
+    ) -> list[dict[str, Any]]:
+        """Run the script on the object as it is now, and write what it returns conditionally on that
+        version: when a controller updated the object in between (its status, as a Deployment's does
+        all through a rollout), read it again and run the script again, as ``kubectl`` retries."""
+        from ..kube.client import KubeConflict
+
+        kube = self.kube_for(wf)
+        for attempt in range(CONFLICT_RETRIES):
+            live = kube.get(target.info, target.ref.namespace, target.ref.name)
+            if live is None:
+                raise NotFoundError(f"{target.ref} of workflow {wf.id} is not in the cluster (a sync creates it again)")
+            target.live = clean(live)
+            try:
+                return self._apply(wf, target, action, params, script)
+            except KubeConflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _apply(
         self, wf: Workflow, target: Target, action: str, params: dict[str, str], script: Path
@@ -234,7 +257,8 @@ class Operations:
                     f"{script}: may create objects only in namespace {target.ref.namespace or '(none)'}, not {ref}"
                 )
         changes: list[dict[str, Any]] = []
-        for item in impacted:
+        # The conditional patch first: a conflict then retries before anything was created.
+        for item in sorted(impacted, key=lambda i: i["operation"] != "patch"):
             res = item["resource"]
             if item["operation"] == "patch":
                 patch = merge_patch(target.live, res) or {}
