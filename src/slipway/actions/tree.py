@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import KubeError
 from ..health.registry import assess
-from ..kube.objects import ObjectRef, split_api_version
+from ..kube.objects import ObjectRef
 from .scripts import actions_dir, discover
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 # What controllers make from the kinds a workflow declares: read to nest them under their owners.
 CHILD_KINDS = (("apps", "ReplicaSet"), ("", "Pod"), ("batch", "Job"), ("discovery.k8s.io", "EndpointSlice"))
 MAX_DEPTH = 4
+WORKERS = 4
 
 
 def age(created: str | None, now: datetime.datetime | None = None) -> str:
@@ -126,11 +128,10 @@ def build(
         if ref.kind == "Pod" and not ref.group and obj:
             out["containers"] = containers(obj)
             out["phase"] = (obj.get("status") or {}).get("phase") or ""
-        if declared and obj is not None and actions_dir(ref.group, ref.kind, dirs) is not None:
-            try:
-                out["actions"] = [a.public() for a in discover(ref.group, ref.kind, obj, dirs)]
-            except Exception as e:  # a broken discovery.lua: the tree still shows, and says why
-                out["actions"], out["actions_error"] = [], str(e)
+        if declared and ref in offers:
+            out["actions"], problem = offers[ref]
+            if problem:
+                out["actions_error"] = problem
         if obj and depth < MAX_DEPTH:
             kids = sorted(
                 children.get(meta.get("uid", ""), []), key=lambda o: (o.get("kind", ""), o["metadata"]["name"])
@@ -138,18 +139,28 @@ def build(
             out["children"] = [node(k, ObjectRef.of(k), str(k.get("apiVersion")), False, depth + 1) for k in kids]
         return out
 
-    tree = []
-    for ref in sorted(inventory):
+    def read(ref: ObjectRef) -> Obj | None:
         if cancel is not None and cancel.is_set():
-            break
-        api_version = inventory[ref]
+            return None
         try:
-            info = kube.discovery.lookup(api_version, ref.kind)
-            live = kube.get(info, ref.namespace, ref.name)
+            return kube.get(kube.discovery.lookup(inventory[ref], ref.kind), ref.namespace, ref.name)
         except KubeError:
-            live = None
-        tree.append(node(live, ref, api_version, True, 0))
-    return tree
+            return None
+
+    def offer(ref: ObjectRef, obj: Obj) -> tuple[list[dict[str, Any]], str]:
+        try:
+            return [a.public() for a in discover(ref.group, ref.kind, obj, dirs)], ""
+        except Exception as e:  # a broken discovery.lua: the tree still shows, and says why
+            return [], str(e)
+
+    refs = sorted(inventory)
+    # Reads and discovery scripts (a child process each) side by side: a workflow of a hundred
+    # Deployments is not a hundred round trips in a row.
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="slipway-tree") as pool:
+        lives = dict(zip(refs, pool.map(read, refs), strict=True))
+        wanted = [r for r in refs if lives[r] is not None and actions_dir(r.group, r.kind, dirs) is not None]
+        offers = dict(zip(wanted, pool.map(lambda r: offer(r, lives[r]), wanted), strict=True))  # type: ignore[arg-type]
+    return [node(lives[ref], ref, inventory[ref], True, 0) for ref in refs]
 
 
-__all__ = ["CHILD_KINDS", "age", "build", "containers", "split_api_version"]
+__all__ = ["CHILD_KINDS", "age", "build", "containers"]
