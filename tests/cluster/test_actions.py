@@ -13,7 +13,7 @@ from slipway.engine import Engine
 from slipway.errors import ConfigError, NotPermitted
 from slipway.kube import Kube
 
-from .conftest import BOTH_BACKENDS, add_workflow, configmap, deployment, dump
+from .conftest import BOTH_BACKENDS, add_workflow, configmap, deployment, dump, service
 
 pytestmark = pytest.mark.cluster
 
@@ -201,11 +201,22 @@ def test_lua_actions_in_argo_cds_format(
 
 
 def test_the_tree_nests_what_controllers_made(engine: Engine, kube: Kube, make_git, namespace: str) -> None:  # type: ignore[no-untyped-def]
-    repo = make_git({"k8s/app.yaml": dump(deployment("web", 2), configmap("settings"))})
+    repo = make_git(
+        {"k8s/app.yaml": dump(deployment("web", 2), configmap("settings"), service("web"), _cronjob("nightly"))}
+    )
     wf = add_workflow(engine, repo, namespace)
     assert engine.sync(wf).status == "succeeded"
-    tree = {n["kind"]: n for n in engine.tree(wf)}
-    assert set(tree) == {"ConfigMap", "Deployment"}
+    assert engine.run_action(wf, "CronJob/nightly", "create-job").status == "succeeded"
+
+    def job_pod() -> Any:
+        tree = {n["kind"]: n for n in engine.tree(wf)}
+        jobs = tree["CronJob"]["children"]
+        return tree if jobs and jobs[0]["kind"] == "Job" and jobs[0]["children"] else None
+
+    tree = _wait(job_pod)
+    assert set(tree) == {"ConfigMap", "CronJob", "Deployment", "Service"}
+    assert tree["CronJob"]["children"][0]["children"][0]["kind"] == "Pod"
+    assert [c["kind"] for c in tree["Service"]["children"]] == ["EndpointSlice"]
     web = tree["Deployment"]
     assert web["health"] == "Healthy" and web["declared"] and web["age"]
     assert {a["name"] for a in web["actions"]} == {"pause", "restart", "resume", "scale"}
