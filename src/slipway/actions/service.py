@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..durations import rfc3339
-from ..errors import ConfigError, NotFoundError, NotPermitted, SlipwayError, SyncInProgress, describe
+from ..errors import ConfigError, NotFoundError, NotPermitted, SyncInProgress, describe
 from ..kube.objects import ObjectRef
 from ..model import Workflow, new_id
 from ..results import SyncResult
@@ -189,7 +189,7 @@ class Operations:
                 result.status = "succeeded"
                 touched = "; ".join(f"{c['type']} {c['resource']}" for c in result.changes) or "nothing to change"
                 result.message = f"{action} {target.ref}: {touched}"
-            except SlipwayError as e:
+            except Exception as e:  # whatever went wrong, the record says so: never left running
                 result.status = "failed"
                 result.message = f"{action} {target.ref} failed: {describe(e)}"
             result.metrics.resources_processed = 1
