@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import installation
+from .actions.service import Operations
 from .errors import (
     ConfigError,
     HeldBack,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.engine")
 
 
-class Engine(Rendering):
+class Engine(Rendering, Operations):
     def __init__(
         self,
         store: StateStore | None = None,

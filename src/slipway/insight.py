@@ -292,7 +292,7 @@ def sync_outcomes(store: Store, context: Iterable[str] = ()) -> list[SyncOutcome
     outcomes: list[tuple[str, SyncOutcome]] = []
     for wid in chosen:
         for s in store.history(wid, limit=MAX_SYNCS):
-            if s.status == "running":
+            if s.status == "running" or s.kind == "action":
                 continue
             outcomes.append((s.start_time, SyncOutcome(wid, s.status == "succeeded", s.message, s.start_time)))
     outcomes.sort(key=lambda item: item[0], reverse=True)

@@ -18,6 +18,7 @@ import click
 import slipway  # the package's version: a front may read it, it is no part of the engine
 
 from ..errors import SlipwayError, describe
+from .action import action
 from .admin import install, migrate
 from .cluster import cluster
 from .controller import controller
@@ -57,7 +58,8 @@ def cli(ctx: click.Context, output: str | None, debug: bool, customizations: tup
     )
 
 
-COMMANDS = (repo, workflow, diff, sync, rollback, history, controller, server, token, run, health, cluster, install,
+COMMANDS = (repo, workflow, diff, sync, rollback, history, action, controller, server, token, run, health, cluster,
+            install,
             migrate)  # fmt: skip
 for command in COMMANDS:
     cli.add_command(command)

@@ -332,13 +332,27 @@ class Kube:
         )
 
     def patch_merge(
-        self, info: ResourceInfo, namespace: str, name: str, patch: Obj, *, subresource: str | None = None
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        patch: Obj,
+        *,
+        subresource: str | None = None,
+        field_manager: str | None = None,
     ) -> Obj:
         """A JSON merge patch; ``metadata.resourceVersion`` in ``patch`` makes it conditional (KubeConflict)."""
         path = info.path(namespace, name) + (f"/{subresource}" if subresource else "")
+        params = {"fieldManager": field_manager} if field_manager else None
         return dict(
             self.request(
-                "PATCH", path, action="patch", what=info.describe(namespace, name), body=patch, content_type=MERGE_PATCH
+                "PATCH",
+                path,
+                action="patch",
+                what=info.describe(namespace, name),
+                body=patch,
+                content_type=MERGE_PATCH,
+                params=params,
             )
         )
 

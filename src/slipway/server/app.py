@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..controller import Controller
 from ..engine import Engine
 from ..errors import ConfigError, SlipwayError, describe
-from . import api, events, runs, sources, webhooks
+from . import actions, api, events, runs, sources, webhooks
 from .auth import Throttle, authenticate, bearer
 from .context import ApiError, BodyTooLarge, Context, Ctx, status_of
 from .feed import Feed
@@ -136,7 +136,7 @@ def create_app(ctx: Context, *, ui: Callable[[FastAPI], None] | None = None) -> 
     app.state.slipway = ctx
     app.state.throttle = Throttle()
     app.state.revocations = Revocations(ctx.engine)
-    for router in (api.router, runs.router, events.router, sources.router, webhooks.router):
+    for router in (api.router, actions.router, runs.router, events.router, sources.router, webhooks.router):
         app.include_router(router)
     _probes(app)
     _errors(app)

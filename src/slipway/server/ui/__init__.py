@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import pages
+from . import pages, tree
 from .sessions import Sessions
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +38,7 @@ def mount(app: FastAPI, sessions: Sessions | None = None) -> None:
     # In the store: a session made on one server replica works on every other.
     app.state.sessions = sessions or Sessions(store=ctx.engine.replicas.session_rows() if ctx is not None else None)
     app.include_router(pages.router)
+    app.include_router(tree.router)
     app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
     app.add_middleware(SecurityHeaders)
 

@@ -219,7 +219,11 @@ class Records(Base):
         done = [m["metadata"] for m in self.kube.list_metadata(SECRETS, self.namespace, label_selector=selector)
                 if (m["metadata"].get("labels") or {}).get(names.LABEL_SYNC_STATUS) != "running"]  # fmt: skip
         done.sort(key=lambda m: -int((m.get("annotations") or {}).get(names.ANNOTATION_SEQ) or 0))
-        for meta in done[keep:]:
+        # Resource actions are kept apart from syncs and rollbacks: a burst of restarts never pushes
+        # out the syncs a rollback goes back to.
+        actions = [m for m in done if (m.get("labels") or {}).get(names.LABEL_KIND) == "action"]
+        runs = [m for m in done if (m.get("labels") or {}).get(names.LABEL_KIND) != "action"]
+        for meta in runs[keep:] + actions[keep:]:
             annotations = meta.get("annotations") or {}
             for role in ("record", "desired", "backup"):
                 for i in range(int(annotations.get(_chunks_key(role)) or 0)):

@@ -98,12 +98,15 @@ class Records(Base):
                 self._trim(c, result.workflow_id, history_limit)
 
     def _trim(self, c: sqlite3.Connection, workflow_id: str, keep: int) -> None:
+        # Resource actions are kept apart from syncs and rollbacks: a burst of restarts never pushes
+        # out the syncs a rollback goes back to.
         old = [
             r[0]
+            for actions in (0, 1)
             for r in c.execute(
                 """SELECT id FROM syncs WHERE workflow_id = ? AND removed_at IS NULL AND status != 'running'
-                   ORDER BY seq DESC LIMIT -1 OFFSET ?""",
-                (workflow_id, keep),
+                   AND (kind = 'action') = ? ORDER BY seq DESC LIMIT -1 OFFSET ?""",
+                (workflow_id, actions, keep),
             )
         ]
         for i in range(0, len(old), 500):

@@ -1,0 +1,3 @@
+local actions = {}
+actions["create-job"] = {["displayName"] = "Run now"}
+return actions
