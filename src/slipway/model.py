@@ -24,6 +24,8 @@ from .urls import UrlError, UrlParts, redact_url, split_url
 
 if TYPE_CHECKING:
     from .render.options import HelmOptions, JsonnetOptions
+    from .render.sops import Decryption
+    from .render.substitute import PostBuild
 from .notify import Notify
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
@@ -396,6 +398,8 @@ class Workflow:
     helm: HelmOptions | None = None
     jsonnet: JsonnetOptions | None = None
     notify: Notify | None = None
+    decryption: Decryption | None = None  # SOPS keys (sealed by the store)
+    post_build: PostBuild | None = None  # Flux's postBuild substitution
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -428,6 +432,8 @@ class Workflow:
             helm=_optional(r, "helm", "HelmOptions"),
             jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
             notify=Notify.from_config(r.get("notify", dict)),
+            decryption=_optional(r, "decryption", "Decryption", "sops"),
+            post_build=_optional(r, "post_build", "PostBuild", "substitute"),
         )
         r.done()
         if out.history_limit < 1:
@@ -438,14 +444,19 @@ class Workflow:
         return asdict(self)
 
     def public(self) -> dict[str, Any]:
-        """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
-        return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
+        """What may be shown: the configuration with the notification URL masked (it may hold a token)
+        and the decryption keys never (only how many there are)."""
+        return {
+            **self.to_config(),
+            "notify": self.notify.public() if self.notify else None,
+            "decryption": self.decryption.public() if self.decryption else None,
+        }
 
 
-def _optional(r: _Reader, name: str, cls: str) -> Any:
+def _optional(r: _Reader, name: str, cls: str, module: str = "options") -> Any:
     value = r.get(name, dict)
     if value is None:
         return None  # no table: the render stage is not even imported
-    from .render import options
+    import importlib
 
-    return getattr(options, cls).from_config(value, r.key(name))
+    return getattr(importlib.import_module(f".render.{module}", __package__), cls).from_config(value, r.key(name))

@@ -16,7 +16,7 @@ from . import mapping
 from .mapping import Field
 from .names import API_VERSION, GROUP, VERSION
 
-CRD_REVISION = 3  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences
+CRD_REVISION = 4  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences; 4: decryption, postBuild
 REVISION_ANNOTATION = "slipway.dev/crd-revision"
 
 
