@@ -2,7 +2,8 @@
 # Installs what slipway needs on a fresh Debian machine; safe to run again (it only does what is missing).
 #   - Debian packages: git, lighttpd (Git smart HTTP in tests), openssh-server/-client (Git over SSH in tests),
 #     procps (the server tests look for secrets in `ps`), chromium and fonts-dejavu-core (the dashboard's
-#     tests drive the system's Chromium through Playwright; Playwright never downloads a browser of its own)
+#     tests drive the system's Chromium through Playwright; Playwright never downloads a browser of its own),
+#     age and gnupg (SOPS: the tests make age and PGP keys; PGP decryption runs gpg)
 #   - a Python virtual environment in .venv with slipway and its pinned dependencies
 #   - the local control plane's components, built once from the Go module proxy and cached by version
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 say() { printf '==> %s\n' "$*" >&2; }
 
 # 1. Debian packages.
-packages=(git lighttpd openssh-server openssh-client python3-venv ca-certificates procps chromium fonts-dejavu-core)
+packages=(git lighttpd openssh-server openssh-client python3-venv ca-certificates procps chromium fonts-dejavu-core age gnupg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
