@@ -210,3 +210,32 @@ def test_an_armored_pgp_key_decrypts_and_its_gpg_agent_does_not_outlive_the_rend
 def _agents() -> set[int]:
     out = subprocess.run(["pgrep", "-f", "gpg-agent.*slipway-sops-"], capture_output=True, text=True).stdout
     return {int(p) for p in out.split()}
+
+
+@pytest.mark.parametrize("store_backend", ["kubernetes"], indirect=True)
+def test_on_the_kubernetes_store_the_keys_are_a_sealed_secret_or_one_written_as_fluxs(
+    engine: Engine, make_git: Any, kube: Kube, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from slipway.store.kubernetes.names import WORKFLOWS
+    from tests.kubestore import everything_in
+
+    identity, recipient = age_key(tmp_path, "team")
+    git: Repo = make_git({"k8s/db-secret.yaml": encrypt(tmp_path, SECRET, age=recipient)})
+    wf = add_workflow(engine, git, namespace, id="sops-kube", decryption={"keys": identity})
+    store_ns = engine.store.namespace  # type: ignore[attr-defined]
+    spec = (kube.get(WORKFLOWS, store_ns, wf) or {})["spec"]
+    assert spec["decryption"] == {"provider": "sops", "secretRef": {"name": "slipway-decryption-sops-kube"}}
+    kubeconfig = request.getfixturevalue("cluster").kubeconfig
+    assert identity.removeprefix("AGE-SECRET-KEY-") not in everything_in(kubeconfig, store_ns)  # sealed
+
+    # A Secret written by hand, as a Flux user has it: every *.agekey entry is an identity.
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sops-keys", "namespace": store_ns},
+              "stringData": {"team.agekey": identity, "README": "not a key"}}  # fmt: skip
+    kube.apply(kube.discovery.lookup("v1", "Secret"), secret, field_manager="tests")
+    obj = kube.get(WORKFLOWS, store_ns, wf) or {}
+    obj["spec"]["decryption"] = {"provider": "sops", "secretRef": {"name": "sops-keys"}}
+    kube.replace(WORKFLOWS, obj)
+    assert engine.workflow(wf).decryption.keys.strip() == identity  # type: ignore[union-attr]
+    result = engine.sync(wf)
+    assert result.status == "succeeded", result.message
+    assert _secret_value(kube, namespace, "db", "password") == PASSWORD

@@ -284,9 +284,7 @@ def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     from ...model import Workflow
 
     plain = Workflow.from_config({"id": "x", "repository": "x"}).to_config()
-    full = Workflow.from_config(
-        {"id": "x", "repository": "x", "helm": {}, "jsonnet": {}, "post_build": {}}
-    ).to_config()
+    full = Workflow.from_config({"id": "x", "repository": "x", "helm": {}, "jsonnet": {}, "post_build": {}}).to_config()
     return plain, full
 
 

@@ -33,7 +33,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_ID = "slipway.dev/id"
 LABEL_WORKFLOW = "slipway.dev/workflow"
 LABEL_WORKFLOW_UID = "slipway.dev/workflow-uid"
-LABEL_RECORD = "slipway.dev/record"  # sync | objects | inventory | executions | credentials | notify | decryption | token
+# sync | objects | inventory | executions | credentials | notify | decryption | token
+LABEL_RECORD = "slipway.dev/record"
 LABEL_SYNC = "slipway.dev/sync"
 LABEL_SYNC_STATUS = "slipway.dev/sync-status"
 LABEL_KIND = "slipway.dev/kind"
