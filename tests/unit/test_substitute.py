@@ -62,10 +62,16 @@ def test_sources_in_order_then_the_inline_table_wins() -> None:
 
 
 def test_flags_and_tables_are_checked() -> None:
-    assert SubstituteFrom.parse("secret/db-vars") == SubstituteFrom("Secret", "db-vars", False)
-    assert SubstituteFrom.parse("configmap/vars?") == SubstituteFrom("ConfigMap", "vars", True)
-    for bad in ("vars", "pod/x", "configmap/Not_Valid"):
-        with pytest.raises(ConfigError):
-            SubstituteFrom.parse(bad)
+    from slipway.cli.renderflags import post_build_table
+
+    table = post_build_table({"substitute": ["A=1"], "substitute_from": ["secret/db-vars", "configmap/vars?"]})
+    assert PostBuild.from_config(table) == PostBuild(
+        {"A": "1"}, [SubstituteFrom("Secret", "db-vars", False), SubstituteFrom("ConfigMap", "vars", True)]
+    )
+    for bad in ("vars", "pod/x"):
+        with pytest.raises(ConfigError, match="expected configmap/NAME or secret/NAME"):
+            post_build_table({"substitute_from": [bad]})
+    with pytest.raises(ConfigError, match="not a valid ConfigMap name"):
+        PostBuild.from_config(post_build_table({"substitute_from": ["configmap/Not_Valid"]}))
     with pytest.raises(ConfigError, match="not a variable name"):
         PostBuild.from_config({"substitute": {"1abc": "x"}})

@@ -100,16 +100,23 @@ def decryption_table(opts: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def post_build_table(opts: dict[str, Any]) -> dict[str, Any] | None:
-    from ..render.substitute import SubstituteFrom
-
     table: dict[str, Any] = {}
     values = dict(_pair(t, "--substitute") for t in opts.get("substitute") or ())
     if values:
         table["substitute"] = values
-    sources = [SubstituteFrom.parse(t) for t in opts.get("substitute_from") or ()]
+    sources = [_source(t) for t in opts.get("substitute_from") or ()]
     if sources:
-        table["substitute_from"] = [vars(s) for s in sources]
+        table["substitute_from"] = sources
     return table or None
+
+
+def _source(text: str) -> dict[str, Any]:
+    """``configmap/NAME`` or ``secret/NAME`` (a trailing ``?``: optional); the model checks the name."""
+    kind, sep, name = text.partition("/")
+    kinds = {"configmap": "ConfigMap", "secret": "Secret"}
+    if not sep or kind.lower() not in kinds:
+        raise ConfigError(f"--substitute-from: expected configmap/NAME or secret/NAME, got {text!r}")
+    return {"kind": kinds[kind.lower()], "name": name.rstrip("?"), "optional": name.endswith("?")}
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:

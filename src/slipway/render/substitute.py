@@ -46,16 +46,6 @@ class SubstituteFrom:
             raise ConfigError(f"{r.key('name')}: {out.name!r} is not a valid {out.kind} name")
         return out
 
-    @classmethod
-    def parse(cls, text: str, flag: str = "--substitute-from") -> SubstituteFrom:
-        """``configmap/NAME`` or ``secret/NAME`` (a trailing ``?``: optional)."""
-        kind, sep, name = text.partition("/")
-        kinds = {"configmap": "ConfigMap", "secret": "Secret"}
-        if not sep or kind.lower() not in kinds:
-            raise ConfigError(f"{flag}: expected configmap/NAME or secret/NAME, got {text!r}")
-        optional = name.endswith("?")
-        return cls.from_config({"kind": kinds[kind.lower()], "name": name.rstrip("?"), "optional": optional}, flag)
-
 
 @dataclass
 class PostBuild:
