@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .errors import (
     ConfigError,
+    DecryptionError,
     HeldBack,
     NotFoundError,
     SlipwayError,
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .events import EventBus
 from .model import Repository, RetryPolicy, Workflow, new_id
-from .rendering import Rendering
+from .rendering import Rendering, undecryptable
 from .results import SyncResult
 from .retry import with_retry
 from .source import GitSource
@@ -216,7 +217,10 @@ class Engine(Rendering):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel)
-        manifests = self.render(wf, repo, revision, cancel)
+        try:
+            manifests = self.render(wf, repo, revision, cancel)
+        except DecryptionError as e:
+            return undecryptable(wf.id, revision, e)
         kube = self.kube_for(wf)
         planner = self.planner(wf, kube, cancel, local_checks=local_checks)
         return planner.plan(manifests, self.store.inventory(wf.id), revision)

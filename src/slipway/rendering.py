@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .catalog import Catalog
-from .errors import ManifestError
+from .errors import DecryptionError, ManifestError
 from .model import Repository, Workflow
 
 if TYPE_CHECKING:
     from .kube import Kube
+    from .plan.model import Plan
     from .render import Manifest, RenderContext
 
 
@@ -78,9 +79,10 @@ class Rendering(Catalog):
         manifests = render_stage.render(root, label=wf.target_path, context=context)
         for m in manifests:
             if still_encrypted(m.obj):
-                raise ManifestError(
+                raise DecryptionError(
                     f"{m.source}: is still encrypted with SOPS; a file it comes from could not be decrypted "
-                    "with the workflow's keys"
+                    "with the workflow's keys",
+                    file=m.source,
                 )
         manifests = self._substitute(wf, manifests)
         if not manifests and not wf.sync_policy.allow_empty:
@@ -183,6 +185,25 @@ def _scratch(where: str) -> Iterator[Path]:
     try:
         yield tmp
     except ManifestError as e:
+        if isinstance(e, DecryptionError):
+            raise  # it names the file; it becomes a conflict of the plan (:func:`undecryptable`)
         raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def undecryptable(workflow_id: str, revision: str | None, error: DecryptionError) -> Plan:
+    """The plan of a render refused for a SOPS file it cannot decrypt: one blocking validation conflict
+    naming the file, no change (nothing is applied, nothing pruned)."""
+    from .durations import rfc3339
+    from .plan.model import Plan
+    from .results import Conflict
+
+    conflict = Conflict(
+        resource=f"file {error.file}",
+        namespace=None,
+        type="validation",
+        description=error.message,
+        suggestions=[error.hint or "Give the workflow the key the file was encrypted for, or encrypt it again"],
+    )
+    return Plan(workflow_id, revision, rfc3339(), conflicts=[conflict])

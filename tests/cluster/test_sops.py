@@ -159,8 +159,12 @@ def test_a_wrong_key_no_key_and_a_tampered_file_are_refused_naming_the_file_and_
     cm = kube.discovery.lookup("v1", "ConfigMap")
 
     wrong = add_workflow(engine, git, namespace, id="sops-wrong", decryption={"keys": other})
+    plan = engine.plan(wrong)
+    [conflict] = plan.conflicts
+    assert (conflict.type, conflict.resource, plan.changes) == ("validation", "file k8s/db-secret.yaml", [])
+    assert conflict.description.startswith("k8s/db-secret.yaml: cannot be decrypted: none of the workflow's")
     result = engine.sync(wrong)
-    assert result.status == "failed"
+    assert result.status == "failed" and "nothing was applied" in result.message
     assert "k8s/db-secret.yaml: cannot be decrypted: none of the workflow's decryption keys can decrypt it" in (
         result.message
     )

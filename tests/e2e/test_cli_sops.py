@@ -28,10 +28,13 @@ def test_decryption_keys_and_substitution_from_the_command_line(
                "metadata": {"name": "vars", "namespace": namespace}, "data": {"REGION": "eu"}},
                field_manager="tests")  # fmt: skip
 
+    diff = cli("-o", "json", "diff", "app-wf")
+    assert diff.returncode == 1, diff.stderr  # the plan was computed: it has a conflict
+    (conflict,) = json.loads(diff.stdout)["conflicts"]
+    assert conflict["type"] == "validation" and conflict["resource"] == "file k8s/db.yaml"
+    assert conflict["description"].startswith("k8s/db.yaml: is encrypted with SOPS and the workflow has no decryption")
     r = cli("sync", "app-wf", "--yes")
-    assert r.returncode != 0 and "k8s/db.yaml: is encrypted with SOPS and the workflow has no decryption keys" in (
-        r.stdout + r.stderr
-    )
+    assert r.returncode == 2 and "nothing was applied" in r.stdout + r.stderr
 
     env_cli = Cli({**cli.env, "SOPS_KEYS": identity}, cli.home, cli.cwd)
     r = env_cli("workflow", "set", "app-wf", "--decryption-key-env", "SOPS_KEYS", "--substitute", "ENV=prod",

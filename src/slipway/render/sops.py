@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import tools
 from ..configread import Reader
-from ..errors import BuildError, ConfigError, ManifestError
+from ..errors import BuildError, ConfigError, DecryptionError, ManifestError
 from . import bounded
 from .base import RenderContext
 
@@ -117,8 +117,9 @@ def decrypt_tree(
                     _write(path, decrypt(path, display, decryption, context))
             continue
         if decryption is None:
-            raise ManifestError(
+            raise DecryptionError(
                 f"{display}: is encrypted with SOPS and the workflow has no decryption keys",
+                file=display,
                 hint="give the workflow its keys: --decryption-key-env VAR or --decryption-key-file FILE",
             )
         _write(path, decrypt(path, display, decryption, context))
@@ -157,7 +158,7 @@ def decrypt(path: Path, display: str, decryption: Decryption, context: RenderCon
         proc = bounded.run(argv, where=display, limits=limits, deadline=deadline, cancel=context.cancel,
                            env=env, cwd=scratch)  # fmt: skip
         if proc.returncode != 0:
-            raise ManifestError(f"{display}: cannot be decrypted: {_reason(proc.stderr)}")
+            raise DecryptionError(f"{display}: cannot be decrypted: {_reason(proc.stderr)}", file=display)
         return proc.stdout
     finally:
         if pgps:
