@@ -20,6 +20,8 @@ import pytest
 from slipway import tools
 from slipway.engine import Engine
 from slipway.kube import Kube
+from slipway.render.base import RenderContext
+from slipway.render.sops import Decryption, decrypt
 
 from .conftest import BOTH_BACKENDS, Repo, add_workflow
 
@@ -99,8 +101,19 @@ def _secret_value(kube: Kube, namespace: str, name: str, key: str) -> str | None
 def test_sops_files_in_manifests_kustomize_and_helm_values_decrypt_and_nothing_leaks(
     engine: Engine, make_git: Any, kube: Kube, namespace: str, tmp_path: Path, slipway_home: Path,
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
+    from slipway.render import bounded
+
+    argvs: list[list[str]] = []
+    real_run = bounded.run
+
+    def spy(argv: list[str], **kwargs: Any) -> Any:  # every program a render runs, as it is run
+        argvs.append(list(argv))
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(bounded, "run", spy)
     identity, recipient = age_key(tmp_path, "team")
     git: Repo = make_git(_files(tmp_path, recipient))
     wf = add_workflow(engine, git, namespace, id="sops-web", helm={"values_files": ["secrets.yaml"]},
@@ -132,6 +145,8 @@ def test_sops_files_in_manifests_kustomize_and_helm_values_decrypt_and_nothing_l
     ]
     seen += list(capfd.readouterr())
     seen += [repr(engine.sync_record(sync.id)) for sync in engine.history(wf)]
+    assert any("--decrypt" in argv for argv in argvs)  # sops ran, and saw its key only in its environment
+    seen += [" ".join(argv) for argv in argvs]
     if request.node.callspec.params["store_backend"] == "sqlite":
         seen.append(b"".join(p.read_bytes() for p in slipway_home.glob("state.db*")).decode("latin-1"))
     else:
@@ -187,7 +202,7 @@ def test_a_wrong_key_no_key_and_a_tampered_file_are_refused_naming_the_file_and_
     assert PASSWORD not in repr(engine.history(right))
 
 
-def test_an_armored_pgp_key_decrypts_and_its_gpg_agent_does_not_outlive_the_render(
+def test_an_armored_pgp_key_decrypts_in_a_sync_and_on_its_own(
     engine: Engine, make_git: Any, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     gnupg = tmp_path / "gnupg"
@@ -203,17 +218,15 @@ def test_an_armored_pgp_key_decrypts_and_its_gpg_agent_does_not_outlive_the_rend
                              capture_output=True, text=True, env=env).stdout  # fmt: skip
     git: Repo = make_git({"k8s/db-secret.yaml": encrypt(tmp_path, SECRET, pgp=fingerprint, gnupg=gnupg)})
     subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False)
-    before = _agents()
     wf = add_workflow(engine, git, namespace, id="sops-pgp", decryption={"keys": armored})
     result = engine.sync(wf)
     assert result.status == "succeeded", result.message
     assert _secret_value(kube, namespace, "db", "password") == PASSWORD
-    assert _agents() <= before  # the throwaway home's agent was stopped
-
-
-def _agents() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "gpg-agent.*slipway-sops-"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    encrypted = tmp_path / "db.yaml"
+    encrypted.write_text(encrypt(tmp_path, SECRET, pgp=fingerprint, gnupg=gnupg))
+    subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False)
+    plain = decrypt(encrypted, "db.yaml", Decryption.from_config({"keys": armored}), RenderContext())
+    assert PASSWORD in plain.decode()
 
 
 @pytest.mark.parametrize("store_backend", ["kubernetes"], indirect=True)
