@@ -178,7 +178,10 @@ class Engine(Rendering):
         """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
         change, before it merges, against the live objects and the inventory. Nothing is recorded."""
         wf = self.store.get_workflow(workflow_id)
-        manifests = self.render_local(wf, directory, cancel)
+        try:
+            manifests = self.render_local(wf, directory, cancel)
+        except DecryptionError as e:
+            return undecryptable(wf.id, None, e)
         kube = self.kube_for(wf)
         return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), None)
 

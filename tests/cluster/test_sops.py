@@ -180,6 +180,8 @@ def test_a_wrong_key_no_key_and_a_tampered_file_are_refused_naming_the_file_and_
     assert conflict.description.startswith("k8s/db-secret.yaml: cannot be decrypted: none of the workflow's")
     result = engine.sync(wrong)
     assert result.status == "failed" and "nothing was applied" in result.message
+    [local] = engine.plan_local(wrong, git.work / "k8s").conflicts  # diff --local: the same conflict
+    assert local.resource == "file k8s/db-secret.yaml" and local.type == "validation"
     assert "k8s/db-secret.yaml: cannot be decrypted: none of the workflow's decryption keys can decrypt it" in (
         result.message
     )
