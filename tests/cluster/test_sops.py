@@ -258,3 +258,28 @@ def test_on_the_kubernetes_store_the_keys_are_a_sealed_secret_or_one_written_as_
     result = engine.sync(wf)
     assert result.status == "succeeded", result.message
     assert _secret_value(kube, namespace, "db", "password") == PASSWORD
+
+
+def test_files_outside_the_path_decrypt_when_read_and_another_teams_files_are_left_alone(
+    engine: Engine, make_git: Any, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    identity, recipient = age_key(tmp_path, "team")
+    _, other_recipient = age_key(tmp_path, "other-team")
+    files = {
+        "k8s/overlay/kustomization.yaml": "resources:\n  - ../../base\n",
+        "base/kustomization.yaml": "resources:\n  - db.enc.yaml\n",
+        "base/db.enc.yaml": encrypt(tmp_path, SECRET, age=recipient),
+        "other-team/secret.yaml": encrypt(tmp_path, TOKEN_SECRET, age=other_recipient),  # not ours to read
+    }
+    git: Repo = make_git(files)
+    wf = add_workflow(engine, git, namespace, id="sops-base", decryption={"keys": identity})
+    result = engine.sync(wf)
+    assert result.status == "succeeded", result.message
+    assert _secret_value(kube, namespace, "db", "password") == PASSWORD
+
+    # The base is now encrypted for the other team only: the object the overlay reads stays encrypted.
+    git.commit({"base/db.enc.yaml": encrypt(tmp_path, SECRET.replace("name: db", "name: db2"), age=other_recipient)})
+    [conflict] = engine.plan(wf).conflicts
+    assert conflict.type == "validation" and conflict.resource.startswith("file k8s/overlay (kustomize)")
+    assert "is still encrypted with SOPS" in conflict.description
+    assert _secret_value(kube, namespace, "db2", "password") is None
