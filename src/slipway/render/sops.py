@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,8 @@ def decrypt(path: Path, display: str, decryption: Decryption, context: RenderCon
         if ages:
             env["SOPS_AGE_KEY"] = "\n".join(ages)
         if pgps:
-            env["GNUPGHOME"] = str(_gnupg_home(scratch, pgps, display, context, env))
+            env["GNUPGHOME"] = str(scratch / "gnupg")  # set first: the agent an import starts is stopped too
+            _import_pgp(scratch, pgps, display, context, env)
         argv = [sops, "--decrypt", "--input-type", kind, "--output-type", kind, str(path)]
         proc = bounded.run(argv, where=display, limits=limits, deadline=deadline, cancel=context.cancel,
                            env=env, cwd=scratch)  # fmt: skip
@@ -166,25 +168,23 @@ def decrypt(path: Path, display: str, decryption: Decryption, context: RenderCon
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _gnupg_home(scratch: Path, pgps: list[str], display: str, context: RenderContext, env: dict[str, str]) -> Path:
+def _import_pgp(scratch: Path, pgps: list[str], display: str, context: RenderContext, env: dict[str, str]) -> None:
     gpg = shutil.which("gpg")
     if gpg is None:
         raise ManifestError(f"{display}: the workflow's PGP keys need gpg (GnuPG), which is not installed")
-    home = scratch / "gnupg"
-    home.mkdir(mode=0o700)
+    Path(env["GNUPGHOME"]).mkdir(mode=0o700)
     keyfile = scratch / "keys.asc"
     fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(pgps) + "\n")
     limits, deadline = context.bounds()
     proc = bounded.run([gpg, "--batch", "--quiet", "--import", str(keyfile)], where=display, limits=limits,
-                       deadline=deadline, cancel=context.cancel, env={**env, "GNUPGHOME": str(home)}, cwd=scratch)  # fmt: skip
+                       deadline=deadline, cancel=context.cancel, env=env, cwd=scratch)  # fmt: skip
     keyfile.unlink()
     if proc.returncode != 0:
-        raise ManifestError(
-            f"{display}: the workflow's PGP key could not be read by gpg (is it protected by a passphrase?)"
+        raise DecryptionError(
+            f"{display}: cannot be decrypted: gpg cannot read the workflow's PGP key (a passphrase?)", file=display
         )
-    return home
 
 
 def _stop_agent(env: dict[str, str], context: RenderContext) -> None:
@@ -194,13 +194,8 @@ def _stop_agent(env: dict[str, str], context: RenderContext) -> None:
         return
     limits, _ = context.bounds()
     with contextlib.suppress(ManifestError):
-        bounded.run([gpgconf, "--kill", "all"], where="gpgconf", limits=limits, deadline=_soon(), env=env)
-
-
-def _soon() -> float:
-    import time
-
-    return time.monotonic() + 10
+        bounded.run([gpgconf, "--kill", "all"], where="gpgconf", limits=limits, deadline=time.monotonic() + 10,
+                    env=env)  # fmt: skip
 
 
 def _reason(stderr: str) -> str:
