@@ -3,7 +3,8 @@
 #   - Debian packages: git, lighttpd (Git smart HTTP in tests), openssh-server/-client (Git over SSH in tests),
 #     procps (the server tests look for secrets in `ps`), chromium and fonts-dejavu-core (the dashboard's
 #     tests drive the system's Chromium through Playwright; Playwright never downloads a browser of its own),
-#     docker-registry (an OCI registry for the Helm chart tests)
+#     docker-registry (an OCI registry for the Helm chart tests), age and gnupg (SOPS: the tests make age and
+#     PGP keys; PGP decryption runs gpg)
 #   - a Python virtual environment in .venv with slipway and its pinned dependencies
 #   - the local control plane's components, built once from the Go module proxy and cached by version
 set -euo pipefail
@@ -12,7 +13,8 @@ cd "$(dirname "$0")/.."
 say() { printf '==> %s\n' "$*" >&2; }
 
 # 1. Debian packages.
-packages=(git lighttpd openssh-server openssh-client python3-venv ca-certificates procps chromium fonts-dejavu-core docker-registry)
+packages=(git lighttpd openssh-server openssh-client python3-venv ca-certificates procps chromium fonts-dejavu-core docker-registry
+          age gnupg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,7 @@ from . import installation
 from .actions.service import Operations
 from .errors import (
     ConfigError,
+    DecryptionError,
     HeldBack,
     NotFoundError,
     SlipwayError,
@@ -30,7 +31,7 @@ from .events import EventBus
 from .health import customizations
 from .model import Repository, RetryPolicy, Workflow, new_id
 from .pushes import Replicas
-from .rendering import Rendering
+from .rendering import Rendering, undecryptable
 from .results import SyncResult
 from .retry import with_retry
 from .source import GitSource
@@ -118,21 +119,10 @@ class Engine(Rendering, Operations):
         return result
 
     def warm_up(self, workflow_id: str) -> None:
-        """Connect to the workflow's cluster and read its API map in the background, while Git and
-        the render run: a front that is about to plan or sync calls it first. What goes wrong here
-        is left for the plan to meet and report."""
-        try:
-            wf = self.store.get_workflow(workflow_id)
-        except SlipwayError:
-            return
+        """Connect to the workflow's cluster in the background while Git and the render run (:mod:`.warmup`)."""
+        from .warmup import warm_up
 
-        def connect() -> None:
-            try:
-                self.kube_for(wf).discovery.ensure()
-            except Exception as e:  # the plan meets it again, and says so
-                log.debug("warming up the connection for workflow %s: %s", wf.id, e)
-
-        threading.Thread(target=connect, name="slipway-warm-up", daemon=True).start()
+        warm_up(self.store, self.kube_for, workflow_id)
 
     # -- the pipeline's first stages ------------------------------------------------------------------
 
@@ -200,7 +190,10 @@ class Engine(Rendering, Operations):
         """What a sync would change if Git held ``directory`` at the workflow's path: a pull request's
         change, before it merges, against the live objects and the inventory. Nothing is recorded."""
         wf = self.store.get_workflow(workflow_id)
-        manifests = self.render_local(wf, directory, cancel)
+        try:
+            manifests = self.render_local(wf, directory, cancel)
+        except DecryptionError as e:
+            return undecryptable(wf.id, None, e)
         kube = self.kube_for(wf)
         return self.planner(wf, kube, cancel).plan(manifests, self.store.inventory(wf.id), None)
 
@@ -241,7 +234,10 @@ class Engine(Rendering, Operations):
         wf = self.store.get_workflow(workflow_id)
         repo = self.store.get_repository(wf.repository)
         revision = self.fetch(repo, revision, policy=wf.sync_policy.retry, cancel=cancel, workflow=wf)
-        manifests = self.render(wf, repo, revision, cancel)
+        try:
+            manifests = self.render(wf, repo, revision, cancel)
+        except DecryptionError as e:
+            return undecryptable(wf.id, revision, e)
         kube = self.kube_for(wf)
         planner = self.planner(wf, kube, cancel, local_checks=local_checks)
         return planner.plan(manifests, self.store.inventory(wf.id), revision)

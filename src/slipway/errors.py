@@ -46,6 +46,14 @@ class ManifestError(UserError):
     """A manifest cannot be read: names the file and the document index."""
 
 
+class DecryptionError(ManifestError):
+    """A SOPS file that cannot be decrypted: the plan gets a blocking validation conflict naming it."""
+
+    def __init__(self, message: str, *, file: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.file = file
+
+
 class BuildError(SlipwayError):
     """Building a local component failed, or the toolchain for it is missing."""
 

@@ -24,6 +24,8 @@ from .urls import UrlError, UrlParts, redact_url, split_url
 
 if TYPE_CHECKING:
     from .render.options import HelmOptions, JsonnetOptions
+    from .render.sops import Decryption
+    from .render.substitute import PostBuild
 from .notify import Notify
 
 ID_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
@@ -419,6 +421,8 @@ class Workflow:
     # A repository of type helm: the chart deployed and Helm's version range (an exact version pins it).
     chart: str | None = None
     chart_version: str | None = None
+    decryption: Decryption | None = None  # SOPS keys (sealed by the store)
+    post_build: PostBuild | None = None  # Flux's postBuild substitution
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -453,6 +457,8 @@ class Workflow:
             notify=Notify.from_config(r.get("notify", dict)),
             chart=r.get("chart", str) or None,
             chart_version=r.get("chart_version", str) or None,
+            decryption=_optional(r, "decryption", "Decryption", "sops"),
+            post_build=_optional(r, "post_build", "PostBuild", "substitute"),
         )
         r.done()
         _check_chart(out)
@@ -470,8 +476,13 @@ class Workflow:
         return values_repositories(self)
 
     def public(self) -> dict[str, Any]:
-        """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
-        return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
+        """What may be shown: the configuration with the notification URL masked (it may hold a token)
+        and the decryption keys never (only how many there are)."""
+        return {
+            **self.to_config(),
+            "notify": self.notify.public() if self.notify else None,
+            "decryption": self.decryption.public() if self.decryption else None,
+        }
 
 
 def _check_chart(wf: Workflow) -> None:
@@ -490,10 +501,10 @@ def _check_chart(wf: Workflow) -> None:
         raise ConfigError("target_path: a chart from a chart repository has no path; leave target_path empty")
 
 
-def _optional(r: _Reader, name: str, cls: str) -> Any:
+def _optional(r: _Reader, name: str, cls: str, module: str = "options") -> Any:
     value = r.get(name, dict)
     if value is None:
         return None  # no table: the render stage is not even imported
-    from .render import options
+    import importlib
 
-    return getattr(options, cls).from_config(value, r.key(name))
+    return getattr(importlib.import_module(f".render.{module}", __package__), cls).from_config(value, r.key(name))

@@ -10,7 +10,9 @@ A render that reads the rest of the repository (Jsonnet libraries, a chart's dep
 gets the whole work tree; a chart repository's login comes from the registered repository of
 type helm whose URL is the longest prefix of the chart's. What a render may reach is decided here,
 for every front: chart repositories only as registered (or listed by the administrator), kustomize's
-remote resources only for workflows the administrator lists (see :mod:`slipway.settings`).
+remote resources only for workflows the administrator lists (see :mod:`slipway.settings`). SOPS
+files are decrypted with the workflow's keys before the render (:mod:`slipway.render.sops`) and
+Flux's post-build substitution runs after it (:mod:`slipway.render.substitute`).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .catalog import Catalog
-from .errors import ManifestError
+from .errors import DecryptionError, ManifestError
 from .model import Repository, Workflow
 
 if TYPE_CHECKING:
     from .kube import Kube
+    from .plan.model import Plan
     from .render import Manifest, RenderContext
     from .render.charts import Fetcher
 
@@ -66,6 +69,7 @@ class Rendering(Catalog):
                 whole = self.source.materialize(repo, main, "", tmp / "repo")
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
+            self._decrypt(wf, root, context)
             return self._render_root(wf, root, context)
 
     def _values_refs(self, wf: Workflow, values: dict[str, str], tmp: Path) -> dict[str, Path]:
@@ -181,8 +185,17 @@ class Rendering(Catalog):
 
     def _render_root(self, wf: Workflow, root: Path, context: RenderContext) -> list[Manifest]:
         from . import render as render_stage
+        from .render.sops import still_encrypted
 
         manifests = render_stage.render(root, label=wf.target_path, context=context)
+        for m in manifests:
+            if still_encrypted(m.obj):
+                raise DecryptionError(
+                    f"{m.source}: is still encrypted with SOPS; a file it comes from could not be decrypted "
+                    "with the workflow's keys",
+                    file=m.source,
+                )
+        manifests = self._substitute(wf, manifests)
         if not manifests and not wf.sync_policy.allow_empty:
             raise ManifestError(
                 f"target_path {wf.target_path or '/'!r} renders no objects; it holds {render_stage.contents(root)}",
@@ -220,7 +233,37 @@ class Rendering(Catalog):
                 whole = copy_tree(top, tmp / "repo", where)
                 root = whole / wf.target_path if wf.target_path else whole
                 context.repository_root = whole
+            self._decrypt(wf, root, context)
             return self._render_root(wf, root, context)
+
+    def _decrypt(self, wf: Workflow, root: Path, context: RenderContext) -> None:
+        """SOPS files decrypted in the scratch copy (:mod:`slipway.render.sops`): the target path always,
+        the rest of a whole checkout too (kustomize bases, values files elsewhere)."""
+        from .render.sops import decrypt_tree
+
+        decrypt_tree(root, wf.target_path, wf.decryption, context)
+        whole = context.repository_root
+        if whole is not None and root != whole:
+            # Files elsewhere may be another team's, with other keys: those that the render reads
+            # and that stay encrypted are refused after it.
+            decrypt_tree(whole, "", wf.decryption, context, skip=root, strict=False)
+
+    def _substitute(self, wf: Workflow, manifests: list[Manifest]) -> list[Manifest]:
+        """Flux's postBuild: variables from the destination's ConfigMaps and Secrets, then the workflow's own."""
+        from .render.substitute import substitute_all, variables
+
+        if wf.post_build is None:
+            return manifests
+        kube = self.kube_for(wf) if wf.post_build.substitute_from else None
+        namespace = wf.destination.namespace
+
+        def read(source: Any) -> dict[str, str] | None:
+            from .kube.configdata import config_values
+
+            assert kube is not None
+            return config_values(kube, source.kind, namespace, source.name)
+
+        return substitute_all(manifests, variables(wf.post_build, read))
 
     def chart_repository_registered(self, url: str) -> bool:
         """True when a registered repository of type helm holds ``url`` (its URL a prefix, on a path boundary)."""
@@ -247,6 +290,25 @@ def _scratch(where: str) -> Iterator[Path]:
     try:
         yield tmp
     except ManifestError as e:
+        if isinstance(e, DecryptionError):
+            raise  # it names the file; it becomes a conflict of the plan (:func:`undecryptable`)
         raise ManifestError(f"{where}: {e.message}", hint=e.hint) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def undecryptable(workflow_id: str, revision: str | None, error: DecryptionError) -> Plan:
+    """The plan of a render refused for a SOPS file it cannot decrypt: one blocking validation conflict
+    naming the file, no change (nothing is applied, nothing pruned)."""
+    from .durations import rfc3339
+    from .plan.model import Plan
+    from .results import Conflict
+
+    conflict = Conflict(
+        resource=f"file {error.file}",
+        namespace=None,
+        type="validation",
+        description=error.message,
+        suggestions=[error.hint or "Give the workflow the key the file was encrypted for, or encrypt it again"],
+    )
+    return Plan(workflow_id, revision, rfc3339(), conflicts=[conflict])

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import hooks, settings
 from .durations import parse_duration, rfc3339
-from .errors import Cancelled, HookError, Refused, SlipwayError, SyncFailed, describe
+from .errors import Cancelled, DecryptionError, HookError, Refused, SlipwayError, SyncFailed, describe
 from .plan.model import Plan
+from .rendering import undecryptable
 from .results import SyncResult
 
 if TYPE_CHECKING:
@@ -52,11 +53,15 @@ class SyncRun(Run):
                 result.commit_hash = rev
                 store.update_sync(result)
                 self.stage("render")
-                manifests = self.engine.render(wf, self.repo, rev, self.cancel)
-                self.stage("plan")
-                plan = self.plan = self.engine.planner(wf, self.kube, self.cancel, local_checks=True).plan(
-                    manifests, store.inventory(wf.id), rev
-                )
+                try:
+                    manifests = self.engine.render(wf, self.repo, rev, self.cancel)
+                except DecryptionError as e:  # a SOPS file: a conflict naming it, nothing applied
+                    plan = self.plan = undecryptable(wf.id, rev, e)
+                else:
+                    self.stage("plan")
+                    plan = self.plan = self.engine.planner(wf, self.kube, self.cancel, local_checks=True).plan(
+                        manifests, store.inventory(wf.id), rev
+                    )
                 result.changes = [c.to_record() for c in plan.changes]
                 if wf.diff_preview:
                     self.preview(plan)

@@ -1,4 +1,4 @@
-"""The external programs slipway's engine runs, found in one place: kustomize, helm, kubectl.
+"""The external programs slipway's engine runs, found in one place: kustomize, helm, kubectl, sops.
 
 Each is pinned here by version. The local-cluster builder (``slipway cluster build``) builds them
 into ``$SLIPWAY_CACHE/bin/<component>-<version>/`` and marks a finished build with ``.complete``;
@@ -18,6 +18,7 @@ from .errors import BuildError
 KUBERNETES_VERSION = "v1.37.2"
 KUSTOMIZE_VERSION = "v5.8.2"
 HELM_VERSION = "v3.22.0"
+SOPS_VERSION = "v3.13.3"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ TOOLS = {
         Tool("kustomize", "kustomize", KUSTOMIZE_VERSION, "install kustomize v5"),
         Tool("helm", "helm", HELM_VERSION, "install helm v3 or v4"),
         Tool("kubectl", "kubernetes", KUBERNETES_VERSION, "install kubectl"),
+        Tool("sops", "sops", SOPS_VERSION, "install sops v3"),
     ]
 }
 

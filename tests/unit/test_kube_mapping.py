@@ -11,13 +11,17 @@ import pytest
 from slipway.errors import ConfigError
 from slipway.model import Credentials, Repository, Workflow
 from slipway.render.options import HelmOptions, JsonnetOptions
+from slipway.render.sops import Decryption
+from slipway.render.substitute import PostBuild, SubstituteFrom
 from slipway.store.kubernetes import crds, mapping
 
 
 def model_paths(cls: type, prefix: str = "") -> set[str]:
     """Every field of a model dataclass and of the dataclasses inside it, as dotted model keys."""
     hints = typing.get_type_hints(cls, {**vars(__import__("slipway.model", fromlist=["x"])),
-                                        "HelmOptions": HelmOptions, "JsonnetOptions": JsonnetOptions})  # fmt: skip
+                                        "HelmOptions": HelmOptions, "JsonnetOptions": JsonnetOptions,
+                                        "Decryption": Decryption, "PostBuild": PostBuild,
+                                        "SubstituteFrom": SubstituteFrom})  # fmt: skip
     out = set()
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
@@ -70,6 +74,9 @@ FULL: dict[str, Any] = {
              "values": {"replica_count": 3, "image": {"tag": "1.4"}}, "skip_crds": True},
     "jsonnet": {"entry": "main.jsonnet", "tlas": {"env": "prod"}, "ext_vars": {"region": "eu"}, "libs": ["lib"]},
     "notify": {"url": "https://hooks.example.com/services/T0/SECRET", "events": ["failed", "succeeded"]},
+    "decryption": {"provider": "sops", "keys": "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"},
+    "post_build": {"substitute": {"ENV": "prod"},
+                   "substitute_from": [{"kind": "Secret", "name": "vars", "optional": True}]},
 }  # fmt: skip
 
 
@@ -77,6 +84,7 @@ def test_a_workflow_with_every_field_set_survives_the_round_trip() -> None:
     wf = Workflow.from_config(FULL)
     config = wf.to_config()
     config["notify"] = {**config["notify"], "url": "web-notify"}  # the store's Secret holds the URL
+    config["decryption"] = {**config["decryption"], "keys": "web-keys"}  # and the keys
     spec = mapping.workflow_spec(config)
     assert "id" not in spec and spec["syncPolicy"]["retry"]["maxDuration"] == "10m"
     assert spec["helm"]["values"] == {"replica_count": 3, "image": {"tag": "1.4"}}  # values keep their own keys
@@ -86,7 +94,9 @@ def test_a_workflow_with_every_field_set_survives_the_round_trip() -> None:
     }  # fmt: skip
     assert spec["notify"] == {"urlSecretRef": {"name": "web-notify"}, "events": ["failed", "succeeded"]}
     assert "SECRET" not in str(spec)
-    urls = {"web-notify": FULL["notify"]["url"]}
+    assert spec["decryption"] == {"provider": "sops", "secretRef": {"name": "web-keys"}}  # Flux's shape
+    assert spec["postBuild"]["substituteFrom"] == [{"kind": "Secret", "name": "vars", "optional": True}]
+    urls = {"web-notify": FULL["notify"]["url"], "web-keys": FULL["decryption"]["keys"]}
     assert Workflow.from_config(mapping.workflow_config("Web_App", spec, lambda ref: urls[ref["name"]])) == wf
     # Every field differs from its default here, so every row of the table was written.
     written = set()

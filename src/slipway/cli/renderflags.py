@@ -1,4 +1,5 @@
-"""``slipway workflow create`` and ``set``: the flags for the ``helm`` and ``jsonnet`` tables.
+"""``slipway workflow create`` and ``set``: the flags for the ``helm``, ``jsonnet``, ``decryption`` and
+``post_build`` tables.
 
 A table is only set when one of its flags is given (``set`` changes only the keys given). ``--helm-set a.b=3`` nests on dots and types the
 value as ``helm --set`` does (``true``, ``false``, ``null``, an integer, else text; one pair per flag);
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,6 +50,29 @@ _OPTIONS = [
         metavar="DIR",
         help="A library directory, relative to the repository root (repeatable).",
     ),
+    click.option(
+        "--decryption-key-env",
+        metavar="VAR",
+        help="Environment variable holding SOPS keys (age identities or an armored PGP private key).",
+    ),
+    click.option(
+        "--decryption-key-file",
+        metavar="FILE",
+        help="File holding SOPS keys (age identities, e.g. keys.txt, or an armored PGP private key).",
+    ),
+    click.option(
+        "--substitute",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A post-build variable: ${KEY} in rendered objects becomes VALUE (repeatable).",
+    ),
+    click.option(
+        "--substitute-from",
+        multiple=True,
+        metavar="configmap/NAME|secret/NAME",
+        help="Post-build variables from a ConfigMap or Secret in the destination namespace (repeatable; "
+        "later ones win; a trailing ? makes it optional).",
+    ),
 ]
 
 
@@ -55,6 +80,43 @@ def render_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
+
+
+def decryption_table(opts: dict[str, Any]) -> dict[str, Any] | None:
+    """--decryption-key-env / --decryption-key-file: the keys never come from argv itself."""
+    from .common import read_file, secret_from_env
+
+    env, path = opts.get("decryption_key_env"), opts.get("decryption_key_file")
+    if env and path:
+        raise ConfigError("--decryption-key-env and --decryption-key-file: give one")
+    keys = secret_from_env(env, "--decryption-key-env")
+    found = read_file(path, "--decryption-key-file")
+    if found:
+        try:
+            keys = Path(found).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"--decryption-key-file {path}: cannot read it as text") from None
+    return {"provider": "sops", "keys": keys} if keys else None
+
+
+def post_build_table(opts: dict[str, Any]) -> dict[str, Any] | None:
+    table: dict[str, Any] = {}
+    values = dict(_pair(t, "--substitute") for t in opts.get("substitute") or ())
+    if values:
+        table["substitute"] = values
+    sources = [_source(t) for t in opts.get("substitute_from") or ()]
+    if sources:
+        table["substitute_from"] = sources
+    return table or None
+
+
+def _source(text: str) -> dict[str, Any]:
+    """``configmap/NAME`` or ``secret/NAME`` (a trailing ``?``: optional); the model checks the name."""
+    kind, sep, name = text.partition("/")
+    kinds = {"configmap": "ConfigMap", "secret": "Secret"}
+    if not sep or kind.lower() not in kinds:
+        raise ConfigError(f"--substitute-from: expected configmap/NAME or secret/NAME, got {text!r}")
+    return {"kind": kinds[kind.lower()], "name": name.rstrip("?"), "optional": name.endswith("?")}
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:

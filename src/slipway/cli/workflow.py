@@ -20,7 +20,7 @@ import click
 from ..errors import ConfigError
 from .common import actor, confirm, engine, interactive, secret_from_env
 from .output import colored, emit_json, err, json_mode, out, paint, wide
-from .renderflags import helm_table, jsonnet_table, render_flags
+from .renderflags import decryption_table, helm_table, jsonnet_table, post_build_table, render_flags
 
 STATUS_STYLE = {"synced": "green", "failed": "red", "degraded": "yellow", "syncing": "cyan", "active": ""}
 
@@ -118,6 +118,8 @@ def _config(opts: dict[str, Any], *, create: bool) -> dict[str, Any]:
         },
         "helm": helm_table(opts),
         "jsonnet": jsonnet_table(opts),
+        "decryption": decryption_table(opts),
+        "post_build": post_build_table(opts),
         "notify": {"url": notify_url, "events": list(opts["notify_on"]) or None}
                   if notify_url or opts["notify_on"] else None,
     }  # fmt: skip
@@ -149,7 +151,7 @@ def _ignore_rules(opts: dict[str, Any], create: bool) -> dict[str, Any]:
 
 
 # Tables the user writes whole (Helm values, Jsonnet arguments): a null in them is a value, not "not given".
-_VERBATIM = ("values", "tlas", "ext_vars", "ignore_differences")
+_VERBATIM = ("values", "tlas", "ext_vars", "ignore_differences", "substitute")
 
 
 def _given(table: dict[str, Any]) -> dict[str, Any]:

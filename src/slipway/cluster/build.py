@@ -3,8 +3,8 @@
 Each component is a tiny wrapper Go module written under ``$SLIPWAY_CACHE/build/<name>-<version>``:
 Kubernetes needs one because its own go.mod points the k8s.io staging modules at ``./staging``
 (we replace each with its published ``v0.<minor>.<patch>``), etcd because its main module has
-replace directives (we call ``etcdmain.Main`` from our own ``main``). kwok and kustomize install
-as they are. Binaries land in ``$SLIPWAY_CACHE/bin/<name>-<version>/`` and a ``.complete`` marker is
+replace directives (we call ``etcdmain.Main`` from our own ``main``). kwok, kustomize and sops
+install as they are. Binaries land in ``$SLIPWAY_CACHE/bin/<name>-<version>/`` and a ``.complete`` marker is
 written last, so an interrupted build is never mistaken for a finished one.
 """
 
@@ -22,7 +22,7 @@ from typing import IO
 
 from .. import settings
 from ..errors import BuildError
-from ..tools import HELM_VERSION, KUBERNETES_VERSION, KUSTOMIZE_VERSION, built_dir
+from ..tools import HELM_VERSION, KUBERNETES_VERSION, KUSTOMIZE_VERSION, SOPS_VERSION, built_dir
 
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
@@ -148,6 +148,8 @@ COMPONENTS: dict[str, Component] = {
             lambda v: {},
             _install("sigs.k8s.io/kustomize/kustomize/v5"),
         ),
+        # Decrypts SOPS files at render time, and makes the encrypted files the tests read.
+        Component("sops", SOPS_VERSION, ["sops"], lambda v: {}, _install("github.com/getsops/sops/v3/cmd/sops")),
     ]
 }
 

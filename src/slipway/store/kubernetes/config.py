@@ -191,10 +191,19 @@ class Config(Base):
             written = self._put_sealed(secret, labels, {"url": wf.notify.url}, f"workflow {wf.id}")
             config["notify"] = {**config["notify"], "url": secret}
             annotations[names.ANNOTATION_NOTIFY] = str(written["metadata"]["resourceVersion"])
+        keys_secret = names.decryption_name(wf.id)
+        if wf.decryption is not None:
+            # Private keys: a sealed Secret keeps them, the spec names it (Flux's decryption.secretRef).
+            labels = {names.LABEL_RECORD: "decryption", names.LABEL_WORKFLOW: wf.id}
+            written = self._put_sealed(keys_secret, labels, {"keys": wf.decryption.keys}, f"workflow {wf.id}")
+            config["decryption"] = {**config["decryption"], "keys": keys_secret}
+            annotations[names.ANNOTATION_DECRYPTION] = str(written["metadata"]["resourceVersion"])
         spec = mapping.workflow_spec(config)
         self._seen[wf.id] = self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), spec, annotations)
         if wf.notify is None:
             self.kube.delete(SECRETS, self.namespace, secret)
+        if wf.decryption is None:
+            self.kube.delete(SECRETS, self.namespace, keys_secret)
         self._accepted(wf.id)
 
     def _put_grant(self, workflow_id: str, grant: dict[str, Any]) -> None:
@@ -254,12 +263,18 @@ class Config(Base):
         where = f"workflow {wid} (Workflow {obj['metadata']['name']} in namespace {self.namespace})"
 
         def secret_value(ref: dict[str, Any]) -> str:
-            name, key = str(ref.get("name") or ""), str(ref.get("key") or "url")
-            where = f"Secret {name} (spec.notify.urlSecretRef)"
+            name, key = str(ref.get("name") or ""), str(ref.get("key") or "")
+            where = f"Secret {name} (named in spec)"
             secret = (secrets or {}).get(name) or self.kube.get(SECRETS, self.namespace, name)
             if secret is None:
                 raise ConfigError(f"{where} does not exist in namespace {self.namespace}")
             data = self._secret_data(secret, where)
+            if not key:
+                # Decryption keys as Flux keeps them: every *.agekey and *.asc entry (or slipway's 'keys').
+                flux = [v for k, v in sorted(data.items()) if k == "keys" or k.endswith((".agekey", ".asc"))]
+                if "url" not in data and flux:
+                    return "\n".join(flux)
+                key = "url"
             if key not in data:
                 raise ConfigError(f"{where} has no {key!r} key")
             return data[key]
@@ -333,6 +348,8 @@ class Config(Base):
                     annotations.get(names.ANNOTATION_CREDENTIALS, "")
                     + "/"
                     + annotations.get(names.ANNOTATION_NOTIFY, "")
+                    + "/"
+                    + annotations.get(names.ANNOTATION_DECRYPTION, "")
                 )
                 digest.update(
                     f"{info.kind}|{meta['name']}|{meta.get('uid')}|{meta.get('generation')}|{secrets}\n".encode()
@@ -358,6 +375,7 @@ class Config(Base):
             # later); its history stays, keyed by the uid of a Workflow that no longer exists.
             self.forget_inventory(str(meta["uid"]))
             self.kube.delete(SECRETS, self.namespace, names.notify_name(workflow_id))
+            self.kube.delete(SECRETS, self.namespace, names.decryption_name(workflow_id))
             return
         raise SyncInProgress(f"workflow {workflow_id} kept changing; try again")
 

@@ -16,7 +16,8 @@ from . import mapping
 from .mapping import Field
 from .names import API_VERSION, GROUP, VERSION
 
-CRD_REVISION = 5  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences; 4: status.assessment; 5: spec.chart, chartVersion
+CRD_REVISION = 6  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences; 4: status.assessment;
+# 5: spec.chart, chartVersion; 6: spec.decryption, postBuild
 REVISION_ANNOTATION = "slipway.dev/crd-revision"
 
 

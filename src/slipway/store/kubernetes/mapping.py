@@ -36,9 +36,12 @@ class Field:
     minimum: int | None = None
     pattern: str | None = None
     rules: tuple[tuple[str, str], ...] = ()  # CEL (rule, message) on this object
+    name: str | None = None  # its name in the resource, when not the model's in camelCase (Flux's shapes)
 
     @property
     def cr(self) -> str:
+        if self.name:
+            return self.name
         head, *rest = self.model.split("_")
         name = head + "".join(p[:1].upper() + p[1:] for p in rest)
         # A secret's value is never in a spec: the spec names a Secret that holds it.
@@ -148,6 +151,32 @@ WORKFLOW: tuple[Field, ...] = (
               enum=("failed", "degraded", "succeeded", "rolled_back")),
         ),
         rules=(("has(self.urlSecretRef)", "notify needs urlSecretRef (a Secret holding the URL)"),),
+    ),
+    F(
+        "decryption",
+        "object",
+        "How SOPS-encrypted files of the path are decrypted (Flux's spec.decryption).",
+        children=(
+            F("provider", "string", "sops.", enum=("sops",)),
+            F("keys", "secret", "A Secret in slipway's namespace holding the keys: age identities (keys ending "
+              "in .agekey) and armored PGP private keys (.asc), as Flux's; or one key 'keys' holding them all.",
+              name="secretRef"),
+        ),
+        rules=(("has(self.secretRef)", "decryption needs secretRef (a Secret holding the keys)"),),
+    ),
+    F(
+        "post_build",
+        "object",
+        "Variables substituted in rendered objects (Flux's spec.postBuild).",
+        children=(
+            F("substitute", "data", "Variables and their values (strings)."),
+            F("substitute_from", "objects", "ConfigMaps and Secrets of the destination namespace holding variables.",
+              children=(
+                  F("kind", "string", "ConfigMap or Secret.", enum=("ConfigMap", "Secret")),
+                  F("name", "string", "Its name."),
+                  F("optional", "boolean", "A missing one is no error."),
+              )),
+        ),
     ),
     F(
         "jsonnet",
@@ -261,7 +290,7 @@ def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     from ...model import Workflow
 
     plain = Workflow.from_config({"id": "x", "repository": "x"}).to_config()
-    full = Workflow.from_config({"id": "x", "repository": "x", "helm": {}, "jsonnet": {}}).to_config()
+    full = Workflow.from_config({"id": "x", "repository": "x", "helm": {}, "jsonnet": {}, "post_build": {}}).to_config()
     return plain, full
 
 

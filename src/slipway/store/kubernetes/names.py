@@ -33,7 +33,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_ID = "slipway.dev/id"
 LABEL_WORKFLOW = "slipway.dev/workflow"
 LABEL_WORKFLOW_UID = "slipway.dev/workflow-uid"
-LABEL_RECORD = "slipway.dev/record"  # sync | objects | inventory | executions | credentials | notify | token
+# sync | objects | inventory | executions | credentials | notify | decryption | token
+LABEL_RECORD = "slipway.dev/record"
 LABEL_SYNC = "slipway.dev/sync"
 LABEL_SYNC_STATUS = "slipway.dev/sync-status"
 LABEL_KIND = "slipway.dev/kind"
@@ -43,6 +44,7 @@ ANNOTATION_OWNER = "slipway.dev/owner"
 ANNOTATION_CHUNKS = "slipway.dev/chunks"
 ANNOTATION_CREDENTIALS = "slipway.dev/credentials-version"
 ANNOTATION_NOTIFY = "slipway.dev/notify-version"
+ANNOTATION_DECRYPTION = "slipway.dev/decryption-version"
 LABEL_TOKEN_ID = "slipway.dev/token-id"
 ANNOTATION_LAST_USED = "slipway.dev/last-used-at"
 REMOVED = "removed"  # the workflow-uid label of history a migrated, removed workflow left
@@ -87,6 +89,10 @@ def credentials_name(repo_id: str) -> str:
 
 def notify_name(workflow_id: str) -> str:
     return "slipway-notify-" + kname(workflow_id)
+
+
+def decryption_name(workflow_id: str) -> str:
+    return "slipway-decryption-" + kname(workflow_id)
 
 
 def token_name(token_id: str) -> str:

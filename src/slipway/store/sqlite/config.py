@@ -105,12 +105,17 @@ class Config(Base):
         rows = self._conn().execute("SELECT config FROM workflows ORDER BY created_at, id").fetchall()
         return [Workflow.from_record(self._unsealed(json.loads(r["config"]))) for r in rows]
 
-    # A notification URL may hold a token: it is kept encrypted inside the config.
+    # A notification URL may hold a token, decryption keys are private keys: kept encrypted inside the config.
     def _sealed(self, config: dict[str, Any]) -> dict[str, Any]:
         notify = config.get("notify")
         if notify and notify.get("url"):
             sealed = self._seal(notify["url"]).decode()
             config = {**config, "notify": {**{k: v for k, v in notify.items() if k != "url"}, "sealed_url": sealed}}
+        decryption = config.get("decryption")  # SOPS private keys: sealed like credentials
+        if decryption and decryption.get("keys"):
+            sealed = self._seal(decryption["keys"]).decode()
+            rest = {k: v for k, v in decryption.items() if k != "keys"}
+            config = {**config, "decryption": {**rest, "sealed_keys": sealed}}
         return config
 
     def _unsealed(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +123,10 @@ class Config(Base):
         if notify and "sealed_url" in notify:
             url = self._open(notify["sealed_url"].encode())
             config["notify"] = {**{k: v for k, v in notify.items() if k != "sealed_url"}, "url": url}
+        decryption = config.get("decryption")
+        if decryption and "sealed_keys" in decryption:
+            keys = self._open(decryption["sealed_keys"].encode())
+            config["decryption"] = {**{k: v for k, v in decryption.items() if k != "sealed_keys"}, "keys": keys}
         return config
 
     def config_version(self) -> tuple[Any, ...]:
