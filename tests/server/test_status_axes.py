@@ -39,9 +39,10 @@ def cli_json(server: SlipwayServer, *args: str) -> Any:
 
 
 def surfaces(server: SlipwayServer, wf: str) -> dict[str, tuple[str, str]]:
-    """(sync status, health) as each surface says it; the API's workflow route computes first."""
+    """(sync status, health) as each surface says it; the API's workflow route computes first (for
+    an operator: a viewer reads what was last computed)."""
     viewer = server.client("viewer")
-    got = viewer.get(f"/api/v1/workflows/{wf}").json()
+    got = server.client("operator").get(f"/api/v1/workflows/{wf}").json()
     out = {"api": (got["sync_status"]["status"], got["health"]["status"])}
     (listed,) = [w for w in viewer.get("/api/v1/workflows?live=true").json() if w["id"] == wf]
     out["overview"] = (listed["sync_status"]["status"], listed["health"]["status"])
@@ -151,7 +152,7 @@ def test_a_refusal_is_counted_as_its_own_outcome(start_server, tmp_path: Path, n
     assert value(m, "slipway_sync_total", workflow=wf, status="refused") == 1
     assert value(m, "slipway_sync_total", workflow=wf, status="failed") is None
     assert value(m, "slipway_workflow_status", workflow=wf, status="synced") == 1  # as it was: nothing applied
-    got = server.client("viewer").get(f"/api/v1/workflows/{wf}").json()
+    got = server.client("operator").get(f"/api/v1/workflows/{wf}").json()
     assert got["status"] == "synced" and got["operation"]["phase"] == "Refused"
     assert got["sync_status"]["status"] == "OutOfSync" and got["sync_status"]["changed"] == 1
     agree(server, wf, ("OutOfSync", "Healthy"))

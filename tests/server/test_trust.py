@@ -80,6 +80,34 @@ def test_a_viewer_never_plans_and_reads_what_an_operator_last_computed(
     assert viewer.get(base + "/resources").status_code == 403
 
 
+def test_a_viewer_reading_a_workflow_gets_the_stored_assessment_and_never_plans(
+    start_server, tmp_path: Path, namespace: str
+) -> None:  # type: ignore[no-untyped-def]
+    server = start_server()
+    wf, work = setup_workflow(server, tmp_path, namespace, {"k8s/app.yaml": dump(configmap("app", {"v": "1"}))})
+    viewer, operator = server.client("viewer"), server.client("operator")
+    base = f"/api/v1/workflows/{wf}"
+
+    # Nothing computed yet: a viewer's GET says so instead of fetching, rendering and planning.
+    first = viewer.get(base)
+    assert first.status_code == 200, first.text
+    assert first.json()["sync_status"]["status"] == "Unknown" and first.json()["assessed_at"] is None
+    assert "objects" not in first.json() and first.json()["config"]["id"] == wf
+
+    # An operator's GET computes now; a viewer then reads that, with its age.
+    computed = operator.get(base).json()
+    assert computed["sync_status"]["status"] == "OutOfSync" and computed["assessed_at"]
+    head = computed["sync_status"]["revision"]
+
+    # Git moves: a viewer still reads the stored answer (nothing fetched for them), an operator the new one.
+    commit(work, {"k8s/app.yaml": dump(configmap("app", {"v": "2"})), "k8s/b.yaml": dump(configmap("b", {"v": "1"}))})
+    push(work)
+    seen = viewer.get(base).json()
+    assert seen["sync_status"]["revision"] == head and seen["assessed_at"] == computed["assessed_at"]
+    assert isinstance(seen["assessed_age"], (int, float)) and "objects" not in seen
+    assert operator.get(base).json()["sync_status"]["revision"] != head
+
+
 def _bad(n: int) -> str:
     return f"slw_{secrets.token_hex(6)}_{'x' * 30}{n:013d}"
 

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from ..errors import ConfigError, NotFoundError
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
-from .plans import planned
+from .plans import PLANS, planned
 
 log = logging.getLogger("slipway.server")
 
@@ -127,9 +127,11 @@ def create_workflow(body: ConfigBody, ctx: Ctx, who: Admin) -> dict[str, Any]:
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"], summary="A workflow's status table, config and live state")
 def get_workflow(workflow_id: str, ctx: Ctx, who: Viewer) -> dict[str, Any]:
-    """The status table with sync_status and health computed now (a plan, nothing applied), the last
-    operation, each object with its own sync status and health, the config and the live state."""
-    status = ctx.engine.report(workflow_id, live=True)
+    """The status table with sync_status and health computed now for an operator or above (a plan,
+    nothing applied; with each object's own sync status and health), as last computed for a viewer
+    (never a fetch, render or dry-run on a viewer's behalf), the last operation, the config and the
+    live state."""
+    status = ctx.engine.report(workflow_id, live=who.allows(PLANS))
     return {
         **status,
         "config": ctx.engine.workflow(workflow_id).public(),

@@ -9,6 +9,14 @@ YAML with ``preSyncHooks``, ``postSyncHooks``, ``kubeconfig``), which only whoev
 slipway's own namespace can write: its admin, as Argo CD's ``argocd-cm`` is. slipway's own fronts
 (CLI, Python, Lua, an admin API token) write it for the workflows they create. A Workflow whose
 spec carries one of these is refused (condition Ready=False, reason ``AdminOnly``) and never runs.
+
+A grant is bound (``boundTo``) to the Workflow it was given to: its uid, its repository (id and
+URL), target path and destination. A Workflow deleted and declared again under the same id, or
+edited to fetch another repository, render another path or deploy elsewhere, no longer matches:
+it is refused (``AdminOnly``, saying what changed) and the grant never used, until the admin
+writes it again. ``destination.kubeconfigSecret`` lends a cluster's credentials too: a Workflow
+may name one only when its grant names the same Secret. slipway's fronts write the binding; a
+grant an admin writes by hand without one is bound to the Workflow it first meets.
 """
 
 from __future__ import annotations
@@ -66,7 +74,57 @@ def split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             grant[name] = value
         inner[model] = EMPTY[model]
         out[section] = inner
+    # Stays in the spec (it names a Secret, no file of slipway's), but only the grant allows it.
+    secret = (out.get("destination") or {}).get("kubeconfig_secret")
+    if secret:
+        grant[SECRET_KEY] = secret
     return out, grant
+
+
+SECRET_KEY = "kubeconfigSecret"
+BOUND = "boundTo"
+PENDING = {"pending": True}  # written before the Workflow, so no sync runs between the two writes
+EXTRA = (SECRET_KEY, BOUND)
+
+
+def document(configmap: Obj | None, workflow_id: str) -> dict[str, Any] | None:
+    """The grant's YAML as written (None when there is none or it does not parse: grant_of says why)."""
+    text = ((configmap or {}).get("data") or {}).get(key(workflow_id))
+    try:
+        doc = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def binding(obj: Obj, url: str | None) -> dict[str, Any]:
+    """What a grant is bound to: this Workflow object, its repository's URL, path and destination."""
+    spec = obj.get("spec") or {}
+    return {"uid": str(obj["metadata"].get("uid") or ""), "repository": spec.get("repository"), "url": url,
+            "targetPath": spec.get("targetPath"), "destination": spec.get("destination") or {}}  # fmt: skip
+
+
+def check(doc: dict[str, Any], obj: Obj, url: str | None, where: str) -> None:
+    """Raise :class:`AdminOnly` unless the grant ``doc`` was given to this very Workflow as it is now."""
+    bound = doc.get(BOUND)
+    if bound == PENDING:
+        raise AdminOnly(f"{where}: its grant is being written; it runs once slipway's admin front finished")
+    if not isinstance(bound, dict):
+        raise AdminOnly(f"{where}: its grant carries no valid {BOUND}")
+    now = binding(obj, url)
+    if bound.get("uid") != now["uid"]:
+        raise AdminOnly(
+            f"{where}: the grant was given to another Workflow of that id (uid {bound.get('uid')}), since "
+            f"deleted; this one (uid {now['uid']}) was declared after it, so it gets no hook nor kubeconfig and "
+            "does not run until slipway's admin grants it again"
+        )
+    for field in ("repository", "url", "targetPath", "destination"):
+        if bound.get(field) != now[field]:
+            what = "the repository's URL" if field == "url" else f"spec.{field}"
+            raise AdminOnly(
+                f"{where}: {what} changed since slipway's admin granted this workflow its hooks, kubeconfig "
+                "or kubeconfig Secret; it does not run until the admin grants it again (or the change is undone)"
+            )
 
 
 def grant_of(configmap: Obj | None, workflow_id: str, namespace: str) -> dict[str, Any]:
@@ -86,8 +144,10 @@ def grant_of(configmap: Obj | None, workflow_id: str, namespace: str) -> dict[st
     by_name = {name: (section, model) for (section, model), (_, name) in FIELDS.items()}
     out: dict[str, Any] = {}
     for name, value in doc.items():
+        if name in EXTRA:
+            continue  # checked by check() and the store
         if name not in by_name:
-            raise ConfigError(f"{where}: unknown key {name!r}; it holds {', '.join(by_name)}")
+            raise ConfigError(f"{where}: unknown key {name!r}; it holds {', '.join((*by_name, *EXTRA))}")
         section, model = by_name[name]
         ok = (
             isinstance(value, str)

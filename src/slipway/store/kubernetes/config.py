@@ -8,13 +8,20 @@ it by id is a clear error naming the object. Credentials live only in Secrets, t
 sealed with the store's key when slipway writes them (a Secret written by hand, with plain values,
 works too). Shell hooks and a kubeconfig file are never in a spec: they are the admin's, in the
 ConfigMap ``slipway-admin`` (:mod:`.admin`), and a Workflow that carries them is refused.
+
+Whoever may write a Repository may not thereby borrow another's credentials: a Repository uses
+only slipway's own credentials Secret for its id, or a Secret the admin bound to it (annotation
+``slipway.dev/repositories``, a comma-separated list of ids, as Argo CD's repo-creds are the
+admin's); and credentials slipway sealed are sent only to the host they were registered for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from ...errors import ConfigError, KubeNotFound, NotFoundError, SyncInProgress
 from ...kube import Obj
@@ -26,6 +33,21 @@ from .base import ATTEMPTS, Base, b64, merge_conditions, object_id, unb64
 from .names import CONFIGMAPS, REPOSITORIES, SECRETS, WORKFLOWS
 
 SEALED = "slipway.dev/sealed"
+ALLOWED = "slipway.dev/repositories"  # on a Secret an admin wrote: the repository ids that may use it
+HOST = "slipway.dev/host"  # on sealed credentials: the host they were registered for
+
+
+class CredentialsRefused(ConfigError):
+    """A Repository names credentials it may not use."""
+
+
+def url_host(url: str) -> str:
+    """The host (and port) a Git or chart URL sends credentials to; '' for a local path."""
+    if "://" in url:
+        parts = urlsplit(url)
+        return (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    scp = re.match(r"^(?:[^@/]+@)?([^:/]+):", url)  # git@host:org/repo.git
+    return scp.group(1).lower() if scp else ""
 
 
 class Config(Base):
@@ -33,25 +55,31 @@ class Config(Base):
 
     def put_repository(self, repo: Repository) -> None:
         name = names.kname(repo.id)
+        old = self.kube.get(REPOSITORIES, self.namespace, name)
+        old_url = (old.get("spec") or {}).get("url") if old is not None and object_id(old) == repo.id else None
         spec = mapping.repository_spec({k: v for k, v in repo.__dict__.items() if k != "credentials"})
         annotations: dict[str, str] = {}
         if repo.credentials is not None:
             secret = names.credentials_name(repo.id)
             labels = {names.LABEL_RECORD: "credentials", names.LABEL_REPOSITORY: repo.id}
             data = mapping.credentials_data(repo.credentials.to_dict())
-            written = self._put_sealed(secret, labels, data, f"repository {repo.id}")
+            written = self._put_sealed(secret, labels, data, f"repository {repo.id}", {HOST: url_host(repo.url)})
             spec["credentials"] = {"type": repo.credentials.type, "secretRef": {"name": secret}}
             # Not generation: a new password alone must still tell the controller to read again.
             annotations[names.ANNOTATION_CREDENTIALS] = str(written["metadata"]["resourceVersion"])
         self._put_object(REPOSITORIES, "Repository", repo.id, name, spec, annotations)
         if repo.credentials is None:
             self.kube.delete(SECRETS, self.namespace, names.credentials_name(repo.id))
+        if old_url and old_url != repo.url:
+            self._rebind_url(repo.id, old_url, repo.url)
 
-    def _put_sealed(self, name: str, labels: dict[str, str], data: dict[str, str], what: str) -> Obj:
+    def _put_sealed(
+        self, name: str, labels: dict[str, str], data: dict[str, str], what: str, notes: dict[str, str] | None = None
+    ) -> Obj:
         """A Secret of slipway's whose values are sealed with the store's key (credentials, a notification URL)."""
         obj: Obj = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "namespace": self.namespace, "annotations": {SEALED: "true"},
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": {SEALED: "true", **(notes or {})},
                          "labels": names.managed(**labels)},
             "data": {k: b64(self._fernet.encrypt(v.encode())) for k, v in data.items()},
         }  # fmt: skip
@@ -114,6 +142,7 @@ class Config(Base):
             secret = (secrets or {}).get(secret_name) or self.kube.get(SECRETS, self.namespace, secret_name)
             if secret is None:
                 raise ConfigError(f"{where}: its credentials Secret {secret_name!r} does not exist")
+            self._may_use(rid, str(spec.get("url") or ""), secret, where)
             config["credentials"] = self._credentials(secret, f"{where}: Secret {secret_name}")
             if creds.get("type"):
                 config["credentials"]["type"] = creds["type"]
@@ -121,6 +150,47 @@ class Config(Base):
             return Repository.from_config(config)
         except ConfigError as e:
             raise ConfigError(f"{where}: {mapping.explain(e, mapping.REPOSITORY)}") from None
+
+    def _may_use(self, rid: str, url: str, secret: Obj, where: str) -> None:
+        """Refuse credentials that are another repository's, or that were registered for another host."""
+        name = secret["metadata"]["name"]
+        notes = secret["metadata"].get("annotations") or {}
+        allowed = {x.strip() for x in str(notes.get(ALLOWED) or "").split(",")}
+        if name != names.credentials_name(rid) and rid not in allowed:
+            raise CredentialsRefused(
+                f"{where}: credentials Secret {name} is not this repository's: a Repository uses only "
+                f"{names.credentials_name(rid)} or a Secret slipway's admin annotated {ALLOWED} with {rid!r}"
+            )
+        if HOST in notes and notes[HOST] != url_host(url):
+            raise CredentialsRefused(
+                f"{where}: credentials Secret {name} was registered for host {notes[HOST] or '(local)'!r}, not "
+                f"{url_host(url) or '(local)'!r}; register the repository again with its credentials to move them"
+            )
+
+    def _rebind_url(self, repo_id: str, old_url: str, new_url: str) -> None:
+        """The admin moved a repository: grants bound to it (at its old URL) follow it."""
+        for _ in range(ATTEMPTS):
+            live = self._grants()
+            data = dict((live or {}).get("data") or {})
+            changed = False
+            for k in [k for k in data if k.startswith(admin.KEY_PREFIX)]:
+                doc = admin.document(live, k[len(admin.KEY_PREFIX) :])
+                bound = (doc or {}).get(admin.BOUND)
+                if (
+                    doc
+                    and isinstance(bound, dict)
+                    and bound.get("repository") == repo_id
+                    and bound.get("url") == old_url
+                ):
+                    data[k] = admin.grant_text({**doc, admin.BOUND: {**bound, "url": new_url}})
+                    changed = True
+            if live is None or not changed:
+                return
+            live["data"] = data
+            with contextlib.suppress(KubeConflict):
+                self.kube.replace(CONFIGMAPS, live)
+                return
+        raise ConfigError(f"repository {repo_id}: ConfigMap {admin.CONFIGMAP} kept changing while it was written")
 
     def _credentials(self, secret: Obj, where: str) -> dict[str, Any]:
         return mapping.credentials_config(self._secret_data(secret, where), where)
@@ -160,7 +230,9 @@ class Config(Base):
             try:
                 out.append(self._repository_of(obj, sealed))
             except ConfigError as e:
-                self._report(REPOSITORIES, obj, str(e))
+                self._report(
+                    REPOSITORIES, obj, str(e), type(e).__name__ if isinstance(e, CredentialsRefused) else "InvalidSpec"
+                )
         return out
 
     def delete_repository(self, repo_id: str) -> None:
@@ -179,10 +251,12 @@ class Config(Base):
     def put_workflow(self, wf: Workflow) -> None:
         if self.kube.get(REPOSITORIES, self.namespace, names.kname(wf.repository)) is None:
             raise NotFoundError(f"workflow {wf.id}: repository {wf.repository!r} is not registered")
-        # Hooks and a local kubeconfig go to the admin's ConfigMap, never the spec; written first,
-        # so no sync of the new spec can run without the hooks it was given.
+        # Hooks and a local kubeconfig go to the admin's ConfigMap, never the spec. A new workflow's
+        # grant is written first as pending (the Workflow waits), then bound to the object written.
         config, grant = admin.split(wf.to_config())
-        self._put_grant(wf.id, grant)
+        pending = bool(grant) and self.workflow_obj_or_none(wf.id) is None
+        if pending:
+            self._put_grant(wf.id, {**grant, admin.BOUND: admin.PENDING})
         annotations: dict[str, str] = {}
         secret = names.notify_name(wf.id)
         if wf.notify is not None:
@@ -199,21 +273,30 @@ class Config(Base):
             config["decryption"] = {**config["decryption"], "keys": keys_secret}
             annotations[names.ANNOTATION_DECRYPTION] = str(written["metadata"]["resourceVersion"])
         spec = mapping.workflow_spec(config)
-        self._seen[wf.id] = self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), spec, annotations)
+        try:
+            written = self._put_object(WORKFLOWS, "Workflow", wf.id, names.kname(wf.id), spec, annotations)
+        except ConfigError:
+            if pending:
+                self._put_grant(wf.id, {})
+            raise
+        self._seen[wf.id] = written
+        bound = admin.binding(written, self._repository_url(wf.repository))
+        self._put_grant(wf.id, {**grant, admin.BOUND: bound} if grant else {})
         if wf.notify is None:
             self.kube.delete(SECRETS, self.namespace, secret)
         if wf.decryption is None:
             self.kube.delete(SECRETS, self.namespace, keys_secret)
         self._accepted(wf.id)
 
-    def _put_grant(self, workflow_id: str, grant: dict[str, Any]) -> None:
-        """Set (or, with nothing to grant, remove) a workflow's key in the admin's ConfigMap."""
+    def _put_grant(self, workflow_id: str, grant: dict[str, Any], expect: str | None = None) -> None:
+        """Set (or, with nothing to grant, remove) a workflow's key in the admin's ConfigMap (only
+        while it still reads ``expect``, when given)."""
         key = admin.key(workflow_id)
         value = admin.grant_text(grant) if grant else None
         for _ in range(ATTEMPTS):
             live = self.kube.get(CONFIGMAPS, self.namespace, admin.CONFIGMAP)
             data = dict((live or {}).get("data") or {})
-            if data.get(key) == value:
+            if data.get(key) == value or (expect is not None and data.get(key) != expect):
                 return
             if value is None:
                 data.pop(key, None)
@@ -236,6 +319,33 @@ class Config(Base):
 
     def _grants(self) -> Obj | None:
         return self.kube.get(CONFIGMAPS, self.namespace, admin.CONFIGMAP)
+
+    def _repository_url(self, repo_id: Any) -> str | None:
+        obj = self.kube.get(REPOSITORIES, self.namespace, names.kname(str(repo_id))) if repo_id else None
+        return str((obj.get("spec") or {}).get("url")) if obj is not None and object_id(obj) == repo_id else None
+
+    def _check_grant(self, obj: Obj, grants: Obj | None, where: str) -> None:
+        """Refuse (:class:`admin.AdminOnly`) a grant given to another Workflow, or to this one before an
+        edit, and a kubeconfig Secret no grant names; bind a hand-written grant to the Workflow it meets."""
+        wid = object_id(obj)
+        doc = admin.document(grants, wid)
+        spec = obj.get("spec") or {}
+        if doc is not None:
+            url = self._repository_url(spec.get("repository"))
+            if admin.BOUND not in doc:
+                if url is None:
+                    raise admin.AdminOnly(f"{where}: its grant is bound once its repository is registered")
+                text = ((grants or {}).get("data") or {}).get(admin.key(wid))
+                self._put_grant(wid, {**doc, admin.BOUND: admin.binding(obj, url)}, expect=text)
+            else:
+                admin.check(doc, obj, url, where)
+        secret = (spec.get("destination") or {}).get("kubeconfigSecret")
+        if secret and (doc or {}).get(admin.SECRET_KEY) != secret:
+            raise admin.AdminOnly(
+                f"{where}: spec.destination.kubeconfigSecret: Secret {secret} lends a cluster's credentials; "
+                f"only slipway's admin lets a workflow use one (kubeconfigSecret: {secret} in ConfigMap "
+                f"{admin.CONFIGMAP} of namespace {self.namespace}, key {admin.key(wid)})"
+            )
 
     def _accepted(self, workflow_id: str) -> None:
         """Say on the status that this generation of the spec is valid (and the run state's defaults)."""
@@ -283,9 +393,11 @@ class Config(Base):
             admin.refuse_in_spec(obj.get("spec") or {}, wid, self.namespace)
         except admin.AdminOnly as e:
             raise admin.AdminOnly(f"{where}: {e.message}") from None
+        grants = grants if grants is not None else self._grants()
+        self._check_grant(obj, grants, where)
         try:
             config = mapping.workflow_config(wid, obj.get("spec") or {}, secret_value)
-            grant = admin.grant_of(grants if grants is not None else self._grants(), wid, self.namespace)
+            grant = admin.grant_of(grants, wid, self.namespace)
             return Workflow.from_record(admin.merge(config, grant))
         except ConfigError as e:
             raise ConfigError(f"{where}: {mapping.explain(e)}") from None
