@@ -127,7 +127,10 @@ def _check_plugins(path: Path, boundary: Path, where: str, chart_allowed: Callab
         return  # kustomize's own load restrictor refuses it
     shown = _shown(path, boundary)
     try:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8-sig")))
+        text = path.read_text(encoding="utf-8-sig")
+        if "HelmChartInflationGenerator" not in text:
+            return  # the common case: a plain resource, not parsed twice
+        docs = list(yaml.safe_load_all(text))  # only top-level fields are read: aliases are never expanded
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         problem = getattr(e, "problem", None) or type(e).__name__
         raise ManifestError(f"{where}: {shown}: cannot be read: {problem}") from None
