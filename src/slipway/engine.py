@@ -36,6 +36,7 @@ from .results import SyncResult
 from .retry import with_retry
 from .source import GitSource
 from .store import StateStore, open_store
+from .store.protocol import ClaimLoss
 
 # The stages (render, plan, apply, health) are imported where they are first used: a command pays
 # for what it runs, and the way to the cluster's first request stays short.
@@ -103,8 +104,7 @@ class Engine(Rendering, Operations):
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "remove")
         result.actor = actor
-        self._claim(wf, result, 0.0)
-        cancel = cancel or threading.Event()
+        cancel = self._claim(wf, result, 0.0, cancel)
         try:
             plan = self.removal_plan(workflow_id, cancel)
             kube = self.kube_for(wf)
@@ -113,6 +113,7 @@ class Engine(Rendering, Operations):
             )
             self._finished(result)
         finally:
+            cancel.stop()
             self.store.release(wf.id, result.id)
         if result.status == "succeeded":
             self.store.remove_workflow(workflow_id)
@@ -244,12 +245,15 @@ class Engine(Rendering, Operations):
 
     # -- sync and rollback ---------------------------------------------------------------------------
 
-    def _claim(self, wf: Workflow, result: SyncResult, wait: float) -> None:
+    def _claim(self, wf: Workflow, result: SyncResult, wait: float, cancel: threading.Event | None) -> ClaimLoss:
+        """Claim the workflow; the run's own cancel event is returned: set by ``cancel`` (shared, maybe,
+        with other runs) and by the store when the claim is lost. ``stop()`` it when the run is over."""
         deadline = time.monotonic() + wait
+        lost = ClaimLoss()
         while True:
             try:
-                self.store.claim(wf.id, result.id)
-                return
+                self.store.claim(wf.id, result.id, lost)
+                return lost.follow(cancel)
             except SyncInProgress:
                 if time.monotonic() >= deadline:
                     raise
@@ -309,8 +313,7 @@ class Engine(Rendering, Operations):
                 revision, result.reason = admit(
                     self.source, self.store, wf, repo, revision, admin=admin, actor=actor, cancel=cancel
                 )
-        self._claim(wf, result, wait)
-        cancel = cancel or threading.Event()
+        cancel = self._claim(wf, result, wait, cancel)
         try:
             if trigger != "manual":
                 revision = self._automatic_revision(wf, repo, trigger, revision, cancel)
@@ -334,6 +337,7 @@ class Engine(Rendering, Operations):
                 self._finished(result)
             return result
         finally:
+            cancel.stop()
             self.store.release(wf.id, result.id)
 
     def local_admin(self) -> bool:
@@ -379,7 +383,7 @@ class Engine(Rendering, Operations):
         repo = self.store.get_repository(wf.repository)
         result = new_result(wf, "manual", kind="rollback")
         result.id, result.actor = sync_id or result.id, actor
-        self._claim(wf, result, wait)
+        cancel = self._claim(wf, result, wait, cancel)
         try:
             kube = self.kube_for(wf)
             return self._rollback_claimed(
@@ -393,6 +397,7 @@ class Engine(Rendering, Operations):
                 result=result,
             )
         finally:
+            cancel.stop()
             self.store.release(wf.id, result.id)
 
     def _rollback_claimed(

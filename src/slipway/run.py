@@ -30,6 +30,7 @@ from .model import Repository, Workflow, new_id
 from .plan import mask, ownership
 from .plan.model import Plan
 from .results import SyncMetrics, SyncResult
+from .store.protocol import ClaimLoss
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -91,6 +92,8 @@ class Run:
             yield failed
         except Cancelled as e:
             failed.message = f"cancelled: {e}"
+            if isinstance(self.cancel, ClaimLoss) and self.cancel.reason:
+                failed.message = f"lost its claim on the workflow ({self.cancel.reason}): it changed nothing more"
         except Refused as e:
             failed.message, failed.refused = describe(e), True
         except SlipwayError as e:

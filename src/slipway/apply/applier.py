@@ -27,6 +27,7 @@ from ..kube.objects import conditions
 from ..model import RetryPolicy
 from ..plan import mask
 from ..retry import with_retry
+from ..store.protocol import ClaimLoss
 
 if TYPE_CHECKING:
     from ..kube import Kube
@@ -175,7 +176,8 @@ class Applier:
             delay = min(1.0, delay * 2)
 
     def _check_cancel(self) -> None:
-        if self.cancel.is_set():
+        # A sync's cancel also knows whether its claim is still held: asked before each rank it writes.
+        if self.cancel.is_set() or (isinstance(self.cancel, ClaimLoss) and self.cancel.lost()):
             raise Cancelled("cancelled")
 
     # -- prune -------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ A candidate is an object of the workflow's inventory that Git no longer declares
 carries the workflow's marks (this state store's). It stays — with a warning saying why — when
 a controller owns it, when it is annotated prune-disabled, or when it is a Namespace or a
 CustomResourceDefinition that still holds objects this workflow does not own: pruning those would
-cascade into what others made. Slipway never deletes what it cannot show it applied.
+cascade into what others made. Slipway never deletes what it cannot show it applied. An object
+with ownerReferences is discounted only when each owner is judged by the same check (a kind listed
+there, in the object's Namespace) or leaves in this sync: anyone can write an ownerReference, and
+one pointing elsewhere (a ClusterRole) does not make the object go with its owner.
 
 What it cannot see counts as held too: a kind it may not or cannot list in that Namespace (403,
 404, 405), or a CRD whose kind discovery does not serve, means its contents are unknown, and an
@@ -66,17 +69,37 @@ class ContentCheck:
         self.concurrency = concurrency
         self.cancel = cancel
 
-    def _holds(self, info: ResourceInfo, obj: Obj, leaving: set[ObjectRef]) -> bool:
+    def _holds(self, info: ResourceInfo, obj: Obj, leaving: set[ObjectRef], listed: set[tuple[str, str]]) -> bool:
         """True when deleting the Namespace or CRD would take ``obj`` with it, and it is not leaving anyway."""
         md = obj.get("metadata") or {}
         ref = ObjectRef(info.group, info.kind, md.get("namespace") or "", md.get("name") or "")
-        if ref in leaving or md.get("deletionTimestamp") or md.get("ownerReferences"):
-            return False  # pruned in this same sync, already going, or made by a controller from something
+        if ref in leaving or md.get("deletionTimestamp"):
+            return False  # pruned in this same sync, or already going
+        owners = [o for o in md.get("ownerReferences") or [] if isinstance(o, dict)]
+        if owners and all(self._accounted(o, ref.namespace, leaving, listed) for o in owners):
+            return False  # made from objects this same check judges (or that leave now): they speak for it
         return (info.group, info.kind) not in _NEVER_FOREIGN_KINDS and (
             info.group,
             info.kind,
             ref.name,
         ) not in _NAMESPACE_DEFAULTS
+
+    def _accounted(self, owner: dict[str, object], namespace: str, leaving: set[ObjectRef],
+                   listed: set[tuple[str, str]]) -> bool:  # fmt: skip
+        """Whether an owner is itself judged here: leaving in this sync, or of a kind this check lists in
+        the dependent's own Namespace (a namespaced dependent's namespaced owner lives beside it)."""
+        api_version, kind = str(owner.get("apiVersion") or ""), str(owner.get("kind") or "")
+        info = self.kube.discovery.find(api_version, kind) or self.kube.discovery.preferred(
+            api_version.rpartition("/")[0], kind
+        )
+        if info is None:
+            return False  # an owner of a kind nobody serves: nothing speaks for the object
+        if (
+            ObjectRef(info.group, info.kind, namespace if info.namespaced else "", str(owner.get("name") or ""))
+            in leaving
+        ):
+            return True
+        return bool(namespace) and info.namespaced and (info.group, info.kind) in listed
 
     def foreign(self, it: Item, leaving: set[ObjectRef]) -> tuple[list[str], list[str]]:
         """What ``it`` (a Namespace or CRD) holds that is not leaving with it: the ``Kind/name`` of
@@ -99,6 +122,8 @@ class ContentCheck:
         else:
             return [], []
 
+        judged = {(i.group, i.kind) for i, _ in jobs}
+
         def names(job: tuple[ResourceInfo, str]) -> list[str] | None:
             info, ns = job
             try:
@@ -113,7 +138,9 @@ class ContentCheck:
                     return []  # the kind went away since discovery, and the namespace's deletion cannot see it either
                 raise
             return [
-                f"{info.kind}/{(o.get('metadata') or {}).get('name')}" for o in objs if self._holds(info, o, leaving)
+                f"{info.kind}/{(o.get('metadata') or {}).get('name')}"
+                for o in objs
+                if self._holds(info, o, leaving, judged)
             ]
 
         found: list[str] = []

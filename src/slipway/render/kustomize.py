@@ -6,11 +6,20 @@ binary slipway's own Helm renderer uses; kustomize gives Helm directories of its
 keeps the user's Helm settings and kubeconfig out of its environment. What the build would fetch
 from the network is refused first (:mod:`.kustomize_remote`), and the build is bounded in time
 and memory like every render (:mod:`.bounded`).
+
+Defence in depth: unless remote content is allowed, the build runs in a network namespace of its
+own (``unshare --net``, with ``--map-root-user`` when slipway is not root), so a fetch the static
+check missed finds no network. Whether the machine allows that is found once, by trying it; where
+it does not (no ``unshare``, or a container without the privilege), the static check alone guards.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import shutil
+import time
 from pathlib import Path
 
 from .. import tools
@@ -19,6 +28,8 @@ from . import bounded
 from .base import Manifest, RenderContext, objects_from, parse_yaml
 from .charts import repository_allowed
 from .kustomize_remote import KUSTOMIZATION_FILES, check
+
+log = logging.getLogger(__name__)
 
 
 def has_kustomization(directory: Path) -> bool:
@@ -36,6 +47,25 @@ def _uses_helm(directory: Path) -> bool:
     return False
 
 
+@functools.cache
+def offline_prefix() -> tuple[str, ...]:
+    """The argv prefix that runs a command without a network, or ``()`` when this machine cannot."""
+    unshare = shutil.which("unshare")
+    tries = [["--net"], ["--net", "--map-root-user"]] if os.geteuid() == 0 else [["--net", "--map-root-user"]]
+    for flags in tries if unshare else []:
+        prefix = (unshare or "", *flags)
+        try:
+            proc = bounded.run([*prefix, "true"], where="network namespace probe",
+                               limits=bounded.Limits(10.0, 256 << 20), deadline=time.monotonic() + 10)  # fmt: skip
+        except (ManifestError, OSError):
+            continue
+        if proc.returncode == 0:
+            return prefix
+    log.warning("kustomize: this machine cannot run it without a network (unshare --net); only the static "
+                "check of remote resources guards builds")  # fmt: skip
+    return ()
+
+
 class Kustomize:
     name = "kustomize"
 
@@ -49,7 +79,7 @@ class Kustomize:
         where = f"{display} (kustomize)"
         check(directory, context.repository_root or directory, where, allow_remote=context.allow_remote,
               chart_allowed=lambda url: repository_allowed(url, context.chart_repository_allowed))  # fmt: skip
-        argv = [tools.find("kustomize"), "build", "."]
+        argv = [*(() if context.allow_remote else offline_prefix()), tools.find("kustomize"), "build", "."]
         if _uses_helm(directory):
             try:
                 helm = tools.find("helm")

@@ -4,15 +4,19 @@ kustomize fetches whatever a kustomization names that is not on disk (``https://
 ``github.com/org/repo//path?ref=v1``) and any file field given as an http(s) URL; the same commit
 would then render differently when the remote content changes, and a render could reach
 addresses only slipway's network reaches. So every kustomization the build would read (the one
-rendered and each local ``resources``/``bases``/``components`` directory, nested) is read first:
+rendered and each local ``resources``/``bases``/``components``/``generators``/``transformers``/
+``validators`` directory, nested) is read first:
 
-- an entry of ``resources``, ``bases`` or ``components`` that is a URL, or that is not a path of
+- an entry of those lists that is a URL, or that is not a path of
   the repository and reads as kustomize's Git addresses (``github.com/org/repo//dir?ref=v1``,
   ``git@host:org/repo``), is remote; one that leads outside the repository is refused; a local
   path that is simply missing is left to kustomize's own error;
-- a file field (patches, generators' files, ``crds``, ``configurations``...) given as a URL is remote;
+- a file field (patches, generators' files, ``crds``, ``configurations``, a chart's ``valuesFile``
+  and ``additionalValuesFiles``...) given as a URL is remote;
 - a ``helmCharts`` entry's ``repo`` must be a chart repository slipway may fetch from (registered
-  with type helm, or listed in ``$SLIPWAY_HELM_REPOSITORIES``), like a chart's dependencies.
+  with type helm, or listed in ``$SLIPWAY_HELM_REPOSITORIES``), like a chart's dependencies; so must
+  the ``repo`` of a ``HelmChartInflationGenerator`` written in any file those lists name (a generator
+  directory's resources are generator configurations too).
 
 Remote entries are refused, naming the file and the entry, unless the engine allows them for the
 workflow (an administrator's setting, ``$SLIPWAY_KUSTOMIZE_ALLOW_REMOTE``, never the workflow's own).
@@ -31,8 +35,9 @@ import yaml
 from ..errors import ManifestError
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_TARGETS = ("resources", "bases", "components")
-_FILE_LISTS = ("crds", "configurations", "generators", "transformers", "validators", "patchesStrategicMerge")
+_TARGETS = ("resources", "bases", "components", "generators", "transformers", "validators")
+_FILE_LISTS = ("crds", "configurations", "patchesStrategicMerge")
+_CHART_FILES = ("valuesFile", "additionalValuesFiles")
 _PATH_ITEMS = ("patches", "patchesJson6902", "replacements")
 _GENERATORS = ("configMapGenerator", "secretGenerator")
 
@@ -87,18 +92,52 @@ def check(
                 continue
             if target.is_dir():
                 stack.append(target.resolve())
+            elif target.is_file() and not allow_remote:  # plugin configurations, or resources a plugin dir builds
+                _check_plugins(target, boundary, where, chart_allowed)
+        if allow_remote:
+            continue
         for field, entry in _files(doc):
-            if _is_url(entry) and not allow_remote:
+            if _is_url(entry):
                 raise ManifestError(
                     f"{where}: {shown}: {field} {entry!r} is a URL kustomize would fetch; {REMOTE_HINT}"
                 )
         for index, chart in enumerate(_list(doc.get("helmCharts")), start=1):
-            repo = str(chart.get("repo") or "").strip() if isinstance(chart, dict) else ""
-            if repo and not allow_remote and not chart_allowed(repo):
-                raise ManifestError(
-                    f"{where}: {shown}: helmCharts[{index}] repo {repo!r} is not a chart repository slipway may "
-                    "fetch from; register it as a repository of type helm (or list it in SLIPWAY_HELM_REPOSITORIES)"
-                )
+            if isinstance(chart, dict):
+                _check_chart(chart, f"{where}: {shown}: helmCharts[{index}]", chart_allowed)
+
+
+def _check_chart(chart: dict[str, Any], named: str, chart_allowed: Callable[[str], bool]) -> None:
+    """A chart kustomize inflates (``helmCharts`` entry or HelmChartInflationGenerator): repository and values."""
+    repo = str(chart.get("repo") or "").strip()
+    if repo and not chart_allowed(repo):
+        raise ManifestError(
+            f"{named} repo {repo!r} is not a chart repository slipway may fetch from; register it as a "
+            "repository of type helm (or list it in SLIPWAY_HELM_REPOSITORIES)"
+        )
+    for field in _CHART_FILES:
+        value = chart.get(field)
+        for entry in [value] if isinstance(value, str) else _list(value):
+            if isinstance(entry, str) and _is_url(entry.strip()):
+                raise ManifestError(f"{named} {field} {entry.strip()!r} is a URL kustomize would fetch; {REMOTE_HINT}")
+
+
+def _check_plugins(path: Path, boundary: Path, where: str, chart_allowed: Callable[[str], bool]) -> None:
+    """A file the build reads: any builtin HelmChartInflationGenerator in it obeys the chart rules."""
+    if not _inside(path, boundary):
+        return  # kustomize's own load restrictor refuses it
+    shown = _shown(path, boundary)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        if "HelmChartInflationGenerator" not in text:
+            return  # the common case: a plain resource, not parsed twice
+        docs = list(yaml.safe_load_all(text))  # only top-level fields are read: aliases are never expanded
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ManifestError(f"{where}: {shown}: cannot be read: {problem}") from None
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == "HelmChartInflationGenerator":
+            name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+            _check_chart(doc, f"{where}: {shown}: HelmChartInflationGenerator {str(name or '')!r}", chart_allowed)
 
 
 def _entries(doc: dict[str, Any], fields: tuple[str, ...]) -> Iterator[tuple[str, str]]:

@@ -11,6 +11,8 @@ a claim is exclusive across processes, and what was recorded is never lost (only
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ..kube.objects import ObjectRef
@@ -20,6 +22,47 @@ from ..results import SyncResult
 # (ref, apiVersion, action, object) rows a sync keeps: role "desired" (what it declared) or
 # "backup" (what slipway had applied to an object before the sync changed or deleted it).
 SyncObject = tuple[ObjectRef, str, str, Any]
+
+
+class ClaimLoss(threading.Event):
+    """A sync's cancel event that its claim can set too: the store sets it (saying why) when it finds the
+    claim is no longer the sync's, and :meth:`lost` asks the store at once (``probe``) before the sync
+    changes anything more. Set by the caller's cancel as well (:meth:`follow`), with no reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+        self.probe: Callable[[], str | None] = lambda: None  # the store's: why the claim is not surely ours
+        self._done = threading.Event()
+
+    def lose(self, reason: str) -> None:
+        if not self.is_set():
+            self.reason = reason
+            self.set()
+
+    def lost(self) -> bool:
+        """Whether the claim is gone (or cannot be shown to be held): checked before each apply wave."""
+        if not self.is_set():
+            why = self.probe()
+            if why:
+                self.lose(why)
+        return bool(self.reason)
+
+    def follow(self, parent: threading.Event | None) -> ClaimLoss:
+        """Be set when ``parent`` is (a server's or controller's event, shared by many syncs, which a lost
+        claim must not set), until :meth:`stop`."""
+        if parent is not None:
+            threading.Thread(target=self._follow, args=(parent,), name="slipway-cancel", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """The run is over: stop following the caller's event."""
+        self._done.set()
+
+    def _follow(self, parent: threading.Event) -> None:
+        while not self._done.is_set() and not self.is_set():
+            if parent.wait(0.2):
+                self.set()
 
 
 @runtime_checkable
@@ -56,8 +99,9 @@ class StateStore(Protocol):
     def set_workflow_state(self, workflow_id: str, **fields: Any) -> None: ...
 
     # -- the one-sync-per-workflow claim ---------------------------------------------------------------
-    def claim(self, workflow_id: str, sync_id: str) -> None:
-        """Claim the workflow for one sync or rollback; SyncInProgress when someone alive holds it."""
+    def claim(self, workflow_id: str, sync_id: str, lost: ClaimLoss | None = None) -> None:
+        """Claim the workflow for one sync or rollback; SyncInProgress when someone alive holds it.
+        ``lost`` is set (with a reason) when the store finds the claim no longer the sync's."""
         ...
 
     def release(self, workflow_id: str, sync_id: str) -> None: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import KubeNotFound, NotFoundError, SlipwayError, SyncInProgress
 from ...kube import Obj
@@ -27,6 +27,9 @@ from . import names
 from .base import Base, now_iso
 from .liveness import CLAIM_PREFIX, Keeper, Observer
 from .names import SECRETS, WORKFLOWS
+
+if TYPE_CHECKING:
+    from ..protocol import ClaimLoss
 
 log = logging.getLogger("slipway.store")
 
@@ -49,18 +52,19 @@ class Claims(Base):
             self._observer = Observer(self.kube, self.namespace)
         return self._observer
 
-    def claim(self, workflow_id: str, sync_id: str) -> None:
+    def claim(self, workflow_id: str, sync_id: str, lost: ClaimLoss | None = None) -> None:
         """Claim the workflow for one sync or rollback; SyncInProgress when someone alive holds it.
 
         Without a shard Lease, the claim's own Lease is created first (so no one ever sees a claim
         naming a Lease not there yet) and dropped again if the claim is not won. A holder not yet
-        watched for a whole lease duration is watched here until it renews or is found gone."""
+        watched for a whole lease duration is watched here until it renews or is found gone.
+        ``lost`` is set when that Lease is found taken or not renewed within its renew deadline."""
         me = owner_id()
         lease = self.lease_for(workflow_id) or None
         own = None
         if lease is None:
             own = CLAIM_PREFIX + names.kname(sync_id)
-            self.keeper.create(own, me, workflow_id)
+            self.keeper.create(own, me, workflow_id, lost)
         mine = {"syncId": sync_id, "owner": me, "identity": self.identity or _HOST, "lease": lease or own,
                 "since": now_iso()}  # fmt: skip
         gone: dict[str, Any] = {}

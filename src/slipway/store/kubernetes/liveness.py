@@ -4,7 +4,9 @@ A process that claims a workflow without a shard Lease (``slipway sync``, an API
 ``server --no-controller``) holds a Lease of its own for the claim, ``slipway-claim-<sync id>``,
 and renews it every ``duration * 2/15`` seconds (client-go's 2 s of 15) from a thread of its
 store (:class:`Keeper`). The renewal time is taken before the write is sent, and a write is given
-no longer than what is left to the renew deadline (``duration * 10/15``).
+no longer than what is left to the renew deadline (``duration * 10/15``). A Lease found taken,
+or not renewed by that deadline, is given up and the sync told (its :class:`~..protocol.ClaimLoss`
+is set), as client-go's leader steps down: another process may hold the workflow by then.
 
 Whether a Lease is still held is client-go's rule (:class:`Observer`): its record (holder,
 times, transitions) is valid for its ``leaseDurationSeconds`` from the moment *this* process
@@ -22,11 +24,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ...errors import ConfigError, KubeError, KubeNotFound
 from ...kube import Kube
 from ...kube import leases as verbs
 from ...kube.client import KubeAlreadyExists, KubeConflict
+
+if TYPE_CHECKING:
+    from ..protocol import ClaimLoss
 
 log = logging.getLogger("slipway.store")
 
@@ -59,6 +65,12 @@ def labels(workflow_id: str) -> dict[str, str]:
 class _Held:
     record: verbs.LeaseRecord
     renewed: float  # monotonic time the last successful renewal was sent
+    lost: ClaimLoss | None = None  # the sync's: set when the Lease is taken or its renew deadline passes
+
+
+def _deadline(record: verbs.LeaseRecord) -> float:
+    """Seconds after a renewal was sent within which the next must succeed (client-go's 10/15)."""
+    return record.duration * 10 / 15
 
 
 class Keeper:
@@ -72,8 +84,10 @@ class Keeper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def create(self, name: str, holder: str, workflow_id: str) -> verbs.LeaseRecord:
-        """Create the claim's Lease and keep it renewed from now on."""
+    def create(self, name: str, holder: str, workflow_id: str, lost: ClaimLoss | None = None) -> verbs.LeaseRecord:
+        """Create the claim's Lease and keep it renewed from now on; ``lost`` is set (and the Lease no
+        longer renewed) once it is taken, or not renewed within its renew deadline: another process
+        may hold the workflow by then, so the sync must change nothing more."""
         sent = time.monotonic()
         duration, marks = lease_duration(), labels(workflow_id)
         try:
@@ -81,8 +95,10 @@ class Keeper:
         except KubeAlreadyExists:  # left by an earlier try of this very sync (its deletion failed)
             current = verbs.get(self.kube, self.namespace, name)
             record = verbs.acquire(self.kube, self.namespace, name, holder, duration, marks, current)
+        if lost is not None:
+            lost.probe = lambda: self._stale(name)
         with self._lock:
-            self._held[name] = _Held(record, sent)
+            self._held[name] = _Held(record, sent, lost)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="slipway-claims", daemon=True)
                 self._thread.start()
@@ -99,6 +115,22 @@ class Keeper:
         except KubeError as e:
             log.warning("claim Lease %s: could not delete it (%s); it expires on its own", name, e)
 
+    def _stale(self, name: str) -> str | None:
+        """Why the claim ``name`` is not surely held now (None while it is): read without a request."""
+        with self._lock:
+            held = self._held.get(name)
+        if held is None:
+            return "its claim Lease was taken from this process (recovered or unlocked)"
+        if time.monotonic() - held.renewed >= _deadline(held.record):
+            return f"its claim Lease was not renewed within {_deadline(held.record):.3g}s"
+        return None
+
+    def _lose(self, name: str, held: _Held, reason: str) -> None:
+        with self._lock:
+            self._held.pop(name, None)
+        if held.lost is not None:
+            held.lost.lose(reason)
+
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -114,7 +146,7 @@ class Keeper:
 
     def _renew(self, name: str, held: _Held) -> None:
         duration = held.record.duration
-        deadline = duration * 10 / 15
+        deadline = _deadline(held.record)
         sent = time.monotonic()
         left = held.renewed + deadline - sent
         try:
@@ -123,19 +155,21 @@ class Keeper:
             record = verbs.renew(self.kube, self.namespace, held.record, held.record.holder, duration, timeout=left)
         except (KubeConflict, KubeNotFound):
             with self._lock:
-                gone = self._held.pop(name, None)
-            if gone is not None:
+                gone = self._held.get(name) is held
+            if gone:
                 log.warning("claim Lease %s was taken from this process (recovered or unlocked): its sync no "
-                          "longer holds the workflow", name)  # fmt: skip
+                            "longer holds the workflow and stops", name)  # fmt: skip
+                self._lose(name, held, "its claim Lease was taken from this process (recovered or unlocked)")
             return
         except KubeError as e:
             if time.monotonic() - held.renewed >= deadline:
-                log.error("claim Lease %s not renewed for %.0fs (%s): another process may take the workflow",
-                          name, deadline, e)  # fmt: skip
+                log.error("claim Lease %s not renewed for %.3gs (%s): another process may take the workflow; its "
+                          "sync stops", name, deadline, e)  # fmt: skip
+                self._lose(name, held, f"its claim Lease was not renewed within {deadline:.3g}s ({e})")
             return
         with self._lock:
             if name in self._held:
-                self._held[name] = _Held(record, sent)
+                self._held[name] = _Held(record, sent, held.lost)
 
 
 class Observer:

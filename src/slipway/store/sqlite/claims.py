@@ -11,11 +11,14 @@ import os
 import socket
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...durations import rfc3339
 from ...errors import NotFoundError, SyncInProgress
 from .base import Base, now
+
+if TYPE_CHECKING:
+    from ..protocol import ClaimLoss
 
 _HOST = socket.gethostname()
 INTERRUPTED = "interrupted: the process running it stopped before it finished"
@@ -49,8 +52,9 @@ def owner_alive(owner: str | None) -> bool:
 
 
 class Claims(Base):
-    def claim(self, workflow_id: str, sync_id: str) -> None:
-        """Claim the workflow for one sync or rollback; SyncInProgress when someone alive holds it."""
+    def claim(self, workflow_id: str, sync_id: str, lost: ClaimLoss | None = None) -> None:
+        """Claim the workflow for one sync or rollback; SyncInProgress when someone alive holds it.
+        ``lost`` is never set here: the claim of a live process of this host is never taken from it."""
         me = owner_id()
         with self.tx() as c:
             row = c.execute("SELECT sync_owner, sync_id FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
