@@ -124,7 +124,7 @@ def test_a_broken_repository_does_not_block_a_healthy_one(
     assert "broken" in engine.store.workflow_state(broken)["status_message"]
     good.commit({"k8s/a.yaml": dump(configmap("good", {"v": "2"}))})
     wait_until(lambda: cm_value(kube, namespace, "good") == "2", 20)
-    assert engine.status(healthy)["status"] == "synced"
+    wait_until(lambda: engine.status(healthy)["status"] == "synced", 20)  # applied first, recorded just after
 
 
 def test_a_rolled_back_workflow_stays_at_its_rollback_until_a_new_commit(

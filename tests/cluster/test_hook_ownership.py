@@ -64,7 +64,7 @@ def test_hooks_named_like_hand_made_objects_are_conflicts_and_nothing_is_applied
     assert password not in json.dumps(plan.to_seed())  # the conflict shows the live Secret masked
 
     result = engine.sync(wf)
-    assert result.status == "failed" and "refused" in result.message, result.message
+    assert result.status == "refused" and "refused" in result.message, result.message
     assert result.hooks == []  # no hook ran, not even the SyncFail one: a refused plan applies nothing
     after_cm, after_db = get(kube, "ConfigMap", namespace, "settings"), get(kube, "Secret", namespace, "db")
     assert uid(after_cm) == uid(settings_cm) and after_cm["data"] == {"mine": "yes"}  # type: ignore[index]
@@ -110,7 +110,7 @@ def test_a_hook_never_replaces_another_workflows_or_stores_object_or_a_cluster_s
         assert "not managed by slipway" in by["ClusterRole/" + role_name].description
 
         result = engine.sync(wf)
-        assert result.status == "failed" and result.hooks == [], result.message
+        assert result.status == "refused" and result.hooks == [], result.message
         assert get(kube, "ConfigMap", namespace, "shared") == shared
         assert get(kube, "ConfigMap", namespace, "plain") == plain
         assert get(kube, "ConfigMap", namespace, "forged") == forged_live
@@ -212,7 +212,7 @@ def test_a_crd_or_namespace_hook_is_refused_without_the_opt_in_and_a_hand_made_c
         found = sorted((c.type, c.resource) for c in plan.conflicts)
         assert found == [("validation", f"CustomResourceDefinition/{name}"), ("validation", f"Namespace/{namespace}-h")]
         assert all(CASCADE_OPT_IN in c.description + " ".join(c.suggestions) for c in plan.conflicts)
-        assert engine.sync(wf).status == "failed"
+        assert engine.sync(wf).status == "failed"  # a validation conflict: an invalid declaration, not a refusal
         assert kube.get(crds, "", name) is None and kube.get(nss, "", f"{namespace}-h") is None
 
         # A CRD made by hand, with a custom resource of someone else in it: even with the opt-in, a hook
@@ -230,7 +230,7 @@ def test_a_crd_or_namespace_hook_is_refused_without_the_opt_in_and_a_hand_made_c
         assert [(c.type, c.resource) for c in plan.conflicts] == [
             ("resource_exists", f"CustomResourceDefinition/{name}")
         ]
-        assert engine.sync(wf).status == "failed"
+        assert engine.sync(wf).status == "refused"
         assert uid(kube.get(crds, "", name)) == uid(hand)
         assert uid(get(kube, kind, namespace, "theirs", f"{CRD_GROUP}/v1")) == uid(theirs)
     finally:
