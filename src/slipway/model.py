@@ -396,6 +396,7 @@ class Workflow:
     helm: HelmOptions | None = None
     jsonnet: JsonnetOptions | None = None
     notify: Notify | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # to find it among many (Kubernetes label syntax)
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -428,6 +429,7 @@ class Workflow:
             helm=_optional(r, "helm", "HelmOptions"),
             jsonnet=_optional(r, "jsonnet", "JsonnetOptions"),
             notify=Notify.from_config(r.get("notify", dict)),
+            labels=_labels(r.get("labels", dict) or {}, r.key("labels")),
         )
         r.done()
         if out.history_limit < 1:
@@ -440,6 +442,23 @@ class Workflow:
     def public(self) -> dict[str, Any]:
         """What may be shown: the configuration with the notification URL masked (it may hold a token)."""
         return {**self.to_config(), "notify": self.notify.public() if self.notify else None}
+
+
+_LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def _labels(data: dict[str, Any], where: str) -> dict[str, str]:
+    """Labels as Kubernetes has them (``team: payments``): what the overview and the API filter by."""
+    out = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not _LABEL_NAME.match(key):
+            raise ConfigError(f"{where}: {key!r} is not a valid label name (e.g. team or example.com/team)")
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise ConfigError(f"{where}.{key}: {value!r} is not a valid label value (63 characters: letters, "
+                              "digits, '-', '_', '.')")  # fmt: skip
+        out[key] = value
+    return dict(sorted(out.items()))
 
 
 def _optional(r: _Reader, name: str, cls: str) -> Any:

@@ -17,9 +17,10 @@ import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
+from .. import filters
 from ..errors import ConfigError, NotFoundError
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
@@ -88,8 +89,9 @@ def delete_repository(repo_id: str, ctx: Ctx, who: Admin) -> dict[str, Any]:
 # -- workflows --------------------------------------------------------------------------------------
 
 
-@router.get("/workflows", tags=["workflows"], summary="Every workflow's status table")
+@router.get("/workflows", tags=["workflows"], summary="Every workflow's status table (filtered as asked)")
 def list_workflows(
+    request: Request,
     ctx: Ctx,
     who: Viewer,
     live: Annotated[
@@ -99,18 +101,38 @@ def list_workflows(
             "computed (assessed_at, assessed_age: when; GET /workflows/{id} computes them now)"
         ),
     ] = False,
+    sync: Annotated[list[str] | None, Query(description="Synced, OutOfSync or Unknown (repeat: any of)")] = None,
+    health: Annotated[list[str] | None, Query(description="Healthy, Progressing, Degraded... (repeat: any of)")] = None,
+    namespace: Annotated[list[str] | None, Query(description="The destination namespace (repeat: any of)")] = None,
+    cluster: Annotated[list[str] | None, Query(description="in-cluster, or the kubeconfig/context (repeat)")] = None,
+    label: Annotated[list[str] | None, Query(description="key=value, or key (repeat: all of)")] = None,
+    repository: Annotated[list[str] | None, Query(description="The repository id (repeat: any of)")] = None,
+    q: Annotated[str | None, Query(description="Text in the id, name, repository, path or namespace")] = None,
 ) -> list[dict[str, Any]]:
+    """Each row is the status table plus ``path``, ``namespace``, ``cluster`` and ``labels``; with a
+    sync or health filter the axes as last computed are in it too. One filter (:mod:`slipway.filters`)
+    serves this list and the dashboard's overview."""
+    del sync, health, namespace, cluster, label, repository, q  # documented here, read as one query below
+    try:
+        wanted = filters.parse(request.query_params.multi_items())
+    except ConfigError as e:
+        raise ApiError(400, str(e)) from None
+    axes = live or bool(wanted.sync or wanted.health)
     out = []
     for wf in ctx.engine.workflows():
         try:
-            if live:
+            if axes:
                 status = ctx.engine.report(wf.id, live=False)
-                status["live_state"] = ctx.engine.live_state(wf.id)
+                if live:
+                    status["live_state"] = ctx.engine.live_state(wf.id)
             else:
                 status = ctx.engine.status(wf.id)
-            out.append(status)
         except NotFoundError:
             continue  # removed while we listed
+        status.update(path=wf.target_path, namespace=wf.destination.namespace,
+                      cluster=filters.cluster_of(asdict(wf.destination)), labels=dict(wf.labels))  # fmt: skip
+        if filters.matches(status, wanted):
+            out.append(status)
     return out
 
 

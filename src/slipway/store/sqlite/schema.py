@@ -135,6 +135,8 @@ MIGRATIONS = [
     """,
     # The workflow's sync status and health as last computed (JSON, with when): lists show it with its age.
     "ALTER TABLE workflows ADD COLUMN assessment TEXT",
+    # The commit a sync deployed, as the history shows it: subject and author.
+    "ALTER TABLE syncs ADD COLUMN commit_message TEXT; ALTER TABLE syncs ADD COLUMN commit_author TEXT",
 ]
 
 
