@@ -46,8 +46,10 @@ def loaded(ui, page=None) -> None:  # type: ignore[no-untyped-def]
     except Exception:
         note = page.locator("#list-note").inner_text() if page.locator("#list-note").count() else ""
         rows = page.locator("#workflows tbody tr").count()
-        raise AssertionError(f"the page did not load: errors {ui.errors}, note {note!r}, {rows} rows, "
-                             f"{page.url}\n{Path(ui.server.log).read_text()[-4000:]}") from None
+        raise AssertionError(
+            f"the page did not load: errors {ui.errors}, note {note!r}, {rows} rows, "
+            f"{page.url}\n{Path(ui.server.log).read_text()[-4000:]}"
+        ) from None
 
 
 def finished(server, sync_id: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
@@ -167,7 +169,9 @@ def test_a_hundred_workflows_filter_by_url_and_api(start_server, browser, tmp_pa
     shown = {page.locator("#workflows tbody tr").nth(i).get_attribute("data-workflow")
              for i in range(page.locator("#workflows tbody tr").count())}  # fmt: skip
     assert shown == expected
-    assert page.locator("#f-sync").input_value() == "OutOfSync" and page.locator("#f-namespace").input_value() == "team-0"
+    assert (
+        page.locator("#f-sync").input_value() == "OutOfSync" and page.locator("#f-namespace").input_value() == "team-0"
+    )
     # Choosing in a list changes the URL (a link to share) and the rows.
     page.select_option("#f-health", "Healthy")
     page.wait_for_url("**health=Healthy**")
@@ -178,7 +182,7 @@ def test_a_hundred_workflows_filter_by_url_and_api(start_server, browser, tmp_pa
     loaded(ui)
     screenshot(page, "overview-filtered", tmp_path, docs=True)
     phone = browser(server, width=390, height=844)
-    phone.login("viewer", "/?label=tier%3Dweb&namespace=team-1")
+    phone.login("viewer", "/?label=team%3Dsearch&namespace=team-1&sync=OutOfSync")
     phone.page.wait_for_selector("body[data-loaded=yes]")
     width = phone.page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the overview scrolls sideways on a phone ({width}px)"

@@ -48,8 +48,14 @@ class Records(Base):
             c.execute(
                 """UPDATE syncs SET commit_hash = ?, message = ?, changes = ?, commit_message = ?, commit_author = ?
                    WHERE id = ?""",
-                (result.commit_hash, result.message, json.dumps(result.changes), result.commit_message,
-                 result.commit_author, result.id),
+                (
+                    result.commit_hash,
+                    result.message,
+                    json.dumps(result.changes),
+                    result.commit_message,
+                    result.commit_author,
+                    result.id,
+                ),
             )
 
     def finish_sync(
