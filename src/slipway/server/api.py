@@ -20,7 +20,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
-from .. import filters
 from ..errors import ConfigError, NotFoundError
 from .auth import Admin, Operator, Principal, Viewer, actor
 from .context import ApiError, Context, Ctx
@@ -114,26 +113,9 @@ def list_workflows(
     serves this list and the dashboard's overview."""
     del sync, health, namespace, cluster, label, repository, q  # documented here, read as one query below
     try:
-        wanted = filters.parse(request.query_params.multi_items())
+        return ctx.engine.workflow_rows(request.query_params.multi_items(), live=live)
     except ConfigError as e:
         raise ApiError(400, str(e)) from None
-    axes = live or bool(wanted.sync or wanted.health)
-    out = []
-    for wf in ctx.engine.workflows():
-        try:
-            if axes:
-                status = ctx.engine.report(wf.id, live=False)
-                if live:
-                    status["live_state"] = ctx.engine.live_state(wf.id)
-            else:
-                status = ctx.engine.status(wf.id)
-        except NotFoundError:
-            continue  # removed while we listed
-        status.update(path=wf.target_path, namespace=wf.destination.namespace,
-                      cluster=filters.cluster_of(asdict(wf.destination)), labels=dict(wf.labels))  # fmt: skip
-        if filters.matches(status, wanted):
-            out.append(status)
-    return out
 
 
 @router.post("/workflows", tags=["workflows"], status_code=201, summary="Create a workflow")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -23,8 +22,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from ... import filters
-from ...errors import ConfigError
 from ...results import HEALTH_STATUSES, SYNC_STATUSES
 from ..auth import ROLES, Principal, authenticate_token
 from ..context import ApiError, Context
@@ -98,31 +95,10 @@ async def overview(request: Request) -> Response:
 
 def overview_filters(ctx: Context, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """The overview's filter form: what the URL asks (shown back, escaped) and the choices there are.
-    The list itself is the API's, filtered by the same :mod:`slipway.filters` (the page's script
-    passes the query on)."""
-    error = ""
-    try:
-        wanted = filters.parse(pairs)
-    except ConfigError as e:
-        wanted, error = filters.Filter(), str(e)
-    workflows = ctx.engine.workflows()
-    labels = sorted({f"{k}={v}" for wf in workflows for k, v in wf.labels.items()})
-    return {
-        "sync": wanted.sync[0] if wanted.sync else "",
-        "health": wanted.health[0] if wanted.health else "",
-        "namespace": wanted.namespace[0] if wanted.namespace else "",
-        "cluster": wanted.cluster[0] if wanted.cluster else "",
-        "repository": wanted.repository[0] if wanted.repository else "",
-        "label": ",".join(k if v is None else f"{k}={v}" for k, v in wanted.labels),
-        "q": next((v for k, v in pairs if k == "q"), ""),
-        "error": error,
-        "sync_words": SYNC_STATUSES,
-        "health_words": HEALTH_STATUSES,
-        "namespaces": sorted({wf.destination.namespace for wf in workflows}),
-        "clusters": sorted({filters.cluster_of(asdict(wf.destination)) for wf in workflows}),
-        "repositories": sorted({wf.repository for wf in workflows}),
-        "labels": labels,
-    }
+    The list itself is the API's, filtered by the same function (the page's script passes the
+    query on)."""
+    form = ctx.engine.workflow_filters(pairs)
+    return {**form, "sync_words": SYNC_STATUSES, "health_words": HEALTH_STATUSES}
 
 
 @router.get("/workflows/{workflow_id}", response_class=HTMLResponse)
