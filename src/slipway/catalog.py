@@ -7,6 +7,7 @@ What a front reads and declares between pipeline runs, straight from the state s
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .durations import rfc3339
@@ -254,6 +255,55 @@ class Catalog(Tokens):
         with ThreadPoolExecutor(max_workers=4) as pool:
             rows = list(pool.map(safe, workflows))
         return [r for r in rows if r is not None]
+
+    def workflow_rows(self, query: list[tuple[str, str]], *, live: bool = False) -> list[dict[str, Any]]:
+        """The API's list: each status table plus ``path``, ``namespace``, ``cluster`` and ``labels``
+        (with ``live``, or a sync or health filter, the axes as last computed), filtered as the query
+        asks (:mod:`slipway.filters`, the overview's filter too); ConfigError for a bad word."""
+        from . import axes, filters
+
+        wanted = filters.parse(query)
+        with_axes = live or bool(wanted.sync or wanted.health)
+        out = []
+        for wf in self.store.list_workflows():
+            try:
+                row = axes.report(self, wf.id, live=False) if with_axes else self.status(wf.id)  # type: ignore[arg-type]
+                if live:
+                    row["live_state"] = self.live_state(wf.id)
+            except NotFoundError:
+                continue  # removed while we listed
+            row.update(path=wf.target_path, namespace=wf.destination.namespace,
+                       cluster=filters.cluster_of(asdict(wf.destination)), labels=dict(wf.labels))  # fmt: skip
+            if filters.matches(row, wanted):
+                out.append(row)
+        return out
+
+    def workflow_filters(self, query: list[tuple[str, str]]) -> dict[str, Any]:
+        """What a filter form shows: the values the query asks for (``error`` when it asks for a word
+        that is not a sync status or health) and the namespaces, clusters, repositories and labels
+        there are to choose from."""
+        from . import filters
+
+        error = ""
+        try:
+            wanted = filters.parse(query)
+        except ConfigError as e:
+            wanted, error = filters.Filter(), str(e)
+        workflows = self.store.list_workflows()
+        return {
+            "sync": wanted.sync[0] if wanted.sync else "",
+            "health": wanted.health[0] if wanted.health else "",
+            "namespace": wanted.namespace[0] if wanted.namespace else "",
+            "cluster": wanted.cluster[0] if wanted.cluster else "",
+            "repository": wanted.repository[0] if wanted.repository else "",
+            "label": ",".join(k if v is None else f"{k}={v}" for k, v in wanted.labels),
+            "q": next((v for k, v in query if k == "q"), ""),
+            "error": error,
+            "namespaces": sorted({wf.destination.namespace for wf in workflows}),
+            "clusters": sorted({filters.cluster_of(asdict(wf.destination)) for wf in workflows}),
+            "repositories": sorted({wf.repository for wf in workflows}),
+            "labels": sorted({f"{k}={v}" for wf in workflows for k, v in wf.labels.items()}),
+        }
 
     def live_state(self, workflow_id: str) -> dict[str, Any]:
         """Beyond the seed's status: the revision the cluster was last brought to (by a sync or a

@@ -277,11 +277,9 @@ class Engine(Rendering, Operations):
     ) -> SyncResult:
         """Sync one workflow; the recorded result. SyncInProgress if another sync holds it past ``wait``.
 
-        ``wait_health=False`` (``sync --no-wait``): recorded once everything is applied, without
-        waiting for the health of the last wave; the health it then has is stored with the sync status.
-
-        ``sync_id`` (from :meth:`new_sync_id`) lets a caller name the sync before it starts, to answer
-        with it at once and follow it by its events; ``actor`` is who asked, kept in the history.
+        ``wait_health=False`` (``sync --no-wait``): recorded once applied, with the health it then has.
+        ``sync_id`` (from :meth:`new_sync_id`) names the sync before it starts, so a caller can answer
+        with it at once and follow its events; ``actor`` is who asked, kept in the history.
 
         ``expected_plan`` is a :meth:`Plan.fingerprint` a person approved: the sync refuses to apply
         anything else. ``on_plan`` is called with the plan once it is computed, before anything is

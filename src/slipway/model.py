@@ -19,6 +19,7 @@ from . import settings
 from .configread import Reader as _Reader
 from .durations import parse_duration
 from .errors import ConfigError
+from .labels import check_labels
 from .paths import PathError, clean_repo_path
 from .urls import UrlError, UrlParts, redact_url, split_url
 
@@ -423,6 +424,7 @@ class Workflow:
     chart_version: str | None = None
     decryption: Decryption | None = None  # SOPS keys (sealed by the store)
     post_build: PostBuild | None = None  # Flux's postBuild substitution
+    labels: dict[str, str] = field(default_factory=dict)  # to find it among many (Kubernetes label syntax)
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Workflow:
@@ -459,6 +461,7 @@ class Workflow:
             chart_version=r.get("chart_version", str) or None,
             decryption=_optional(r, "decryption", "Decryption", "sops"),
             post_build=_optional(r, "post_build", "PostBuild", "substitute"),
+            labels=check_labels(r.get("labels", dict) or {}, r.key("labels")),
         )
         r.done()
         _check_chart(out)

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 from .configread import Reader
 from .errors import ConfigError
 
-EVENTS = ("failed", "degraded", "succeeded", "rolled_back")
-DEFAULT_EVENTS = ["failed", "degraded", "rolled_back"]
+EVENTS = ("failed", "refused", "degraded", "succeeded", "rolled_back")
+# A refusal (nothing applied: a conflict, a plan that moved) needs a person as a failure does.
+DEFAULT_EVENTS = ["failed", "refused", "degraded", "rolled_back"]
 MASKED = "***"
 
 

@@ -124,6 +124,8 @@ class SyncResult:
     target_sync_id: str | None = None
     from_revision: str | None = None
     actor: str | None = None  # who asked: an API token's name, the OS user of a CLI; None for the controller
+    commit_message: str | None = None  # the commit's subject, as Git has it (Secret values masked)
+    commit_author: str | None = None  # "Name <email>"
 
     def to_seed(self) -> dict[str, Any]:
         return {

@@ -42,6 +42,8 @@ class RollbackRun(Run):
         result.commit_hash = target.commit_hash if target else None
         result.from_revision = from_sync.commit_hash
         result.target_sync_id = target.id if target else None
+        if target is not None:  # the commit it returns to, as that sync recorded it
+            result.commit_message, result.commit_author = target.commit_message, target.commit_author
         before = store.workflow_state(wf.id)  # what a refusal leaves as it was
         store.start_sync(result)
         log.info(

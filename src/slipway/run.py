@@ -102,6 +102,19 @@ class Run:
             log.exception("%s %s: unexpected error", what, self.result.id)
             failed.message = f"internal error: {describe(e)}"
 
+    def note_commit(self, revision: str | None) -> None:
+        """Keep the commit's subject and author with the record (scrubbed as any text of the run)."""
+        if not revision or self.repo.type != "git":
+            return
+        try:
+            info = self.engine.source.commit_info(self.repo, revision)
+        except SlipwayError as e:
+            log.debug("%s %s: commit of %s not read: %s", self.result.kind, self.result.id, revision, describe(e))
+            return
+        if info:
+            self.result.commit_message = self.scrub(info["subject"])
+            self.result.commit_author = self.scrub(info["author"])
+
     def record_axes(self, inventory: dict[ObjectRef, str] | None) -> None:
         """Compute the workflow's sync status and health now (:mod:`slipway.axes`) and store them before
         the run's record says it finished: whoever reads the finished record reads them up to date."""

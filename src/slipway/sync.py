@@ -63,6 +63,7 @@ class SyncRun(Run):
                         manifests, store.inventory(wf.id), rev
                     )
                 result.changes = [c.to_record() for c in plan.changes]
+                self.note_commit(rev)
                 if wf.diff_preview:
                     self.preview(plan)
                 if self.on_plan is not None:

@@ -94,7 +94,7 @@ def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespa
 
     from tests.gitservers import commit, push
 
-    commit(work, {"k8s/a.yaml": yaml.safe_dump(cm("settings", namespace, mode="two"))})
+    commit(work, {"k8s/a.yaml": yaml.safe_dump(cm("settings", namespace, mode="two"))}, "Switch the mode to two")
     push(work)
     r = cli("diff", "app-wf")
     assert r.returncode == 1 and "data.mode: one -> two" in r.stdout
@@ -113,8 +113,16 @@ def test_diff_exit_codes_sync_history_and_rollback(cli: Cli, kube: Kube, namespa
     assert history[0]["reason"] == "mode two broke checkout"
     assert history[0]["from_revision"] == history[1]["commit_hash"]
     assert history[0]["commit_hash"] == history[2]["commit_hash"]
+    # The commit each one deployed, as Git has it (a rollback: the commit it returned to).
+    assert history[1]["commit_message"] == "Switch the mode to two"
+    assert history[1]["commit_author"] == "slipway tests <tests@slipway.invalid>"
+    assert history[0]["commit_message"] == history[2]["commit_message"] == "initial"
+    assert (
+        yaml.safe_load(cli("-o", "yaml", "history", "app-wf").stdout)[1]["commit_message"] == "Switch the mode to two"
+    )
     text = cli("history", "app-wf").stdout
     assert "rollback" in text and "(rolled back)" in text
+    assert "Switch" in text and "initial" in text  # the subjects (the table wraps them to its width)
 
     status = json.loads(cli("-o", "json", "workflow", "status", "app-wf").stdout)
     assert set(status) >= {"id", "name", "status", "auto_sync", "repository", "last_sync_result"}  # the seed's

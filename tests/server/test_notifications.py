@@ -103,6 +103,12 @@ def test_notifications_for_success_rollback_failure_and_degraded(
     wait_until(lambda: receiver.events() == ["succeeded", "succeeded", "rolled_back"], 20)
     assert "v2 is bad" in receiver.received[-1]["text"]
 
+    # a sync refused before anything was applied (the plan moved): its own word, never "failed"
+    moved = operator.post(f"/api/v1/workflows/{wf}/sync", json={"expected_plan": "0" * 16}).json()["id"]
+    assert finish(server, moved)["status"] == "refused"
+    threading.Event().wait(2)
+    assert receiver.events() == ["succeeded", "succeeded", "rolled_back"]  # refused is not asked for here
+
     # a sync the cluster refuses: failed
     bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Valid_Name"}, "data": {"k": "v"}}
     commit(work, {"k8s/app.yaml": dump(configmap("app", {"v": "3"}), bad)})

@@ -34,24 +34,30 @@ def test_login_find_sync_diff_and_roll_back(
     page.wait_for_selector("body[data-loaded=yes]")
     rows = page.locator("#workflows tbody tr")
     assert rows.count() == 2
-    assert "2 workflows" in page.inner_text("#counts") and "2 not synced yet" in page.inner_text("#counts")
+    assert "2 workflows" in page.inner_text("#counts") and "2 Unknown" in page.inner_text("#counts")
     repos = page.locator("#repositories tbody tr")
     assert repos.count() == 2
     # Asked of Git when the page read it (a slow Git server answers a moment later): no error.
     wait_until(lambda: "just now" in repos.first.inner_text() and "none" in repos.first.inner_text(), 40)
     screenshot(page, "overview-unsynced", tmp_path)
 
-    # Filter by text, then by repository: the URL keeps the filter, nothing navigates.
+    # Filter by text, then by repository, then by sync status: each a URL to share.
     page.get_by_label("Search").fill("shop")
+    page.get_by_label("Search").press("Enter")
+    page.wait_for_url("**q=shop**")
+    page.wait_for_selector("body[data-loaded=yes]")
     assert rows.count() == 1 and "Web shop" in rows.first.inner_text()
-    assert "q=shop" in page.url
-    page.get_by_label("Search").fill("")
+    page.goto(server.url + "/")
     page.get_by_label("Repository").select_option(f"repo-{other}")
+    page.wait_for_url(f"**repository=repo-{other}**")
+    page.wait_for_selector("body[data-loaded=yes]")
     assert rows.count() == 1 and other in rows.first.inner_text()
-    page.get_by_label("Repository").select_option("")
-    page.get_by_label("Status", exact=True).select_option("synced")
-    assert rows.count() == 0
-    page.get_by_label("Status", exact=True).select_option("")
+    page.get_by_label("Sync", exact=True).select_option("Synced")
+    page.wait_for_url("**sync=Synced**")
+    page.wait_for_selector("body[data-loaded=yes]")
+    assert "No workflow matches" in rows.first.inner_text()
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-loaded=yes]")
 
     # The workflow's page: its objects grouped by kind, the pending diff, the waves.
     page.get_by_role("link", name="Web shop").click()
@@ -118,7 +124,7 @@ def test_login_find_sync_diff_and_roll_back(
     page.get_by_role("link", name="Workflows").first.click()
     page.wait_for_selector("body[data-loaded=yes]")
     row = page.locator(f"#workflows tr[data-workflow='{wf}']")
-    wait_until(lambda: "Succeeded" in row.inner_text() and "took" in row.inner_text(), 20)
+    wait_until(lambda: "Succeeded" in row.inner_text() and "rollback" in row.inner_text(), 20)
     assert "Healthy" in row.inner_text() and "held by a rollback" in row.inner_text()
     screenshot(page, "overview", tmp_path, docs=True)
 

@@ -52,6 +52,7 @@ def test_every_model_field_has_a_row() -> None:
 FULL: dict[str, Any] = {
     "id": "Web_App",
     "name": "Web application",
+    "labels": {"team": "payments", "example.com/tier": "web"},
     "repository": "platform",
     "target_path": "apps/web",
     "auto_sync": True,

@@ -75,7 +75,7 @@ def test_mask_url_hides_everything_that_may_be_a_credential() -> None:
 def test_notify_settings_are_checked_and_never_echo_the_url() -> None:
     secret_url = "https://hooks.example.com/services/SECRET-TOKEN"
     wf = Workflow.from_config({"id": "w", "repository": "r", "notify": {"url": secret_url}})
-    assert wf.notify is not None and wf.notify.events == ["failed", "degraded", "rolled_back"]
+    assert wf.notify is not None and wf.notify.events == ["failed", "refused", "degraded", "rolled_back"]
     assert wf.public()["notify"] == {"url": "https://hooks.example.com/services/***", "events": wf.notify.events}
     bad = [
         ({"url": "ftp://x/SECRET"}, "must be an http:// or https:// URL"),

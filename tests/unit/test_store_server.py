@@ -119,7 +119,11 @@ def test_a_notification_url_is_sealed_and_changes_the_configuration(
     url = "https://hooks.example.com/services/T0/B0/hook-secret-4711"
     store.put_workflow(Workflow.from_config({"id": "w", "repository": "r", "notify": {"url": url}}))
     wf = store.get_workflow("w")
-    assert wf.notify is not None and wf.notify.url == url and wf.notify.events == ["failed", "degraded", "rolled_back"]
+    assert (
+        wf.notify is not None
+        and wf.notify.url == url
+        and wf.notify.events == ["failed", "refused", "degraded", "rolled_back"]
+    )
     assert store.list_workflows()[0].notify == wf.notify
     seen = everything(store, tmp_path, request)
     assert "hook-secret-4711" not in seen and "hooks.example.com" not in seen

@@ -213,6 +213,15 @@ def _result_json(result: SyncResult) -> dict[str, Any]:
     return asdict(result)
 
 
+def _commit(r: SyncResult) -> str:
+    """The commit's subject (cut to 50 characters) and its author's name, as Git has them."""
+    if not r.commit_message:
+        return "-"
+    subject = r.commit_message if len(r.commit_message) <= 50 else r.commit_message[:49] + "…"
+    author = (r.commit_author or "").split(" <")[0]
+    return f"{subject} ({author})" if author else subject
+
+
 def run_cancellable(work: Any) -> SyncResult:
     """Run ``work(cancel)`` in a thread; Ctrl-C asks it to stop at its next safe point, so the
     sync or rollback is always recorded as finished (failed: cancelled), never left running."""
@@ -280,7 +289,18 @@ def history(workflow_id: str, limit: int) -> None:
     from .output import console
 
     table = Table(
-        "ID", "KIND", "STATUS", "TRIGGER", "BY", "STARTED", "REVISION", "DURATION", "APPLIED", "MESSAGE", box=None
+        "ID",
+        "KIND",
+        "STATUS",
+        "TRIGGER",
+        "BY",
+        "STARTED",
+        "REVISION",
+        "COMMIT",
+        "DURATION",
+        "APPLIED",
+        "MESSAGE",
+        box=None,
     )
     for r in rows:
         style = {"succeeded": "green", "failed": "red", "refused": "yellow", "interrupted": "yellow"}.get(
@@ -291,7 +311,7 @@ def history(workflow_id: str, limit: int) -> None:
             rev = f"{(r.from_revision or '-')[:7]}->{(r.commit_hash or '-')[:7]}"
         table.add_row(
             r.id, r.kind, f"[{style}]{r.status}[/{style}]" + (" (rolled back)" if r.rolled_back else ""), r.trigger,
-            escape(r.actor or "-"), r.start_time, rev, r.metrics.duration, str(r.metrics.resources_applied),
-            escape(r.message),
+            escape(r.actor or "-"), r.start_time, rev, escape(_commit(r)), r.metrics.duration,
+            str(r.metrics.resources_applied), escape(r.message),
         )  # fmt: skip
     console().print(table)

@@ -66,8 +66,8 @@ def _options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         click.option("--notify-url", help="POST a JSON message here when a sync ends as --notify-on says "
                      "(a URL without secrets; for one with a token use --notify-url-env)."),
         click.option("--notify-url-env", metavar="VAR", help="Name of the environment variable holding the notify URL."),
-        click.option("--notify-on", type=click.Choice(["failed", "degraded", "succeeded", "rolled_back"]), multiple=True,
-                     help="Outcome to notify (repeatable; default failed, degraded, rolled_back)."),
+        click.option("--notify-on", type=click.Choice(["failed", "refused", "degraded", "succeeded", "rolled_back"]), multiple=True,
+                     help="Outcome to notify (repeatable; default failed, refused, degraded, rolled_back)."),
         click.option("--ignore-difference", "ignore_difference", multiple=True, metavar="JSON",
                      help='A field another manager owns, as JSON (repeatable): {"kind": "Deployment", "group": '
                           '"apps", "json_pointers": ["/spec/replicas"]}; replaces the list on set.'),

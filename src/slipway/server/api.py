@@ -17,7 +17,7 @@ import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..errors import ConfigError, NotFoundError
@@ -88,8 +88,9 @@ def delete_repository(repo_id: str, ctx: Ctx, who: Admin) -> dict[str, Any]:
 # -- workflows --------------------------------------------------------------------------------------
 
 
-@router.get("/workflows", tags=["workflows"], summary="Every workflow's status table")
+@router.get("/workflows", tags=["workflows"], summary="Every workflow's status table (filtered as asked)")
 def list_workflows(
+    request: Request,
     ctx: Ctx,
     who: Viewer,
     live: Annotated[
@@ -99,19 +100,22 @@ def list_workflows(
             "computed (assessed_at, assessed_age: when; GET /workflows/{id} computes them now)"
         ),
     ] = False,
+    sync: Annotated[list[str] | None, Query(description="Synced, OutOfSync or Unknown (repeat: any of)")] = None,
+    health: Annotated[list[str] | None, Query(description="Healthy, Progressing, Degraded... (repeat: any of)")] = None,
+    namespace: Annotated[list[str] | None, Query(description="The destination namespace (repeat: any of)")] = None,
+    cluster: Annotated[list[str] | None, Query(description="in-cluster, or the kubeconfig/context (repeat)")] = None,
+    label: Annotated[list[str] | None, Query(description="key=value, or key (repeat: all of)")] = None,
+    repository: Annotated[list[str] | None, Query(description="The repository id (repeat: any of)")] = None,
+    q: Annotated[str | None, Query(description="Text in the id, name, repository, path or namespace")] = None,
 ) -> list[dict[str, Any]]:
-    out = []
-    for wf in ctx.engine.workflows():
-        try:
-            if live:
-                status = ctx.engine.report(wf.id, live=False)
-                status["live_state"] = ctx.engine.live_state(wf.id)
-            else:
-                status = ctx.engine.status(wf.id)
-            out.append(status)
-        except NotFoundError:
-            continue  # removed while we listed
-    return out
+    """Each row is the status table plus ``path``, ``namespace``, ``cluster`` and ``labels``; with a
+    sync or health filter the axes as last computed are in it too. One filter (:mod:`slipway.filters`)
+    serves this list and the dashboard's overview."""
+    del sync, health, namespace, cluster, label, repository, q  # documented here, read as one query below
+    try:
+        return ctx.engine.workflow_rows(request.query_params.multi_items(), live=live)
+    except ConfigError as e:
+        raise ApiError(400, str(e)) from None
 
 
 @router.post("/workflows", tags=["workflows"], status_code=201, summary="Create a workflow")

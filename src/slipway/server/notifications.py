@@ -1,8 +1,8 @@
 """Notifications: a JSON message POSTed to a workflow's ``notify.url`` when a sync ends as it asks.
 
 What Argo CD Notifications and Flux's notification-controller give, for one webhook per
-workflow: ``notify = {url = ..., events = {"failed", "degraded", "succeeded", "rolled_back"}}``.
-Fed by the engine's events: ``finished`` says succeeded, failed or rolled back; the workflow's
+workflow: ``notify = {url = ..., events = {"failed", "refused", "degraded", "succeeded", "rolled_back"}}``.
+Fed by the engine's events: ``finished`` says succeeded, failed, refused or rolled back; the workflow's
 status after it (or the controller's ``status`` event) says degraded — once per fall, not on
 every failed check. The message carries a Slack-compatible ``text`` and the facts as fields.
 
@@ -38,6 +38,7 @@ log = logging.getLogger("slipway.notify")
 _VERB = {
     "succeeded": "succeeded",
     "failed": "failed",
+    "refused": "was refused (nothing applied)",
     "rolled_back": "was rolled back",
     "degraded": "is degraded",
 }
@@ -145,7 +146,9 @@ class Notifier:
         kinds: list[str] = []
         if event == "finished":
             sync_id, status, kind = str(data.get("sync_id")), data.get("status"), data.get("kind")
-            if kind == "rollback":
+            if status == "refused" and kind in ("sync", "rollback"):
+                word = "refused"
+            elif kind == "rollback":
                 word = "rolled_back" if status == "succeeded" else "failed"
             elif kind == "sync":
                 word = "succeeded" if status == "succeeded" else "failed"

@@ -75,7 +75,11 @@ def watch(request: Request) -> Callable[[], Awaitable[str | None]] | None:
                 return "the dashboard session ended; log in again"
             token = session.token
         try:
-            if await run_in_threadpool(revocations.valid, token):
+            if kind == "session" and not token:  # a stored session keeps its token's id, never the token
+                engine = request.app.state.slipway.engine
+                if await run_in_threadpool(request.app.state.sessions.check, session, engine) is not None:
+                    return None
+            elif await run_in_threadpool(revocations.valid, token):
                 return None
         except Exception as e:  # fail closed: a client reconnects, and is checked again then
             log.warning("event stream: cannot check its token: %s", describe(e))

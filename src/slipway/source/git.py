@@ -35,6 +35,7 @@ __all__ = ["GitSource", "clean_target_path", "redact_url"]
 _BRANCH_RE = re.compile(r"^[^\s~^:?*\[\\\x00-\x1f\x7f-][^\s~^:?*\[\\\x00-\x1f\x7f]*$")
 
 
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _ANCESTRY = re.compile(r"(?P<base>[^~^\s]+)(?P<up>(?:[~^][0-9]{0,4})+)")
 
 
@@ -101,6 +102,15 @@ class GitSource:
         if sha is None:
             return None, False
         return sha, sha == head or self._mirrors.is_ancestor(mirror, sha, f"refs/heads/{repo.branch}")
+
+    def commit_info(self, repo: Repository, revision: str) -> dict[str, str] | None:
+        """The subject (first line of the message) and author (``Name <email>``) of a commit the
+        mirror holds, as the history shows them; None when the mirror has no such commit. Nothing is
+        fetched: a sync reads it right after its fetch."""
+        self._check(repo)
+        if not revision or not _SHA.match(revision):
+            return None
+        return self._mirrors.commit_info(self._mirrors.path(repo), revision)
 
     def materialize(self, repo: Repository, revision: str, target_path: str, dest: Path) -> Path:
         """Write ``target_path`` at ``revision`` into ``dest`` (at the same relative path); return that directory.

@@ -305,6 +305,21 @@ class Mirrors:
         sha = result.stdout.decode().strip()
         return sha if result.returncode == 0 and SHA_RE.match(sha) else None
 
+    def commit_info(self, git_dir: Path, sha: str) -> dict[str, str] | None:
+        """``{subject, author}`` of commit ``sha`` (a full id, so what is read never changes), or None."""
+        if not self.exists(git_dir):
+            return None
+
+        def read() -> dict[str, str] | None:
+            fmt = "--format=%s%x00%an <%ae>"
+            result = self.git.local(["--git-dir", str(git_dir), "show", "-s", fmt, "--end-of-options", sha], timeout=30)
+            if result.returncode != 0:
+                return None
+            subject, _, author = result.stdout.decode("utf-8", "replace").rstrip("\n").partition("\0")
+            return {"subject": subject[:500], "author": author[:200]}
+
+        return self._memo((str(git_dir), "info " + sha), read, keep=lambda v: v is not None)
+
     def is_ancestor(self, git_dir: Path, commit: str, ref: str) -> bool:
         """Whether ``ref`` reaches ``commit`` (a full commit id): ``git merge-base --is-ancestor``."""
         result = self.git.local(["--git-dir", str(git_dir), "merge-base", "--is-ancestor", commit, ref], timeout=60)

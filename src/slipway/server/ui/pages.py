@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from ...results import HEALTH_STATUSES, SYNC_STATUSES
 from ..auth import ROLES, Principal, authenticate_token
 from ..context import ApiError, Context
 from .sessions import COOKIE, Session, Sessions, check_same_origin
@@ -87,7 +88,17 @@ async def overview(request: Request) -> Response:
     session = await _session(request)
     if session is None:
         return _to_login(request)
-    return _page(request, "overview.html", session, title="Workflows")
+    ctx: Context = request.app.state.slipway
+    form = await run_in_threadpool(overview_filters, ctx, request.query_params.multi_items())
+    return _page(request, "overview.html", session, title="Workflows", filters=form)
+
+
+def overview_filters(ctx: Context, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The overview's filter form: what the URL asks (shown back, escaped) and the choices there are.
+    The list itself is the API's, filtered by the same function (the page's script passes the
+    query on)."""
+    form = ctx.engine.workflow_filters(pairs)
+    return {**form, "sync_words": SYNC_STATUSES, "health_words": HEALTH_STATUSES}
 
 
 @router.get("/workflows/{workflow_id}", response_class=HTMLResponse)
@@ -96,6 +107,16 @@ async def workflow(request: Request, workflow_id: str) -> Response:
     if session is None:
         return _to_login(request)
     return _page(request, "workflow.html", session, title=workflow_id, workflow_id=workflow_id)
+
+
+@router.get("/workflows/{workflow_id}/syncs/{sync_id}", response_class=HTMLResponse)
+async def sync_page(request: Request, workflow_id: str, sync_id: str) -> Response:
+    """What one sync changed, as recorded: the history's link to that sync's diff."""
+    session = await _session(request)
+    if session is None:
+        return _to_login(request)
+    return _page(request, "sync.html", session, title=f"{sync_id} of {workflow_id}", workflow_id=workflow_id,
+                 sync_id=sync_id)  # fmt: skip
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -16,8 +16,9 @@ from . import mapping
 from .mapping import Field
 from .names import API_VERSION, GROUP, VERSION
 
-CRD_REVISION = 6  # 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences; 4: status.assessment;
-# 5: spec.chart, chartVersion; 6: spec.decryption, postBuild
+# 2: Workflow spec.notify; 3: spec.syncPolicy.ignoreDifferences; 4: status.assessment;
+# 5: spec.chart, chartVersion; 6: spec.decryption, postBuild; 7: spec.labels, notify events "refused"
+CRD_REVISION = 7
 REVISION_ANNOTATION = "slipway.dev/crd-revision"
 
 
@@ -37,6 +38,8 @@ def _schema(f: Field) -> dict[str, Any]:
             out["minimum"] = f.minimum
     elif f.kind == "strings":
         out = {"type": "array", "items": {"type": "string", **({"enum": list(f.enum)} if f.enum else {})}}
+    elif f.kind == "labels":
+        out = {"type": "object", "additionalProperties": {"type": "string"}}
     elif f.kind == "data":
         out = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     elif f.kind == "objects":

@@ -29,7 +29,7 @@ DURATION_PATTERN = r"^(0|((\d+(\.\d*)?|\.\d+)(ms|s|m|h))+)$"
 @dataclass(frozen=True)
 class Field:
     model: str  # the model's key (snake_case)
-    kind: str  # string | duration | boolean | integer | strings | object | objects | data | secret
+    kind: str  # string | duration | boolean | integer | strings | object | objects | data | labels | secret
     doc: str = ""
     children: tuple[Field, ...] = ()
     enum: tuple[str, ...] = ()
@@ -147,11 +147,12 @@ WORKFLOW: tuple[Field, ...] = (
         children=(
             F("url", "secret", "A Secret in slipway's namespace whose key (default 'url') holds the http(s) "
               "URL messages are POSTed to; a webhook URL is often a credential."),
-            F("events", "strings", "Outcomes that send a message (default failed, degraded, rolled_back).",
-              enum=("failed", "degraded", "succeeded", "rolled_back")),
+            F("events", "strings", "Outcomes that send a message (default failed, refused, degraded, rolled_back).",
+              enum=("failed", "refused", "degraded", "succeeded", "rolled_back")),
         ),
         rules=(("has(self.urlSecretRef)", "notify needs urlSecretRef (a Secret holding the URL)"),),
     ),
+    F("labels", "labels", "Labels to find the workflow by (the overview's and the API's filters)."),
     F(
         "decryption",
         "object",

@@ -29,12 +29,12 @@ class Records(Base):
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs").fetchone()[0]
             c.execute(
                 """INSERT INTO syncs (id, workflow_id, kind, status, trigger, start_time, commit_hash, from_revision,
-                     message, reason, target_sync_id, owner, seq, actor)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                     message, reason, target_sync_id, owner, seq, actor, commit_message, commit_author)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     result.id, result.workflow_id, result.kind, result.status, result.trigger, result.start_time,
                     result.commit_hash, result.from_revision, result.message, result.reason, result.target_sync_id,
-                    owner_id(), seq, result.actor,
+                    owner_id(), seq, result.actor, result.commit_message, result.commit_author,
                 ),
             )  # fmt: skip
             c.execute(
@@ -46,8 +46,16 @@ class Records(Base):
         """Save a running sync's progress (commit, changes) without finishing it."""
         with self.tx() as c:
             c.execute(
-                "UPDATE syncs SET commit_hash = ?, message = ?, changes = ? WHERE id = ?",
-                (result.commit_hash, result.message, json.dumps(result.changes), result.id),
+                """UPDATE syncs SET commit_hash = ?, message = ?, changes = ?, commit_message = ?, commit_author = ?
+                   WHERE id = ?""",
+                (
+                    result.commit_hash,
+                    result.message,
+                    json.dumps(result.changes),
+                    result.commit_message,
+                    result.commit_author,
+                    result.id,
+                ),
             )
 
     def finish_sync(
@@ -66,12 +74,14 @@ class Records(Base):
         with self.tx() as c:
             c.execute(
                 """UPDATE syncs SET status = ?, end_time = ?, commit_hash = ?, message = ?, metrics = ?,
-                     changes = ?, hooks = ?, health = ?, target_sync_id = ?, rolled_back = ?
+                     changes = ?, hooks = ?, health = ?, target_sync_id = ?, rolled_back = ?,
+                     commit_message = ?, commit_author = ?
                    WHERE id = ?""",
                 (
                     result.status, result.end_time, result.commit_hash, result.message,
                     json.dumps(asdict(result.metrics)), json.dumps(result.changes), json.dumps(result.hooks),
-                    json.dumps(result.health), result.target_sync_id, int(result.rolled_back), result.id,
+                    json.dumps(result.health), result.target_sync_id, int(result.rolled_back),
+                    result.commit_message, result.commit_author, result.id,
                 ),
             )  # fmt: skip
             sets = "status = ?, status_message = ?"
@@ -197,6 +207,8 @@ class Records(Base):
             target_sync_id=row["target_sync_id"],
             from_revision=row["from_revision"],
             actor=row["actor"],
+            commit_message=row["commit_message"],
+            commit_author=row["commit_author"],
         )
 
     def get_sync(self, sync_id: str) -> SyncResult:

@@ -139,6 +139,8 @@ MIGRATIONS = [
     """
     ALTER TABLE repositories ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
     """,
+    # The commit a sync deployed, as the history shows it: subject and author.
+    "ALTER TABLE syncs ADD COLUMN commit_message TEXT; ALTER TABLE syncs ADD COLUMN commit_author TEXT",
 ]
 
 

@@ -1,17 +1,17 @@
-// The overview: every workflow with its status, health, revisions and last sync; the repositories
-// with their last fetch and last error. Filters live in the URL's query, so a filtered view can be
-// shared; the list follows the event stream and reloads itself when something happens.
-import { api, badge, debounce, errorText, fill, follow, h, label, short, when } from "./common.js";
+// The overview: every workflow with Argo CD's three words (sync status, health, last operation),
+// its path, destination and labels, and the repositories with their last fetch and last error.
+// The filters are a GET form rendered by the server (the URL's query, so a view can be shared);
+// this script passes that query on to the API, which filters with the same function. The list
+// follows the event stream and reloads itself when something happens.
+import { api, badge, debounce, errorText, fill, follow, h, short, when } from "./common.js";
 
 const tbody = document.querySelector("#workflows tbody");
 const reposBody = document.querySelector("#repositories tbody");
 const counts = document.getElementById("counts");
 const note = document.getElementById("list-note");
-const filters = {
-  repository: document.getElementById("f-repo"),
-  status: document.getElementById("f-status"),
-  q: document.getElementById("f-text"),
-};
+const form = document.getElementById("filters");
+const query = new URLSearchParams(location.search);
+const filtered = [...query].some(([k, v]) => v.trim() && ["sync", "health", "namespace", "cluster", "label", "repository", "q"].includes(k));
 
 let workflows = [];
 let heads = {}; // repository id -> its source row (branch head, last fetch, last error)
@@ -40,15 +40,6 @@ function healthCell(wf) {
     ? h("div", { class: "muted small clip", title: health.message }, health.message) : null];
 }
 
-function matches(wf) {
-  const { repository, status, q } = Object.fromEntries(Object.entries(filters).map(([k, el]) => [k, el.value]));
-  if (repository && wf.repository !== repository) return false;
-  if (status === "out-of-sync" ? !outOfSync(wf) : status && wf.status !== status) return false;
-  const text = q.trim().toLowerCase();
-  if (text && ![wf.id, wf.name, wf.repository].some((v) => String(v ?? "").toLowerCase().includes(text))) return false;
-  return true;
-}
-
 function revisionCell(wf) {
   const live = wf.live_state?.applied_revision;
   const source = heads[wf.repository];
@@ -60,10 +51,21 @@ function revisionCell(wf) {
   return parts;
 }
 
-function lastSyncCell(wf) {
-  const last = wf.last_sync_result;
-  if (!last) return h("span", { class: "muted" }, "never");
-  return [badge(last.status), " ", when(last.start_time), h("span", { class: "muted" }, ` · took ${last.metrics?.duration ?? "?"}`)];
+// The last sync, rollback or removal and its phase (Running, Succeeded, Failed, Refused).
+function operationCell(wf) {
+  const op = wf.operation;
+  if (!op) return h("span", { class: "muted" }, "none yet");
+  return [badge(op.phase.toLowerCase(), op.phase), " ", h("span", { class: "muted small" }, op.kind), " ",
+    when(op.finished_at || op.started_at),
+    op.phase !== "Succeeded" && op.message ? h("div", { class: "muted small clip", title: op.message }, op.message) : null];
+}
+
+function destinationCell(wf) {
+  const labels = Object.entries(wf.labels || {});
+  return [h("code", { class: "clip", title: wf.path || "/" }, wf.path || "/"),
+    h("div", { class: "muted small" }, "namespace ", h("strong", {}, wf.namespace || "default"), " · ", wf.cluster || "in-cluster"),
+    labels.length ? h("div", { class: "labels" }, labels.map(([k, v]) =>
+      h("a", { class: "label-chip", href: `/?label=${encodeURIComponent(`${k}=${v}`)}` }, `${k}=${v}`))) : null];
 }
 
 function row(wf) {
@@ -71,39 +73,41 @@ function row(wf) {
   const cells = [
     ["Workflow", [link, wf.name && wf.name !== wf.id ? h("div", { class: "muted small" }, wf.id) : null,
       h("div", { class: "muted small" }, wf.repository)]],
-    ["Status", [badge(wf.status), wf.live_state?.status_message && wf.status !== "synced"
-      ? h("div", { class: "muted small clip" }, wf.live_state.status_message) : null]],
+    ["Path and destination", destinationCell(wf)],
     ["Sync", syncCell(wf)],
     ["Health", healthCell(wf)],
+    ["Last operation", operationCell(wf)],
     ["Revision", revisionCell(wf)],
-    ["Last sync", lastSyncCell(wf)],
     ["Auto-sync", wf.auto_sync ? h("span", { class: "badge good" }, "on") : h("span", { class: "badge neutral" }, "off")],
   ];
   return h("tr", { "data-workflow": wf.id }, cells.map(([name, value]) => h("td", { "data-label": name }, value)));
 }
 
+// How many of those shown are in each sync status and health: each a link to that filter.
 function renderCounts() {
-  const by = {};
-  for (const wf of workflows) by[wf.status] = (by[wf.status] || 0) + 1;
-  const behind = workflows.filter(outOfSync).length;
-  const items = [h("li", {}, h("strong", {}, String(workflows.length)), workflows.length === 1 ? " workflow" : " workflows")];
-  for (const status of ["synced", "syncing", "failed", "degraded", "active"]) {
-    if (by[status]) items.push(h("li", {}, badge(status, `${by[status]} ${label(status).toLowerCase()}`)));
+  const items = [h("li", {}, h("strong", {}, String(workflows.length)), workflows.length === 1 ? " workflow" : " workflows",
+    filtered ? " match" : "")];
+  for (const [key, pick] of [["sync", (wf) => wf.sync_status?.status || "Unknown"], ["health", (wf) => wf.health?.status || "Unknown"]]) {
+    const by = {};
+    for (const wf of workflows) by[pick(wf)] = (by[pick(wf)] || 0) + 1;
+    for (const [word, n] of Object.entries(by)) {
+      const q = new URLSearchParams(query);
+      q.set(key, word);
+      items.push(h("li", {}, h("a", { href: `/?${q}`, class: "count-link" }, badge(word, `${n} ${word}`))));
+    }
   }
-  if (behind) items.push(h("li", {}, badge("OutOfSync", `${behind} behind Git`)));
   fill(counts, items);
 }
 
 function render() {
   renderCounts();
-  const shown = workflows.filter(matches);
-  fill(tbody, shown.map(row));
+  fill(tbody, workflows.map(row));
   if (!workflows.length) {
-    fill(tbody, h("tr", {}, h("td", { colspan: 7 }, "No workflows yet: create one with `slipway workflow create`.")));
+    fill(tbody, h("tr", {}, h("td", { colspan: 7 }, filtered ? "No workflow matches these filters."
+      : "No workflows yet: create one with `slipway workflow create`.")));
   }
-  note.textContent = workflows.length ? `${shown.length} of ${workflows.length} workflows shown` : "";
+  note.textContent = filtered ? `${workflows.length} workflow(s) match the filters` : "";
 }
-
 function renderRepositories(repositories) {
   const byId = Object.fromEntries(Object.values(heads).map((s) => [s.repository, s]));
   fill(reposBody, repositories.map((repo) => {
@@ -123,20 +127,13 @@ function renderRepositories(repositories) {
   if (!repositories.length) fill(reposBody, h("tr", {}, h("td", { colspan: 4 }, "No repositories yet.")));
 }
 
-function fillRepositoryFilter(repositories) {
-  const chosen = filters.repository.value;
-  fill(filters.repository, h("option", { value: "" }, "All repositories"),
-    repositories.filter((r) => r.type === "git").map((r) => h("option", { value: r.id }, r.id)));
-  filters.repository.value = chosen;
-}
-
 let repositories = [];
 
 async function load() {
   try {
-    [workflows, repositories] = await Promise.all([api("/api/v1/workflows?live=true"), api("/api/v1/repositories")]);
-    fillRepositoryFilter(repositories);
-    readFilters();
+    const list = new URLSearchParams(query);
+    list.set("live", "true");
+    [workflows, repositories] = await Promise.all([api(`/api/v1/workflows?${list}`), api("/api/v1/repositories")]);
     render();
     renderRepositories(repositories);
     await loadSources(10);
@@ -157,21 +154,8 @@ async function loadSources(tries) {
   }
 }
 
-function readFilters() {
-  const params = new URLSearchParams(location.search);
-  for (const [key, el] of Object.entries(filters)) if (params.has(key)) el.value = params.get(key);
-}
-
-function writeFilters() {
-  const params = new URLSearchParams();
-  for (const [key, el] of Object.entries(filters)) if (el.value) params.set(key, el.value);
-  const query = params.toString();
-  history.replaceState(null, "", query ? `?${query}` : location.pathname);
-  render();
-}
-
-for (const el of Object.values(filters)) el.addEventListener("input", writeFilters);
-document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
+// A choice made in a list applies at once; text applies on Enter (or the Filter button).
+for (const select of form.querySelectorAll("select")) select.addEventListener("change", () => form.requestSubmit());
 
 const reload = debounce(load, 400);
 follow(null, (name) => {

@@ -105,3 +105,12 @@ export function renderPlanSummary(box, plan) {
     blocking.length ? h("p", { class: "error" }, `${blocking.length} conflict(s) block this plan: the sync will refuse to apply it.`) : null,
     h("p", { class: "muted small" }, "Confirm applies exactly this plan; if the cluster or Git changes first, the sync refuses."));
 }
+
+// What a recorded sync changed (its history record's changes), each diff open: the sync's page.
+export function renderChanges(box, changes) {
+  if (!changes.length) {
+    fill(box, h("p", { class: "muted" }, "This run changed nothing."));
+    return;
+  }
+  fill(box, h("ul", { class: "changes" }, changes.map((c) => change(c, changes.length <= 20))));
+}

@@ -3,6 +3,7 @@
 // history. An operator can sync exactly the plan shown, roll back with a reason and turn
 // auto-sync on or off; progress and results arrive through the event stream, without a reload.
 import { api, badge, debounce, errorText, fill, follow, h, short, when } from "./common.js";
+import { renderHistory } from "./history.js";
 import { renderDiff, renderWaves, renderPlanSummary } from "./plan.js";
 
 const main = document.getElementById("main");
@@ -160,28 +161,7 @@ async function loadHistory() {
     errorText(box, error);
     return;
   }
-  if (!records.length) {
-    fill(box, h("p", { class: "muted" }, "No sync yet."));
-    return;
-  }
-  const head = ["When", "What", "Outcome", "Who", "Revision", "Reason and message", "Metrics"];
-  fill(box, h("div", { class: "table-wrap" }, h("table", { class: "cards-on-phone", id: "history-table" },
-    h("caption", { class: "visually-hidden" }, "Syncs and rollbacks, newest first"),
-    h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, records.map((r) => {
-      const m = r.metrics || {};
-      const cells = [
-        when(r.start_time),
-        [r.kind, r.rolled_back ? h("div", { class: "muted small" }, "rolled back") : null],
-        badge(r.status),
-        r.actor || h("span", { class: "muted" }, `controller (${r.trigger})`),
-        h("code", { title: r.commit_hash || "" }, short(r.commit_hash)),
-        [r.reason ? h("div", { class: "reason" }, h("strong", {}, "Reason: "), r.reason) : null,
-          h("div", { class: "clip-3" }, r.message)],
-        `${m.duration} · ${m.resources_applied} applied · ${m.resources_deleted} deleted`,
-      ];
-      return h("tr", { "data-sync": r.id }, cells.map((c, i) => h("td", { "data-label": head[i] }, c)));
-    })))));
+  renderHistory(box, id, records);
 }
 
 // -- actions and progress -------------------------------------------------------------------------
