@@ -192,7 +192,7 @@ spec:
     wait_until(lambda: cm_value(kube, namespace, "declared") == "1", 60, step=0.5)
     wait_until(lambda: kengine.status("declared")["status"] == "synced", 30, step=0.5)
     listed = kubectl(kc, "-n", slipway_namespace, "get", "workflows")
-    assert "declared" in listed and "synced" in listed and "True" in listed
+    assert "declared" in listed and "synced" in listed and "Synced" in listed and "Healthy" in listed
 
     # The schema refuses what it can say, with its message, and nothing is stored.
     bad = (
