@@ -114,16 +114,21 @@ def compute(
     workflow_id: str,
     cancel: threading.Event | None = None,
     inventory: dict[ObjectRef, str] | None = None,
+    rendered: tuple[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Plan the branch's head against the live objects (nothing applied) and return the axes:
     ``{sync_status, health, objects, assessed_at}``. When Git or the render fails the sync status
-    is Unknown (with why), and health still comes from the objects the workflow owns."""
+    is Unknown (with why), and health still comes from the objects the workflow owns. ``rendered``
+    (revision, manifests): a run's own render of that revision, not rendered again."""
     wf = engine.store.get_workflow(workflow_id)
     inventory = engine.store.inventory(wf.id) if inventory is None else inventory
     try:
         repo = engine.store.get_repository(wf.repository)
         revision = engine.fetch(repo, policy=wf.sync_policy.retry, cancel=cancel)
-        manifests = engine.render(wf, repo, revision)
+        if rendered is not None and rendered[0] == revision:  # the run that asks rendered this very revision
+            manifests = rendered[1]
+        else:
+            manifests = engine.render(wf, repo, revision, cancel)
         # Checked against the schemas here, as a sync checks: no dry-run per object to create.
         plan = engine.planner(wf, engine.kube_for(wf), cancel, local_checks=True).plan(manifests, inventory, revision)
     except Cancelled:

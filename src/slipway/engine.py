@@ -410,22 +410,10 @@ class Engine(Rendering, Operations):
         progress: Progress | None = None,
         result: SyncResult | None = None,
     ) -> SyncResult:
-        history = self.store.history(wf.id, kind="sync")
-        # A refused sync applied nothing: there is nothing of it to roll back.
-        live = [s for s in history if not s.rolled_back and s.status not in ("running", "refused")]
-        if not live:
-            raise NotFoundError(f"workflow {wf.id} has no sync to roll back")
-        from_sync = live[0]
-        if to is not None:
-            target = next((s for s in live if s.id == to), None)
-            if target is None or target.status != "succeeded":
-                raise NotFoundError(f"workflow {wf.id} has no successful sync {to!r} to roll back to")
-        else:
-            target = next((s for s in live[1:] if s.status == "succeeded"), None)
-        from .rollback import RollbackRun
+        from .rollback import RollbackRun, choose
         from .run import new_result
 
-        rolled = live[: live.index(target)] if target is not None else live
+        from_sync, target, rolled = choose(wf.id, self.store.history(wf.id, kind="sync"), to)
         result = result or new_result(wf, "auto", kind="rollback")
         run = RollbackRun(self, wf, repo, kube, result, cancel or threading.Event(), self._watched(result, progress))
         run.execute(from_sync, target, rolled, reason)
@@ -447,23 +435,27 @@ class Engine(Rendering, Operations):
     @staticmethod
     def resources_of(plan: Plan, *, manifests: bool = False) -> list[dict[str, Any]]:
         """The table of :meth:`resources` for a plan already made (the server keeps its last one)."""
-        from . import resources
+        from .resources import of_plan
 
-        return resources.of_plan(plan, manifests=manifests)
+        return of_plan(plan, manifests=manifests)
 
     # ``slipway health check`` and ``--customizations``: health offline, the process's script directories
     health_of = staticmethod(customizations.judge_offline)
     use_customizations = staticmethod(customizations.configure)
 
     def assess(
-        self, workflow_id: str, cancel: threading.Event | None = None, *, inventory: dict[Any, str] | None = None
+        self,
+        workflow_id: str,
+        cancel: threading.Event | None = None,
+        *,
+        inventory: dict[Any, str] | None = None,
+        rendered: tuple[str, list[Any]] | None = None,
     ) -> dict[str, Any]:
-        """Sync status against Git and health of the live objects, computed now (:mod:`slipway.axes`);
-        stored with when, so a list shows it with its age. Nothing is applied. ``inventory``: what a
-        run about to record itself will own (else the stored one)."""
+        """Sync status and health computed now and stored with when (:mod:`slipway.axes`); nothing is applied.
+        ``inventory`` and ``rendered``: what a run about to record itself will own, and its render."""
         from . import axes
 
-        result = axes.compute(self, workflow_id, cancel, inventory)
+        result = axes.compute(self, workflow_id, cancel, inventory, rendered)
         with contextlib.suppress(NotFoundError):  # removed meanwhile
             self.store.set_workflow_state(workflow_id, assessment=axes.summary(result))
         self.events.publish("assessed", {"workflow": workflow_id, **axes.summary(result)})

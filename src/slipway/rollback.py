@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .apply.applier import restore_object
 from .durations import rfc3339
-from .errors import SlipwayError, SyncFailed
+from .errors import NotFoundError, SlipwayError, SyncFailed
 from .kube import ObjectRef
 from .plan import mask
 from .plan.model import Plan
@@ -157,3 +157,21 @@ def _ref_of(change: dict[str, Any]) -> ObjectRef:
     api_version = str(change.get("api_version") or "")
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
     return ObjectRef(group, kind, change.get("namespace") or "", name)
+
+
+def choose(
+    workflow_id: str, history: list[SyncResult], to: str | None
+) -> tuple[SyncResult, SyncResult | None, list[SyncResult]]:
+    """(the sync rolled back from, the successful sync to roll back to or None for "before the first",
+    the syncs rolled back) from a workflow's history, newest first; NotFoundError when there is none."""
+    # A refused sync applied nothing: there is nothing of it to roll back.
+    live = [s for s in history if not s.rolled_back and s.status not in ("running", "refused")]
+    if not live:
+        raise NotFoundError(f"workflow {workflow_id} has no sync to roll back")
+    if to is not None:
+        target = next((s for s in live if s.id == to), None)
+        if target is None or target.status != "succeeded":
+            raise NotFoundError(f"workflow {workflow_id} has no successful sync {to!r} to roll back to")
+    else:
+        target = next((s for s in live[1:] if s.status == "succeeded"), None)
+    return live[0], target, live[: live.index(target)] if target is not None else live

@@ -115,13 +115,15 @@ class Run:
             self.result.commit_message = self.scrub(info["subject"])
             self.result.commit_author = self.scrub(info["author"])
 
+    rendered: tuple[str, list[Any]] | None = None  # (revision, manifests) this run rendered, if any
+
     def record_axes(self, inventory: dict[ObjectRef, str] | None) -> None:
         """Compute the workflow's sync status and health now (:mod:`slipway.axes`) and store them before
         the run's record says it finished: whoever reads the finished record reads them up to date."""
         if self.cancel.is_set():
             return  # a cancelled run ends at once; the next look computes them
         try:
-            self.engine.assess(self.wf.id, self.cancel, inventory=inventory)
+            self.engine.assess(self.wf.id, self.cancel, inventory=inventory, rendered=self.rendered)
         except Exception as e:  # the run's outcome stands whatever happens here
             log.warning("%s %s: sync status and health not computed: %s", self.result.kind, self.result.id, describe(e))
 

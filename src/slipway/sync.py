@@ -8,6 +8,7 @@ its policy says so; the engine runs it while it still holds the workflow's claim
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable
@@ -55,6 +56,7 @@ class SyncRun(Run):
                 self.stage("render")
                 try:
                     manifests = self.engine.render(wf, self.repo, rev, self.cancel)
+                    self.rendered = (rev, copy.deepcopy(manifests))  # the axes at the end reuse it
                 except DecryptionError as e:  # a SOPS file: a conflict naming it, nothing applied
                     plan = self.plan = undecryptable(wf.id, rev, e)
                 else:
