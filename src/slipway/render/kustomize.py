@@ -77,9 +77,19 @@ class Kustomize:
 
     def render(self, directory: Path, display: str, context: RenderContext) -> list[Manifest]:
         where = f"{display} (kustomize)"
+        charts: list[str] = []  # allowed chart repositories the build's Helm pulls from
+
+        def chart_allowed(url: str) -> bool:
+            allowed = repository_allowed(url, context.chart_repository_allowed)
+            charts.extend([url] if allowed else [])
+            return allowed
+
         check(directory, context.repository_root or directory, where, allow_remote=context.allow_remote,
-              chart_allowed=lambda url: repository_allowed(url, context.chart_repository_allowed))  # fmt: skip
-        argv = [*(() if context.allow_remote else offline_prefix()), tools.find("kustomize"), "build", "."]
+              chart_allowed=chart_allowed)  # fmt: skip
+        # Without a network unless remote content is allowed, or Helm must pull charts from allowed
+        # chart repositories (then the static check and the repository rule alone guard the build).
+        offline = not context.allow_remote and not charts
+        argv = [*(offline_prefix() if offline else ()), tools.find("kustomize"), "build", "."]
         if _uses_helm(directory):
             try:
                 helm = tools.find("helm")
