@@ -8,6 +8,7 @@ leave the repository, or a control character is refused with a message that says
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 
 class PathError(ValueError):
@@ -25,3 +26,12 @@ def clean_repo_path(raw: str) -> str:
     if ".." in parts:
         raise PathError(f"{raw!r} leaves the repository; '..' is not allowed")
     return "/".join(parts)
+
+
+def inside(path: Path, boundary: Path) -> bool:
+    """Whether ``path``, its links resolved, is ``boundary`` (already resolved) or below it."""
+    try:
+        path.resolve().relative_to(boundary)
+        return True
+    except ValueError:
+        return False

@@ -267,16 +267,7 @@ class Fetcher:
                 "and its credentials instead"
             )
         what = f"{where} from {repo}"
-        if not repository_allowed(repo, self.allowed):
-            raise ManifestError(
-                f"{what}: not a chart repository slipway may fetch from; register it as a repository of type helm "
-                "(or list it in SLIPWAY_HELM_REPOSITORIES)"
-            )
-        index = self._index(repo, what)
-        entries = [e for e in (index.get("entries") or {}).get(name) or [] if isinstance(e, dict)]
-        if not entries:
-            raise ManifestError(f"{what}: the chart repository has no chart {name}")
-        by_version = {str(e.get("version")): e for e in entries}
+        by_version = self.entries(repo, name, what)
         version = locked if locked in by_version and _satisfies(constraint, locked) else None
         version = version or constraint.best(list(by_version))
         if version is None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError
+from ..paths import inside
 from . import bounded
 from .base import Manifest, RenderContext, check_object, objects_from
 from .plain import EXTENSIONS
@@ -72,7 +73,7 @@ class Jsonnet:
         libs = []
         for lib in opts.get("libs") or []:
             path = Path(os.path.normpath(boundary / lib))
-            if not _inside(path, boundary):
+            if not inside(path, boundary):
                 raise ManifestError(f"{where}: jsonnet.libs {lib}: outside the repository")
             if not path.is_dir():
                 raise ManifestError(f"{where}: jsonnet.libs {lib}: not a directory of the repository")
@@ -81,14 +82,6 @@ class Jsonnet:
         for entry, value in _evaluate(entries, boundary, libs, opts, label, where, context):
             out.extend(_objects(value, label(entry)))
         return out
-
-
-def _inside(path: Path, boundary: Path) -> bool:
-    try:
-        path.resolve().relative_to(boundary)
-        return True
-    except ValueError:
-        return False
 
 
 def _split(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -156,7 +149,7 @@ def _clean(message: str, boundary: Path, entry: Path, label: Any) -> str:
 
 
 def _relabel(path: str, boundary: Path, label: Any) -> str:
-    return str(label(Path(path))) if _inside(Path(os.path.normpath(path)), boundary) else Path(path).name
+    return str(label(Path(path))) if inside(Path(os.path.normpath(path)), boundary) else Path(path).name
 
 
 def _paths(text: str, boundary: Path, label: Any) -> str:

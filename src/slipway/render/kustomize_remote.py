@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from ..errors import ManifestError
+from ..paths import inside
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _TARGETS = ("resources", "bases", "components", "generators", "transformers", "validators")
@@ -81,7 +82,7 @@ def check(
             continue  # kustomize refuses it with its own message
         for field, entry in _entries(doc, _TARGETS):
             target = Path(os.path.normpath(current / entry))
-            if "://" not in entry and not _inside(target, boundary):
+            if "://" not in entry and not inside(target, boundary):
                 raise ManifestError(f"{where}: {shown}: {field} entry {entry!r} is outside the repository")
             if "://" in entry or (not target.exists() and _remote(entry)):
                 if not allow_remote:
@@ -123,7 +124,7 @@ def _check_chart(chart: dict[str, Any], named: str, chart_allowed: Callable[[str
 
 def _check_plugins(path: Path, boundary: Path, where: str, chart_allowed: Callable[[str], bool]) -> None:
     """A file the build reads: any builtin HelmChartInflationGenerator in it obeys the chart rules."""
-    if not _inside(path, boundary):
+    if not inside(path, boundary):
         return  # kustomize's own load restrictor refuses it
     shown = _shown(path, boundary)
     try:
@@ -185,14 +186,6 @@ def _remote(entry: str) -> bool:
 
 def _is_url(text: str) -> bool:
     return "://" in text or text.startswith("git@")
-
-
-def _inside(path: Path, boundary: Path) -> bool:
-    try:
-        path.resolve().relative_to(boundary)
-        return True
-    except ValueError:
-        return False
 
 
 def _shown(path: Path, boundary: Path) -> str:
