@@ -148,7 +148,7 @@ def test_sync_prints_hooks_waves_prunes_and_conflicts_in_every_format(cli: Cli, 
         r = cli("sync", "app-wf", "--yes", "-o", fmt)
         clean(r)
         assert r.returncode == 2, r.stderr
-        assert load(r.stdout)["status"] == "failed" and "refused" in load(r.stdout)["message"]
+        assert load(r.stdout)["status"] == "refused" and "refused" in load(r.stdout)["message"]
     code, seen = on_terminal(cli, "sync", "app-wf", "--yes")
     assert code == 2 and "CONFLICT resource_exists ConfigMap/extra" in seen, seen
     for broken in BROKEN:
