@@ -82,7 +82,11 @@ def test_helm_from_the_command_line(cli: Cli, company: Company, kube: Kube, name
     listed = cli("repo", "list")
     assert "helm" in listed.stdout and password not in listed.stdout + r.stdout + r.stderr
     refused = cli("workflow", "create", "--id", "shop", "--repository", "team-charts")
-    assert refused.returncode == 2 and "team-charts, a Helm chart repository" in refused.stderr and "chart: required" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "team-charts, a Helm chart repository" in refused.stderr
+        and "chart: required" in refused.stderr
+    )
     assert cli("repo", "add", "https://github.com/company/shop-deploy", "--id", "shop").returncode == 0
     r = cli(
         "workflow", "create", "--id", "shop-cli", "--repository", "shop", "--path", "charts/shop",
