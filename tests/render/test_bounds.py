@@ -42,15 +42,18 @@ class Descendants:
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
+        self.before: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.seen.update(_below(os.getpid()))
+            self.seen.update(set(_below(os.getpid())) - self.before)
             time.sleep(0.005)
 
     def __enter__(self) -> Descendants:
+        # What runs already (servers other tests of the session started) is not the block's.
+        self.before = set(_below(os.getpid()))
         self._thread.start()
         return self
 

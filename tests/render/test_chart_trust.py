@@ -90,13 +90,22 @@ def test_a_dependency_name_or_version_that_leaves_the_cache_is_refused_and_write
         assert served.requests == []  # refused before anything was fetched
 
 
+def labels_index(chart_repo: ChartRepo) -> bytes:
+    """The shared chart repository's index with only labels 1.0.0, the release these tests copy: other
+    tests of the session publish newer ones there."""
+    index = yaml.safe_load((chart_repo.root / "index.yaml").read_bytes())
+    index["entries"]["labels"] = [e for e in index["entries"]["labels"] if e["version"] == "1.0.0"]
+    return yaml.safe_dump(index).encode()
+
+
 def test_a_chart_repository_that_redirects_to_another_host_is_refused(sandbox: Path, chart_repo: ChartRepo) -> None:
     chart_repo.publish(labels_chart("1.0.0"))
     cache = sandbox / "cache"
     with Served("127.0.0.1") as front, Served("127.0.0.2") as elsewhere:
         for name in ("index.yaml", "labels-1.0.0.tgz"):
-            elsewhere.files[f"/{name}"] = (chart_repo.root / name).read_bytes()
-            front.files[f"/same/{name}"] = (chart_repo.root / name).read_bytes()
+            body = labels_index(chart_repo) if name == "index.yaml" else (chart_repo.root / name).read_bytes()
+            elsewhere.files[f"/{name}"] = body
+            front.files[f"/same/{name}"] = body
         front.redirects["/index.yaml"] = f"{elsewhere.url}/index.yaml"
         repo = write_tree(sandbox / "repo", web_chart("web", front.url, hooks=False))
         with pytest.raises(ManifestError) as err:
@@ -121,7 +130,7 @@ def test_only_registered_or_listed_chart_repositories_are_fetched(
     chart_repo.publish(labels_chart("1.0.0"))
     cache = sandbox / "cache"
     with Served("127.0.0.1") as served, Served("127.0.0.2") as mirror:
-        served.files["/index.yaml"] = (chart_repo.root / "index.yaml").read_bytes()
+        served.files["/index.yaml"] = labels_index(chart_repo)
         mirror.files["/labels-1.0.0.tgz"] = (chart_repo.root / "labels-1.0.0.tgz").read_bytes()
         repo = write_tree(sandbox / "repo", web_chart("web", served.url, hooks=False))
         with pytest.raises(ManifestError) as err:
